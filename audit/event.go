@@ -1,0 +1,73 @@
+// Package audit records one AuditEvent per interaction, allowed or denied,
+// shaped like IHE Basic Audit Log Patterns (BALP): who (client, user,
+// server), what (the resources and patients touched, the search query),
+// when, with which outcome and purpose. Events are FHIR AuditEvent
+// resources, stored and appended to the anchored log like any version, so
+// patients and regulators find them by search and prove them on chain.
+package audit
+
+import (
+	"time"
+
+	"github.com/fhirgate/fhirgate/policy"
+)
+
+// Outcome is the AuditEvent.outcome code.
+type Outcome string
+
+// The outcomes (http://hl7.org/fhir/audit-event-outcome).
+const (
+	Success        Outcome = "0"
+	MinorFailure   Outcome = "4" // refused: bad request, denied, not found
+	SeriousFailure Outcome = "8" // the server failed
+)
+
+// Event is one interaction to record.
+type Event struct {
+	Time        time.Time
+	Principal   *policy.Principal
+	Interaction string // read, vread, search-type, create, ... transaction
+	Outcome     Outcome
+	// Reason says why (the policy decision, or the error).
+	Reason string
+	// Entities are the resources touched, "Type/id" or "Type/id/_history/vid".
+	Entities []string
+	// Patients are the patients whose records were touched ("Patient/<id>").
+	Patients []string
+	// Query is the search query string, for searches.
+	Query string
+	// BreakGlass is the practitioner's emergency reason, when the access
+	// was allowed only by break-glass: the event is then a security alert.
+	BreakGlass string
+	// Source is the client's network address.
+	Source string
+}
+
+// maxEntities bounds the resources named by one event (a large search
+// page names its first resources and every patient touched).
+const maxEntities = 200
+
+// actions maps interactions to AuditEvent.action (C R U D E).
+var actions = map[string]string{
+	"create": "C", "read": "R", "vread": "R", "search-type": "E", "search-system": "E",
+	"history-instance": "R", "history-type": "R", "history-system": "R",
+	"update": "U", "patch": "U", "delete": "D", "transaction": "E", "batch": "E", "operation": "E",
+}
+
+func subtype(in string) string {
+	if in == "" {
+		return "operation"
+	}
+	return in
+}
+
+// OutcomeOf maps an HTTP status to an audit outcome.
+func OutcomeOf(status int) Outcome {
+	switch {
+	case status < 400:
+		return Success
+	case status < 500:
+		return MinorFailure
+	}
+	return SeriousFailure
+}

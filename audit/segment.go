@@ -1,0 +1,181 @@
+package audit
+
+import (
+	"encoding/binary"
+	"errors"
+	"slices"
+
+	"github.com/fhirgate/fhirgate/policy"
+)
+
+// A segment holds the events one commit wrote, in time order, in a compact
+// binary form: a version byte, the number of events, their times (µs, as
+// differences from the segment key's time), their record lengths, then the
+// records. A record holds exactly the fields JSON renders from, so that
+// the AuditEvent served and hashed is rebuilt byte for byte; the golden
+// test pins the rendering, which is part of the stored format.
+const segmentV1 = 1
+
+var errCorruptSegment = errors.New("audit: corrupt segment")
+
+func appendStr(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// appendRecord encodes e (without its time, which the segment holds).
+func appendRecord(b []byte, e *Event) []byte {
+	for _, s := range []string{e.Interaction, string(e.Outcome), e.Reason, e.Query, e.BreakGlass, e.Source} {
+		b = appendStr(b, s)
+	}
+	if p := e.Principal; p != nil {
+		b = append(b, 1)
+		for _, s := range []string{p.Subject, string(p.Role), p.Resource, p.Wallet, p.ClientID} {
+			b = appendStr(b, s)
+		}
+	} else {
+		b = append(b, 0)
+	}
+	for _, list := range [][]string{e.Entities, e.Patients} {
+		b = binary.AppendUvarint(b, uint64(len(list)))
+		for _, s := range list {
+			b = appendStr(b, s)
+		}
+	}
+	return b
+}
+
+type reader struct {
+	b   []byte
+	err bool
+}
+
+func (r *reader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err, r.b = true, nil
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) str() string {
+	n := r.uvarint()
+	if n > uint64(len(r.b)) {
+		r.err, r.b = true, nil
+		return ""
+	}
+	s := string(r.b[:n])
+	r.b = r.b[n:]
+	return s
+}
+
+func (r *reader) list() []string {
+	n := r.uvarint()
+	if n > uint64(len(r.b)) { // each entry takes at least a byte
+		r.err, r.b = true, nil
+		return nil
+	}
+	var out []string
+	for range n {
+		out = append(out, r.str())
+	}
+	return out
+}
+
+// decodeRecord is the inverse of appendRecord.
+func decodeRecord(b []byte) (Event, error) {
+	r := &reader{b: b}
+	var e Event
+	e.Interaction, e.Outcome, e.Reason = r.str(), Outcome(r.str()), r.str()
+	e.Query, e.BreakGlass, e.Source = r.str(), r.str(), r.str()
+	if len(r.b) == 0 {
+		return Event{}, errCorruptSegment
+	}
+	hasPrincipal := r.b[0]
+	r.b = r.b[1:]
+	if hasPrincipal == 1 {
+		e.Principal = &policy.Principal{Subject: r.str(), Role: policy.Role(r.str()), Resource: r.str(), Wallet: r.str(), ClientID: r.str()}
+	}
+	e.Entities, e.Patients = r.list(), r.list()
+	if r.err || len(r.b) != 0 || hasPrincipal > 1 {
+		return Event{}, errCorruptSegment
+	}
+	return e, nil
+}
+
+// encodeSegment encodes events whose times are ts (increasing, ts[0] the
+// segment key's time).
+func encodeSegment(events []Event, ts []int64) []byte {
+	recs := make([][]byte, len(events))
+	size := 16
+	for i := range events {
+		recs[i] = appendRecord(nil, &events[i])
+		size += len(recs[i]) + 6
+	}
+	b := make([]byte, 0, size)
+	b = append(b, segmentV1)
+	b = binary.AppendUvarint(b, uint64(len(events)))
+	prev := ts[0]
+	for _, t := range ts {
+		b = binary.AppendUvarint(b, uint64(t-prev))
+		prev = t
+	}
+	for _, r := range recs {
+		b = binary.AppendUvarint(b, uint64(len(r)))
+	}
+	for _, r := range recs {
+		b = append(b, r...)
+	}
+	return b
+}
+
+// segment is a decoded segment header over its raw records.
+type segment struct {
+	start int64   // the key's time
+	times []int64 // each event's time, increasing
+	recs  [][]byte
+}
+
+func decodeSegment(start int64, b []byte) (*segment, error) {
+	if len(b) == 0 || b[0] != segmentV1 {
+		return nil, errCorruptSegment
+	}
+	r := &reader{b: b[1:]}
+	n := r.uvarint()
+	if n == 0 || n > uint64(len(r.b)) {
+		return nil, errCorruptSegment
+	}
+	s := &segment{start: start, times: make([]int64, n), recs: make([][]byte, n)}
+	t := start
+	for i := range s.times {
+		t += int64(r.uvarint())
+		s.times[i] = t
+	}
+	lens := make([]uint64, n)
+	for i := range lens {
+		lens[i] = r.uvarint()
+	}
+	for i, l := range lens {
+		if r.err || l > uint64(len(r.b)) {
+			return nil, errCorruptSegment
+		}
+		s.recs[i], r.b = r.b[:l], r.b[l:]
+	}
+	if r.err || len(r.b) != 0 || s.times[0] != start {
+		return nil, errCorruptSegment
+	}
+	return s, nil
+}
+
+// find returns the position of the event at time t, or -1.
+func (s *segment) find(t int64) int {
+	i, ok := slices.BinarySearch(s.times, t)
+	if !ok {
+		return -1
+	}
+	return i
+}
+
+func (s *segment) event(i int) (Event, error) { return decodeRecord(s.recs[i]) }

@@ -1,0 +1,234 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+
+	"github.com/fhirgate/fhirgate/auth/siwe"
+	"github.com/fhirgate/fhirgate/consent"
+	"github.com/fhirgate/fhirgate/fhir"
+	"github.com/fhirgate/fhirgate/fhir/fhirjson"
+	"github.com/fhirgate/fhirgate/fhir/rest"
+	"github.com/fhirgate/fhirgate/policy"
+	"github.com/fhirgate/fhirgate/store"
+)
+
+// consentWiring follows ConsentRegistry into the policy mirror, projects
+// Consent resources, and relays patients' signed consents.
+type consentWiring struct {
+	follower *consent.Follower
+	relay    *consent.Relay
+	chainID  uint64
+	log      *slog.Logger
+}
+
+func setupConsent(ctx context.Context, chn *chainSetup, st *store.Store, grants *policy.Grants, confirmations uint64, maxLag time.Duration,
+	project func(ctx context.Context, ps []consent.Projection) error, log *slog.Logger) (*consentWiring, error) {
+	f, err := consent.NewFollower(ctx, consent.Config{
+		Client: chn.client, Registry: chn.consent, StartBlock: chn.consentBlk, Engine: st.Engine(), Grants: grants,
+		Confirmations: confirmations, MaxLag: maxLag, Project: project, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	cw := &consentWiring{follower: f, chainID: chn.info.ChainID, log: log}
+	if err := cw.seed(ctx, st); err != nil {
+		return nil, err
+	}
+	cw.relay, err = consent.NewRelay(consent.RelayConfig{Sender: chn.sender, Registry: chn.consent, Confirmations: confirmations,
+		KnownGrantee: f.KnowsGrantee, KnownPatient: f.KnowsWallet})
+	if err != nil {
+		return nil, err
+	}
+	return cw, nil
+}
+
+// seed tells the follower every wallet linked to a Patient and every
+// possible grantee already in the store.
+func (cw *consentWiring) seed(ctx context.Context, st *store.Store) error {
+	var links []consent.WalletPatient
+	err := st.EachCurrent(ctx, "Patient", func(v store.Version) error {
+		for _, w := range walletsOf(v.Body) {
+			links = append(links, consent.WalletPatient{Wallet: w, Patient: "Patient/" + v.ID})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := cw.follower.SetPatients(ctx, cw.onChain(links)); err != nil {
+		return err
+	}
+	for _, typ := range []string{"Practitioner", "Organization"} {
+		var refs []string
+		if err := st.EachCurrent(ctx, typ, func(v store.Version) error {
+			refs = append(refs, typ+"/"+v.ID)
+			return nil
+		}); err != nil {
+			return err
+		}
+		if err := cw.follower.AddGrantees(ctx, refs...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// onChain keeps the links of this chain (a wallet is chain-specific).
+func (cw *consentWiring) onChain(links []consent.WalletPatient) []consent.WalletPatient {
+	prefix := consent.CAIP10(cw.chainID, common.Address{})[:len("eip155:")+len(itoa(cw.chainID))+1]
+	out := links[:0]
+	for _, l := range links {
+		if strings.HasPrefix(l.Wallet, prefix) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// onWrite keeps the follower's identities current as records change.
+func (cw *consentWiring) onWrite(v store.Version) {
+	ctx := context.Background()
+	switch v.Type {
+	case "Patient":
+		for _, w := range cw.onChain(wallets("Patient/"+v.ID, walletsOf(v.Body))) {
+			if err := cw.follower.SetPatient(ctx, w.Wallet, w.Patient); err != nil && !errors.Is(err, consent.ErrOtherChain) {
+				cw.log.Warn("consent: cannot map a wallet", "err", err)
+			}
+		}
+	case "Practitioner", "Organization":
+		if !v.Deleted {
+			if err := cw.follower.AddGrantees(ctx, v.Type+"/"+v.ID); err != nil {
+				cw.log.Warn("consent: cannot add a grantee", "err", err)
+			}
+		}
+	}
+}
+
+func wallets(patient string, ws []string) []consent.WalletPatient {
+	out := make([]consent.WalletPatient, len(ws))
+	for i, w := range ws {
+		out[i] = consent.WalletPatient{Wallet: w, Patient: patient}
+	}
+	return out
+}
+
+// walletsOf returns the CAIP-10 wallet identifiers of a resource body.
+func walletsOf(body []byte) []string {
+	if body == nil {
+		return nil
+	}
+	root, err := fhirjson.Parse(body, fhir.Limits)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	if ids := root.Get("identifier"); ids != nil {
+		for i := range ids.Items {
+			if ids.Items[i].GetString("system") == siwe.CAIP10System {
+				if v := ids.Items[i].GetString("value"); v != "" {
+					out = append(out, v)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// projector writes the Consent resources the follower projects from the
+// chain, as the gateway (read-only to clients).
+func projector(srv **rest.Server) func(ctx context.Context, ps []consent.Projection) error {
+	return func(ctx context.Context, ps []consent.Projection) error {
+		if *srv == nil {
+			return errors.New("the server is not up yet")
+		}
+		for _, p := range ps {
+			if err := (*srv).WriteAsGateway(ctx, "Consent", p.ID, p.Body); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// relayHandler is POST /consent/relay: a signed-in patient hands over a
+// Grant or Revoke they signed with their wallet; the gateway pays the gas.
+func (cw *consentWiring) relayHandler(ctx context.Context, p *policy.Principal, body []byte) (int, any) {
+	refuse := func(status int, code, msg string) (int, any) {
+		return status, consent.RelayErrorResponse{Code: code, Error: msg}
+	}
+	if p.Role != policy.RolePatient || p.Wallet == "" {
+		return refuse(http.StatusForbidden, "forbidden", "only a patient signed in with their wallet can relay their consent")
+	}
+	s, err := consent.DecodeRelayRequest(body)
+	if err == nil && !strings.EqualFold(p.Wallet, consent.CAIP10(cw.chainID, consent.SignerOf(s))) {
+		return refuse(http.StatusForbidden, "forbidden", "the consent is signed by another wallet than the one you signed in with")
+	}
+	var h common.Hash
+	if err == nil {
+		h, err = cw.relay.Submit(ctx, s)
+	}
+	var r *consent.RefusedError
+	switch {
+	case err == nil:
+		return http.StatusAccepted, consent.RelayResponse{TxHash: h, State: "pending"}
+	case errors.As(err, &r) && r.Code == consent.CodeMalformed:
+		return refuse(http.StatusBadRequest, r.Code, r.Reason)
+	case errors.As(err, &r) && r.Code == consent.CodeNonce:
+		return refuse(http.StatusConflict, r.Code, r.Reason)
+	case errors.As(err, &r) && r.Code == consent.CodeBusy:
+		return refuse(http.StatusTooManyRequests, r.Code, r.Reason)
+	case errors.As(err, &r):
+		return refuse(http.StatusUnprocessableEntity, r.Code, r.Reason)
+	}
+	cw.log.Error("consent relay failed", "err", err)
+	return refuse(http.StatusServiceUnavailable, "unavailable", "the chain is unavailable; try again later")
+}
+
+// relayStatus is GET /consent/relay/:tx: pending, mined, confirmed or
+// failed.
+func (cw *consentWiring) relayStatus(ctx context.Context, p *policy.Principal, tx string) (int, any) {
+	if !isTxHash(tx) {
+		return http.StatusBadRequest, consent.RelayErrorResponse{Code: "malformed", Error: "not a transaction hash"}
+	}
+	st, err := cw.relay.Status(ctx, common.HexToHash(tx))
+	if errors.Is(err, consent.ErrUnknownTx) {
+		return http.StatusNotFound, consent.RelayErrorResponse{Code: "unknown", Error: "no such relayed transaction"}
+	}
+	if err != nil {
+		return http.StatusServiceUnavailable, consent.RelayErrorResponse{Code: "unavailable", Error: "the chain is unavailable; try again later"}
+	}
+	return http.StatusOK, st
+}
+
+// isTxHash accepts a 0x-prefixed 32-byte hex hash.
+func isTxHash(s string) bool {
+	h, ok := strings.CutPrefix(s, "0x")
+	if !ok || len(h) != 64 {
+		return false
+	}
+	for _, c := range h {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+func itoa(n uint64) string {
+	var b [20]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = byte('0' + n%10)
+		if n /= 10; n == 0 {
+			return string(b[i:])
+		}
+	}
+}

@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fhirgate/fhirgate/anchor"
+	"github.com/fhirgate/fhirgate/anchor/ethanchor"
+	"github.com/fhirgate/fhirgate/audit"
+	"github.com/fhirgate/fhirgate/auth"
+	"github.com/fhirgate/fhirgate/chain"
+	"github.com/fhirgate/fhirgate/fhir/rest"
+	"github.com/fhirgate/fhirgate/policy"
+	"github.com/fhirgate/fhirgate/store"
+	"github.com/fhirgate/fhirgate/store/pebble"
+	"github.com/fhirgate/fhirgate/web"
+)
+
+type serveConfig struct {
+	addr, data, baseURL string
+	bodyLimit           int
+	logFormat, logLevel string
+	noLog               bool
+	clients             string
+	chain               chainConfig
+	anchorInterval      time.Duration
+	consentConfs        uint64
+	consentMaxLag       time.Duration
+}
+
+func serve(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("serve", stderr)
+	var cfg serveConfig
+	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:8080", "address to listen on")
+	fs.StringVar(&cfg.data, "data", "./data", "data directory (store, keys)")
+	fs.StringVar(&cfg.baseURL, "base-url", "", "public FHIR base URL (default http://<addr>/fhir)")
+	fs.IntVar(&cfg.bodyLimit, "body-limit", rest.DefaultBodyLimit, "maximum request body in bytes")
+	fs.StringVar(&cfg.logFormat, "log-format", "json", "log format: json or text")
+	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.BoolVar(&cfg.noLog, "no-log", false, "benchmarking only: keep versions out of the audit log")
+	fs.StringVar(&cfg.clients, "clients", "", "SMART Backend Services client registry (JSON); empty: no client_credentials sign-in")
+	fs.StringVar(&cfg.chain.rpc, "eth-rpc", "", "Ethereum JSON-RPC URL (ws:// for subscriptions); empty: the embedded dev chain")
+	fs.StringVar(&cfg.chain.listen, "eth-listen", chain.DefaultListenAddr, "where the embedded dev chain serves JSON-RPC for wallets (empty: nowhere)")
+	fs.StringVar(&cfg.chain.keyFile, "eth-key-file", "", "keystore file of the gateway's account (with --eth-rpc); passphrase in FHIRGATE_ETH_KEY_PASSWORD or the file FHIRGATE_ETH_KEY_PASSWORD_FILE")
+	fs.StringVar(&cfg.chain.publicRPC, "eth-public-rpc", "", "JSON-RPC URL wallets and verifiers should use (default: the embedded chain's)")
+	fs.DurationVar(&cfg.chain.blockPeriod, "eth-block-period", chain.DefaultBlockPeriod, "embedded dev chain: time between blocks (whole seconds; 0: a block per transaction)")
+	fs.IntVar(&cfg.chain.idleBlocks, "eth-idle-blocks", 64, "embedded dev chain: pause empty blocks after this many (0: never)")
+	fs.StringVar(&cfg.chain.anchorAddr, "audit-anchor-address", "", "AuditAnchor contract (default: deploy once)")
+	fs.StringVar(&cfg.chain.consentAddr, "consent-registry-address", "", "ConsentRegistry contract (default: deploy once)")
+	fs.Uint64Var(&cfg.chain.confirmations, "eth-confirmations", 1, "confirmations before a transaction counts as done")
+	fs.DurationVar(&cfg.anchorInterval, "anchor-interval", 5*time.Second, "a checkpoint of the audit log is anchored this often (or every 10,000 leaves)")
+	fs.Uint64Var(&cfg.consentConfs, "consent-confirmations", 1, "confirmations before a consent change is enforced")
+	fs.DurationVar(&cfg.consentMaxLag, "consent-max-lag", 30*time.Second, "refuse consent-based access when the consent mirror is this far behind the chain")
+	if err := parse(fs, args); err != nil {
+		fmt.Fprintf(stderr, "gateway serve: %v\n", err)
+		return 2
+	}
+	log, err := newLogger(cfg.logFormat, cfg.logLevel, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "gateway serve: %v\n", err)
+		return 2
+	}
+	slog.SetDefault(log)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := runServer(ctx, cfg, log, stdout); err != nil {
+		log.Error("gateway stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
+	if err := os.MkdirAll(cfg.data, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	key, err := auth.LoadOrCreateKey(cfg.data)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	db, err := pebble.New(ctx, pebble.Config{Dir: filepath.Join(cfg.data, "store")})
+	if err != nil {
+		return err
+	}
+	// The audit trail keeps AuditEvents in its own compact layout; the store
+	// serves them as a read-only type.
+	trail, err := audit.OpenTrail(ctx, db)
+	if err != nil {
+		db.Close()
+		return err
+	}
+	st := store.New(db, store.Options{ObserveCommit: rest.NewCommitHistogram(reg),
+		Virtual: map[string]store.Virtual{"AuditEvent": trail}})
+	defer st.Close()
+
+	chn, err := setupChain(ctx, cfg.chain, cfg.data, log)
+	if err != nil {
+		return err
+	}
+	defer chn.Close()
+
+	anchorer, err := ethanchor.New(ctx, ethanchor.Config{Sender: chn.sender, Contract: chn.anchor, FromBlock: chn.anchorBlk, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer anchorer.Close()
+	alog, err := anchor.Open(ctx, anchor.Config{Store: st, Anchorer: anchorer, Interval: cfg.anchorInterval,
+		Confirmations: cfg.chain.confirmations, Logger: log})
+	if err != nil {
+		return err
+	}
+	anchorCtx, stopAnchor := context.WithCancel(context.Background())
+	anchorDone := make(chan struct{})
+	go func() { defer close(anchorDone); alog.Run(anchorCtx) }()
+	defer func() { stopAnchor(); <-anchorDone }()
+
+	pc, err := policy.NewConsent(time.Now)
+	if err != nil {
+		return err
+	}
+	var srv *rest.Server // the follower projects Consent resources through it
+	cw, err := setupConsent(ctx, chn, st, pc.Grants(), cfg.consentConfs, cfg.consentMaxLag, projector(&srv), log)
+	if err != nil {
+		return err
+	}
+	defer cw.relay.Close()
+	decider := &policy.Decider{Consent: pc, Health: cw.follower.Health}
+	recorder := audit.NewRecorder(trail, audit.Options{NoLog: cfg.noLog, Logger: log})
+	auditCtx, stopAudit := context.WithCancel(context.Background())
+	defer stopAudit()
+	go recorder.Run(auditCtx)
+
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return err
+	}
+	base := cfg.baseURL
+	if base == "" {
+		base = "http://" + ln.Addr().String() + "/fhir"
+	}
+	rcfg := rest.Config{
+		Store:       st,
+		Verifier:    auth.NewVerifier(key, base),
+		BaseURL:     base,
+		BodyLimit:   cfg.bodyLimit,
+		Registry:    reg,
+		Logger:      log,
+		Indexer:     indexer,
+		NoLog:       cfg.noLog,
+		Decider:     decider,
+		Audit:       recorder,
+		WellKnown:   wellKnown(chn, base),
+		Anchor:      alog,
+		Web:         web.FS(),
+		OnWrite:     cw.onWrite,
+		Relay:       cw.relayHandler,
+		RelayStatus: cw.relayStatus,
+	}
+	clients, err := signIn(&rcfg, st, key, base, chn, cfg.clients)
+	if err != nil {
+		return err
+	}
+	if err := cw.follower.AddGrantees(ctx, clients...); err != nil {
+		return err
+	}
+	srv = rest.New(rcfg)
+	followCtx, stopFollow := context.WithCancel(context.Background())
+	followDone := make(chan struct{})
+	go func() {
+		defer close(followDone)
+		if err := cw.follower.Run(followCtx); err != nil && !errors.Is(err, context.Canceled) {
+			log.Error("consent follower stopped", "err", err)
+		}
+	}()
+	defer func() { stopFollow(); <-followDone }()
+	fmt.Fprintf(stdout, "fhirgate serving %s (data in %s)\n", base, cfg.data)
+	printChain(stdout, chn)
+	if cfg.noLog {
+		log.Warn("the audit log is off (--no-log): for benchmarking only")
+	}
+	log.Info("serving", "base", base, "data", cfg.data)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	// Every accepted audit event is written before the store closes.
+	return recorder.Close(sctx)
+}
+
+func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be json or text")
+}

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+
+	"github.com/fhirgate/fhirgate/auth"
+	"github.com/fhirgate/fhirgate/auth/siwe"
+	"github.com/fhirgate/fhirgate/auth/smart"
+	"github.com/fhirgate/fhirgate/fhir/rest"
+	"github.com/fhirgate/fhirgate/policy"
+	"github.com/fhirgate/fhirgate/store"
+)
+
+// patientScopes lets patients read their records and book appointments
+// and upload test reports in their own compartment (the portal's use case).
+const patientScopes = "patient/*.rs patient/Appointment.cu patient/DiagnosticReport.c"
+
+// signIn configures Sign-In With Ethereum for people (wallets linked to
+// Patient or Practitioner records) and, with a client registry, SMART
+// Backend Services for EHR systems. It returns the registered clients as
+// consent grantees ("client/<id>").
+func signIn(cfg *rest.Config, st *store.Store, key *auth.Key, base string, chn *chainSetup, clients string) ([]string, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return nil, fmt.Errorf("--base-url: %w", err)
+	}
+	scopes := map[policy.Role]string{}
+	for r, s := range siwe.DefaultScopes {
+		scopes[r] = s
+	}
+	scopes[policy.RolePatient] = patientScopes
+	cfg.SIWE, err = siwe.New(siwe.Config{
+		Domain:  u.Host,
+		Origin:  u.Scheme + "://" + u.Host,
+		ChainID: chn.info.ChainID,
+		Key:     key,
+		Resolve: rest.WalletResolver(st),
+		Scopes:  scopes,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sign-in with ethereum: %w", err)
+	}
+	if clients == "" {
+		return nil, nil
+	}
+	reg, err := smart.LoadRegistry(clients)
+	if err != nil {
+		return nil, fmt.Errorf("--clients: %w", err)
+	}
+	if cfg.SMART, err = smart.New(smart.Config{Key: key, Registry: reg, TokenURL: smart.TokenEndpoint(strings.TrimSuffix(base, "/fhir"))}); err != nil {
+		return nil, err
+	}
+	var grantees []string
+	for _, c := range reg.Clients() {
+		grantees = append(grantees, "client/"+c.ID)
+	}
+	return grantees, nil
+}
+
+// wellKnown is GET /.well-known/fhirgate: the chain and contracts a wallet
+// or a verifier needs, where to read ConsentRegistry's events from, and
+// the FHIR base (the host a sign-in message must name).
+func wellKnown(c *chainSetup, base string) map[string]any {
+	contracts := map[string]string{}
+	for name, a := range c.info.Contracts {
+		contracts[name] = a.Hex()
+	}
+	return map[string]any{
+		"chainId":     c.info.ChainID,
+		"chainName":   c.info.ChainName,
+		"rpc":         c.info.RPCURL,
+		"genesisHash": c.info.GenesisHash.Hex(),
+		"dev":         c.info.Dev,
+		"contracts":   contracts,
+		"deployBlocks": map[string]uint64{
+			"AuditAnchor": c.anchorBlk, "ConsentRegistry": c.consentBlk,
+		},
+		"fhirBaseUrl":  base,
+		"consentRelay": true,
+	}
+}
+
+func printChain(w io.Writer, c *chainSetup) {
+	if c.dev == nil {
+		fmt.Fprintf(w, "chain %d via RPC; AuditAnchor %s, ConsentRegistry %s\n", c.info.ChainID, c.anchor.Hex(), c.consent.Hex())
+		return
+	}
+	fmt.Fprintf(w, "embedded dev chain %d, JSON-RPC %s; AuditAnchor %s, ConsentRegistry %s\n",
+		c.info.ChainID, orNone(c.dev.HTTPURL()), c.anchor.Hex(), c.consent.Hex())
+	fmt.Fprintln(w, "development accounts (the well-known test mnemonic: never use them on a real network):")
+	for i, a := range c.dev.Accounts() {
+		fmt.Fprintf(w, "  (%d) %s %s\n", i, a.Address.Hex(), a.PrivateKeyHex())
+	}
+}

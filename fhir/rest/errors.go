@@ -1,0 +1,110 @@
+package rest
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/fhirgate/fhirgate/auth"
+	"github.com/fhirgate/fhirgate/fhir"
+	"github.com/fhirgate/fhirgate/policy"
+	"github.com/fhirgate/fhirgate/store"
+)
+
+// httpError is a failure the REST layer itself detects, with its status.
+type httpError struct {
+	status int
+	issue  fhir.Issue
+	header [2]string // optional extra header (name, value)
+}
+
+func (e *httpError) Error() string { return e.issue.Diagnostics }
+
+func errorf(status int, code, diagnostics string) *httpError {
+	return &httpError{status: status, issue: fhir.Issue{Severity: "error", Code: code, Diagnostics: diagnostics}}
+}
+
+func errorAt(status int, code, expression, diagnostics string) *httpError {
+	e := errorf(status, code, diagnostics)
+	e.issue.Expression = []string{expression}
+	return e
+}
+
+// statusOf maps an error to an HTTP status and the issues to report. This
+// is the one place that does so (DESIGN.md conventions).
+func statusOf(err error) (int, []fhir.Issue, [2]string) {
+	var he *httpError
+	var fe *fhir.Error
+	var fbe *fiber.Error
+	switch {
+	case errors.As(err, &he):
+		return he.status, []fhir.Issue{he.issue}, he.header
+	case errors.As(err, &fe):
+		status := http.StatusBadRequest
+		switch {
+		case errors.Is(fe.Kind, fhir.ErrTooLarge):
+			status = http.StatusRequestEntityTooLarge
+		case errors.Is(fe.Kind, fhir.ErrBusinessRule):
+			status = http.StatusUnprocessableEntity
+		}
+		return status, fe.Issues, [2]string{}
+	case errors.Is(err, auth.ErrUnauthenticated):
+		return http.StatusUnauthorized, []fhir.Issue{{Severity: "error", Code: "login", Diagnostics: err.Error()}},
+			[2]string{"WWW-Authenticate", `Bearer realm="fhirgate", error="invalid_token"`}
+	case errors.Is(err, policy.ErrDenied):
+		return http.StatusForbidden, []fhir.Issue{{Severity: "error", Code: "forbidden", Diagnostics: err.Error()}}, [2]string{}
+	case errors.Is(err, store.ErrNotFound):
+		return http.StatusNotFound, []fhir.Issue{{Severity: "error", Code: "not-found", Diagnostics: "resource not found"}}, [2]string{}
+	case errors.Is(err, store.ErrConflict):
+		return http.StatusConflict, []fhir.Issue{{Severity: "error", Code: "conflict", Diagnostics: "the resource was changed concurrently; retry"}}, [2]string{}
+	case errors.Is(err, store.ErrReadOnly):
+		return errGatewayRecord.status, []fhir.Issue{errGatewayRecord.issue}, [2]string{}
+	case errors.Is(err, store.ErrUnsupported):
+		return http.StatusBadRequest, []fhir.Issue{{Severity: "error", Code: "not-supported", Diagnostics: strings.TrimPrefix(err.Error(), "store: ")}}, [2]string{}
+	case errors.Is(err, store.ErrBadCursor):
+		return http.StatusBadRequest, []fhir.Issue{{Severity: "error", Code: "invalid", Diagnostics: "invalid or expired paging link"}}, [2]string{}
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable, []fhir.Issue{{Severity: "error", Code: "timeout", Diagnostics: "the request timed out"}}, [2]string{}
+	case errors.As(err, &fbe):
+		return fbe.Code, []fhir.Issue{fiberIssue(fbe)}, [2]string{}
+	}
+	return http.StatusInternalServerError, []fhir.Issue{{Severity: "fatal", Code: "exception", Diagnostics: "internal server error"}}, [2]string{}
+}
+
+// fiberIssue describes errors fiber raises before a handler runs.
+func fiberIssue(e *fiber.Error) fhir.Issue {
+	switch e.Code {
+	case http.StatusNotFound:
+		return fhir.Issue{Severity: "error", Code: "not-found", Diagnostics: "no such endpoint"}
+	case http.StatusMethodNotAllowed:
+		return fhir.Issue{Severity: "error", Code: "not-supported", Diagnostics: "this interaction is not allowed on this URL"}
+	case http.StatusRequestEntityTooLarge:
+		return fhir.Issue{Severity: "error", Code: "too-long", Diagnostics: "request body exceeds the size limit"}
+	}
+	code := "invalid"
+	if e.Code >= 500 {
+		code = "exception"
+	}
+	return fhir.Issue{Severity: "error", Code: code, Diagnostics: strings.ToLower(e.Message)}
+}
+
+// errorHandler answers every failed request with an OperationOutcome.
+func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
+	status, issues, hdr := statusOf(err)
+	if status >= 500 {
+		// The error text comes from our own code and libraries; resource
+		// content never reaches error strings.
+		s.log.Error("request failed", "method", c.Method(), "route", routeOf(c), "err", err)
+	}
+	if hdr[0] != "" {
+		c.Set(hdr[0], hdr[1])
+	}
+	c.Set(fiber.HeaderContentType, s.contentType(c))
+	return c.Status(status).Send(fhir.OperationOutcome(issues...))
+}
+
+var _ = slog.Default

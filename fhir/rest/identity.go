@@ -1,0 +1,168 @@
+package rest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/fhirgate/fhirgate/auth/siwe"
+	"github.com/fhirgate/fhirgate/auth/smart"
+	"github.com/fhirgate/fhirgate/chain/ethsig"
+	"github.com/fhirgate/fhirgate/fhir"
+	"github.com/fhirgate/fhirgate/fhir/fhirjson"
+	"github.com/fhirgate/fhirgate/policy"
+	"github.com/fhirgate/fhirgate/store"
+)
+
+// Sign-in routes: Sign-In With Ethereum for people, SMART Backend Services
+// for EHR systems. They answer JSON (OAuth errors on the token endpoint,
+// as clients expect; OperationOutcomes on the SIWE routes).
+
+func (s *Server) authRoutes() {
+	if s.cfg.SIWE != nil {
+		s.app.Get("/auth/siwe/nonce", s.siweNonce)
+		s.app.Post("/auth/siwe", s.siweLogin)
+	}
+	if s.cfg.SMART != nil {
+		s.app.Get("/.well-known/smart-configuration", s.smartConfiguration)
+		s.app.Post(smart.TokenPath, s.smartToken)
+	}
+}
+
+func (s *Server) siweNonce(c *fiber.Ctx) error {
+	n, err := s.cfg.SIWE.NewNonce(c.UserContext(), s.now())
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.JSON(n)
+}
+
+func (s *Server) siweLogin(c *fiber.Ctx) error {
+	var req struct {
+		Message   string `json:"message"`
+		Signature string `json:"signature"`
+	}
+	if err := c.BodyParser(&req); err != nil || req.Message == "" || req.Signature == "" {
+		return errorf(fiber.StatusBadRequest, "invalid", `send {"message": "<EIP-4361 message>", "signature": "0x..."} as JSON`)
+	}
+	res, err := s.cfg.SIWE.Login(c.UserContext(), req.Message, req.Signature, s.now())
+	switch {
+	case errors.Is(err, siwe.ErrInvalidMessage):
+		return errorf(fiber.StatusBadRequest, "invalid", err.Error())
+	case err != nil:
+		return err // 401 for a failed sign-in, 403 for an unlinked wallet
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.JSON(res)
+}
+
+func (s *Server) smartConfiguration(c *fiber.Ctx) error {
+	return c.JSON(s.cfg.SMART.Configuration())
+}
+
+// smartToken is the OAuth token endpoint: client_credentials with a
+// private_key_jwt assertion, answered as RFC 6749 says.
+func (s *Server) smartToken(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	if mt := strings.TrimSpace(strings.SplitN(c.Get(fiber.HeaderContentType), ";", 2)[0]); mt != fiber.MIMEApplicationForm {
+		return c.Status(http.StatusBadRequest).JSON(fiber.Map{"error": "invalid_request", "error_description": "the token request must be application/x-www-form-urlencoded"})
+	}
+	form, err := parseForm(c.Body())
+	if err != nil {
+		return c.Status(http.StatusBadRequest).JSON(fiber.Map{"error": "invalid_request", "error_description": "malformed form body"})
+	}
+	res, err := s.cfg.SMART.Exchange(c.UserContext(), form, s.now())
+	var oe *smart.Error
+	switch {
+	case errors.As(err, &oe):
+		if oe.Status() == http.StatusUnauthorized {
+			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="fhirgate"`)
+		}
+		return c.Status(oe.Status()).JSON(oe)
+	case err != nil:
+		s.log.Error("token endpoint failed", "err", err)
+		return c.Status(http.StatusServiceUnavailable).JSON(fiber.Map{"error": "temporarily_unavailable"})
+	}
+	return c.JSON(res)
+}
+
+// WalletResolver finds the Patient or Practitioner a wallet is linked to,
+// by the CAIP-10 identifier {system CAIP10System, value
+// "eip155:<chainId>:<address>"}, whatever the case of the stored address.
+// A wallet linked to both is a practitioner's (their own patient record
+// remains theirs through their patient sign-in with another wallet).
+func WalletResolver(st *store.Store) siwe.Resolver {
+	return func(ctx context.Context, chainID uint64, address string) (siwe.Link, error) {
+		return resolveWallet(ctx, st, chainID, address)
+	}
+}
+
+func resolveWallet(ctx context.Context, st *store.Store, chainID uint64, address string) (siwe.Link, error) {
+	addr, err := ethsig.ParseAddress(address)
+	if err != nil {
+		return siwe.Link{}, err
+	}
+	// EIP-55, lower and upper case: the forms a wallet address is written in.
+	values := []string{
+		siwe.AccountID(chainID, addr.Hex()),
+		siwe.AccountID(chainID, strings.ToLower(addr.Hex())),
+		siwe.AccountID(chainID, "0x"+strings.ToUpper(addr.Hex()[2:])),
+	}
+	var found []string
+	for _, typ := range []string{"Practitioner", "Patient"} {
+		var cl store.Clause
+		for _, v := range values {
+			cl.Preds = append(cl.Preds, store.Pred{Op: store.OpTokenSystemCode, Param: "identifier", System: siwe.CAIP10System, Code: v})
+		}
+		page, err := st.Search(ctx, &store.Query{Type: typ, Clauses: []store.Clause{cl}, Count: 2})
+		if err != nil {
+			return siwe.Link{}, err
+		}
+		if len(page.IDs) > 1 {
+			return siwe.Link{}, errors.New("the wallet is linked to several " + typ + " records")
+		}
+		for _, id := range page.IDs {
+			if typ == "Practitioner" {
+				if err := verified(ctx, st, id); err != nil {
+					return siwe.Link{}, err
+				}
+			}
+			found = append(found, typ+"/"+id)
+		}
+	}
+	if len(found) == 0 {
+		return siwe.Link{}, siwe.ErrNotLinked
+	}
+	return siwe.Link{Resource: found[0]}, nil
+}
+
+// ErrNotVerified refuses the sign-in of a practitioner whose record an
+// administrator has not marked active: registering a wallet is not
+// enough to act as a doctor.
+var ErrNotVerified = fmt.Errorf("%w: the Practitioner record linked to this wallet is not active (not verified by an administrator)", policy.ErrDenied)
+
+func verified(ctx context.Context, st *store.Store, id string) error {
+	v, err := st.Read(ctx, "Practitioner", id)
+	if err != nil {
+		return err
+	}
+	if v.Deleted {
+		return siwe.ErrNotLinked
+	}
+	root, err := fhirjson.Parse(v.Body, fhir.Limits)
+	if err != nil {
+		return err
+	}
+	if a := root.Get("active"); a == nil || a.Kind != fhirjson.Bool || a.Str != "true" {
+		return ErrNotVerified
+	}
+	return nil
+}
+
+func parseForm(b []byte) (url.Values, error) { return url.ParseQuery(string(b)) }

@@ -1,0 +1,667 @@
+package rest
+
+import (
+	"encoding/base64"
+	"errors"
+	"net/http"
+
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
+
+	"github.com/fhirgate/fhirgate/fhir"
+	"github.com/fhirgate/fhirgate/fhir/fhirjson"
+	"github.com/fhirgate/fhirgate/policy"
+	"github.com/fhirgate/fhirgate/store"
+)
+
+// Batch and transaction (http.html#transaction): POST [base] with a
+// Bundle. A transaction is all or nothing: every write lands in one
+// durable store commit, or none does. Batch entries succeed or fail one
+// by one.
+
+// maxBundleEntries bounds one batch or transaction.
+const maxBundleEntries = 10000
+
+// txEntry is one entry of a batch or transaction and what it resolved to.
+type txEntry struct {
+	index                                              int
+	fullURL                                            string
+	method                                             string
+	url                                                string // request.url, relative to the base
+	res                                                *fhir.Resource
+	resVal                                             *fhirjson.Value // the entry's resource, inside the Bundle tree
+	ifMatch, ifNoneMatch, ifNoneExist, ifModifiedSince string
+
+	typ, id string
+	newID   string // the id a POST creates, kept across retries
+	prev    *store.Version
+	claim   *store.Claim
+	patch   *fhirjson.Value
+	write   *store.Write
+
+	status   int
+	existing *store.Version // the match of a conditional create
+	// GET entries: the sub-request's answer.
+	body []byte
+	hdr  http.Header
+}
+
+func (s *Server) bundleRequest(c *fiber.Ctx) error {
+	if err := requireBody(c, mimeFHIRJSON, mimeJSON); err != nil {
+		return err
+	}
+	root, err := fhirjson.Parse(c.Body(), fhir.Limits)
+	if err != nil {
+		_, err = fhir.Parse(c.Body()) // the same failure, explained
+		return err
+	}
+	if root.GetString("resourceType") != "Bundle" {
+		return errorAt(fiber.StatusBadRequest, "invalid", "resourceType", "POST to the base needs a Bundle of type batch or transaction")
+	}
+	var res *fhir.Resource
+	if root.GetString("type") == "batch" {
+		// Batch entries succeed or fail one by one: validate the Bundle
+		// without its resources here, each resource in its own request.
+		shell := root.Clone()
+		if list := shell.Get("entry"); list != nil {
+			for i := range list.Items {
+				list.Items[i].Delete("resource")
+			}
+		}
+		if _, err := fhir.Parse(fhirjson.Canonical(&shell)); err != nil {
+			return err
+		}
+		res = &fhir.Resource{Type: "Bundle", Root: root}
+	} else if res, err = fhir.Parse(c.Body()); err != nil {
+		return err
+	}
+	entries, err := readEntries(res)
+	if err != nil {
+		return err
+	}
+	switch res.Root.GetString("type") {
+	case "transaction":
+		return s.transaction(c, entries)
+	case "batch":
+		return s.batch(c, entries)
+	}
+	return errorAt(fiber.StatusBadRequest, "invalid", "Bundle.type", "the Bundle must be of type batch or transaction")
+}
+
+func entryPath(i int, rest string) string {
+	p := "Bundle.entry[" + strconv.Itoa(i) + "]"
+	if rest != "" {
+		p += "." + rest
+	}
+	return p
+}
+
+func readEntries(b *fhir.Resource) ([]*txEntry, error) {
+	list := b.Root.Get("entry")
+	if list == nil {
+		return nil, nil
+	}
+	if len(list.Items) > maxBundleEntries {
+		return nil, errorAt(fiber.StatusRequestEntityTooLarge, "too-costly", "Bundle.entry", "at most "+strconv.Itoa(maxBundleEntries)+" entries per Bundle")
+	}
+	entries := make([]*txEntry, len(list.Items))
+	for i := range list.Items {
+		v := &list.Items[i]
+		req := v.Get("request")
+		e := &txEntry{index: i, fullURL: v.GetString("fullUrl")}
+		if req == nil {
+			return nil, errorAt(fiber.StatusBadRequest, "required", entryPath(i, "request"), "every entry needs a request")
+		}
+		e.method, e.url = req.GetString("method"), req.GetString("url")
+		e.ifMatch, e.ifNoneMatch = req.GetString("ifMatch"), req.GetString("ifNoneMatch")
+		e.ifNoneExist, e.ifModifiedSince = req.GetString("ifNoneExist"), req.GetString("ifModifiedSince")
+		if rv := v.Get("resource"); rv != nil {
+			e.resVal = rv
+			e.res = &fhir.Resource{Type: rv.GetString("resourceType"), ID: rv.GetString("id"), Root: *rv}
+		}
+		switch e.method {
+		case "GET", "HEAD", "DELETE":
+		case "POST", "PUT", "PATCH":
+			if e.res == nil {
+				return nil, errorAt(fiber.StatusBadRequest, "required", entryPath(i, "resource"), e.method+" entries need a resource")
+			}
+		default:
+			return nil, errorAt(fiber.StatusBadRequest, "invalid", entryPath(i, "request.method"), "unsupported method '"+e.method+"'")
+		}
+		e.url = strings.TrimPrefix(e.url, "/")
+		entries[i] = e
+	}
+	return entries, nil
+}
+
+// methodRank is the transaction processing order: DELETE, POST, PUT and
+// PATCH, then reads (http.html#trules).
+func methodRank(m string) int {
+	switch m {
+	case "DELETE":
+		return 0
+	case "POST":
+		return 1
+	case "PUT", "PATCH":
+		return 2
+	}
+	return 3
+}
+
+// txError is the failure of one transaction entry; the whole transaction
+// fails with its status and an issue pointing at the entry.
+func txError(e *txEntry, err error) error {
+	status, issues, _ := statusOf(err)
+	for i := range issues {
+		issues[i].Expression = []string{entryPath(e.index, strings.Join(issues[i].Expression, ","))}
+		issues[i].Diagnostics = e.method + " " + e.url + ": " + issues[i].Diagnostics
+	}
+	return &httpError{status: status, issue: issues[0]}
+}
+
+func (s *Server) transaction(c *fiber.Ctx, entries []*txEntry) error {
+	p := principal(c)
+	order := slices.Clone(entries)
+	slices.SortStableFunc(order, func(a, b *txEntry) int { return methodRank(a.method) - methodRank(b.method) })
+	var err error
+	var rw rewrites
+	for range maxCommitAttempts {
+		rw.undo() // a retry resolves references afresh
+		err = s.prepareTransaction(c, p, order, &rw)
+		if err != nil {
+			return err
+		}
+		var writes []store.Write
+		for _, e := range order {
+			if e.write != nil {
+				writes = append(writes, *e.write)
+			}
+		}
+		err = s.store.Commit(c.UserContext(), writes)
+		if err == nil {
+			s.afterCommit(writes)
+			for i := range writes {
+				noteOf(c).touch(&writes[i].New)
+			}
+		}
+		if !errors.Is(err, store.ErrConflict) {
+			break
+		}
+		// Another writer got in between: resolve everything again.
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range order {
+		if e.method == "GET" || e.method == "HEAD" {
+			e.status, e.hdr, e.body = s.dispatch(c, e)
+		}
+	}
+	b := newBundle("transaction-response")
+	for _, e := range entries {
+		b.add(s.responseEntry(c, e))
+	}
+	return s.sendBundle(c, fiber.StatusOK, b)
+}
+
+// prepareTransaction resolves every entry in processing order: targets of
+// conditional URLs, new ids, rewritten references, preconditions, and the
+// versions to write.
+func (s *Server) prepareTransaction(c *fiber.Ctx, p *policy.Principal, order []*txEntry, rw *rewrites) error {
+	ids := map[string]string{} // fullUrl -> Type/id
+	targets := map[string]int{}
+	for _, e := range order {
+		e.prev, e.write, e.existing, e.claim, e.status = nil, nil, nil, nil, 0
+		if err := s.resolveEntry(c, p, e, ids); err != nil {
+			return txError(e, err)
+		}
+		if e.typ != "" && e.id != "" && e.method != "GET" && e.method != "HEAD" {
+			k := e.typ + "/" + e.id
+			if j, dup := targets[k]; dup {
+				return errorAt(fiber.StatusBadRequest, "invalid", entryPath(e.index, ""), "the transaction changes "+k+" twice (also entry "+strconv.Itoa(j)+")")
+			}
+			targets[k] = e.index
+		}
+	}
+	// References between entries point at the resolved ids.
+	for _, e := range order {
+		if (e.method == "POST" || e.method == "PUT") && e.existing == nil {
+			if err := s.rewriteReferences(c, &e.res.Root, ids, rw); err != nil {
+				return txError(e, err)
+			}
+		}
+	}
+	for _, e := range order {
+		if err := s.buildWrite(c, p, e); err != nil {
+			return txError(e, err)
+		}
+	}
+	return nil
+}
+
+// splitURL splits request.url ("Patient/1", "Patient?x=y") into type, id
+// and query.
+func splitURL(raw string) (typ, id, query string, err error) {
+	path, query, _ := strings.Cut(raw, "?")
+	parts := strings.Split(strings.TrimSuffix(path, "/"), "/")
+	typ = parts[0]
+	if !fhir.IsResourceType(typ) {
+		return "", "", "", errorf(fiber.StatusNotFound, "not-supported", "unknown resource type in '"+truncate(raw, 80)+"'")
+	}
+	switch {
+	case len(parts) == 2 && strings.HasPrefix(parts[1], "$"), len(parts) == 3 && strings.HasPrefix(parts[2], "$"):
+		return "", "", "", errorf(fiber.StatusBadRequest, "not-supported", "operations are not supported in a transaction")
+	case len(parts) == 2:
+		id = parts[1]
+		if !fhir.ValidID(id) {
+			return "", "", "", errorf(fiber.StatusBadRequest, "invalid", "invalid resource id")
+		}
+	case len(parts) > 2 && parts[2] != "_history":
+		return "", "", "", errorf(fiber.StatusBadRequest, "invalid", "cannot process the URL '"+truncate(raw, 80)+"'")
+	}
+	return typ, id, query, nil
+}
+
+func (s *Server) resolveEntry(c *fiber.Ctx, p *policy.Principal, e *txEntry, ids map[string]string) error {
+	if e.method == "GET" || e.method == "HEAD" {
+		return nil // read after the writes, as a sub-request
+	}
+	typ, id, query, err := splitURL(e.url)
+	if err != nil {
+		return err
+	}
+	e.typ, e.id = typ, id
+	if e.res != nil && e.method != "PATCH" && e.res.Type != typ {
+		return errorAt(fiber.StatusBadRequest, "invalid", "resource.resourceType", "the resource is a "+e.res.Type+", but the URL is for "+typ)
+	}
+	inter := map[string]policy.Interaction{"POST": policy.Create, "PUT": policy.Update, "PATCH": policy.Patch, "DELETE": policy.Delete}[e.method]
+	if err := policy.CheckScope(p, inter, typ); err != nil {
+		return err
+	}
+	conditional := query != "" || (e.method == "POST" && e.ifNoneExist != "")
+	if conditional {
+		if err := policy.CheckScope(p, policy.SearchType, typ); err != nil {
+			return err
+		}
+	}
+	switch e.method {
+	case "POST":
+		if id != "" || query != "" {
+			return errorf(fiber.StatusBadRequest, "invalid", "POST entries create: the URL is the resource type")
+		}
+		if e.newID == "" {
+			e.newID = newID()
+		}
+		e.id = e.newID
+		if e.ifNoneExist != "" {
+			found, claim, err := s.matchForCreate(c, typ, strings.TrimPrefix(e.ifNoneExist, typ+"?"))
+			if err != nil {
+				return err
+			}
+			switch len(found) {
+			case 0:
+				e.claim = claim
+			case 1:
+				v, err := s.store.Read(c.UserContext(), typ, found[0])
+				if err != nil {
+					return err
+				}
+				e.id, e.existing = found[0], &v
+			default:
+				return errorf(fiber.StatusPreconditionFailed, "multiple-matches", "ifNoneExist matched more than one resource")
+			}
+		}
+	case "PUT", "PATCH", "DELETE":
+		if query != "" {
+			found, err := s.match(c, typ, query)
+			if err != nil {
+				return err
+			}
+			switch len(found) {
+			case 0:
+				if e.method == "DELETE" {
+					e.status = fiber.StatusNoContent
+					return nil
+				}
+				if e.method == "PATCH" {
+					return errorf(fiber.StatusNotFound, "not-found", "no resource matched the criteria")
+				}
+				e.id = e.res.ID
+				if e.id == "" {
+					e.id = newID()
+				}
+			case 1:
+				e.id = found[0]
+			default:
+				return errorf(fiber.StatusPreconditionFailed, "multiple-matches", "the criteria matched more than one resource")
+			}
+		} else if id == "" {
+			return errorf(fiber.StatusBadRequest, "invalid", e.method+" entries need Type/id or Type?criteria")
+		}
+		if e.method == "PUT" && e.res.ID != "" && e.res.ID != e.id {
+			return errorAt(fiber.StatusBadRequest, "invalid", "resource.id", "the resource id does not match the URL")
+		}
+		if e.method == "PUT" && e.res.ID == "" && query == "" {
+			return errorAt(fiber.StatusBadRequest, "required", "resource.id", "PUT needs the resource id")
+		}
+	}
+	if e.fullURL != "" {
+		ids[e.fullURL] = typ + "/" + e.id
+	}
+	return nil
+}
+
+// rewriteReferences points every Reference.reference at the ids the
+// transaction resolved: fullUrls of other entries (urn:uuid: or absolute)
+// and conditional references ("Patient?identifier=...", which must match
+// exactly one resource).
+func (s *Server) rewriteReferences(c *fiber.Ctx, v *fhirjson.Value, ids map[string]string, rw *rewrites) error {
+	switch v.Kind {
+	case fhirjson.Array:
+		for i := range v.Items {
+			if err := s.rewriteReferences(c, &v.Items[i], ids, rw); err != nil {
+				return err
+			}
+		}
+	case fhirjson.Object:
+		for i := range v.Members {
+			m := &v.Members[i]
+			if m.Key != "reference" || m.Value.Kind != fhirjson.String {
+				if err := s.rewriteReferences(c, &m.Value, ids, rw); err != nil {
+					return err
+				}
+				continue
+			}
+			ref := m.Value.Str
+			if to, ok := ids[ref]; ok {
+				rw.set(&m.Value.Str, to)
+				continue
+			}
+			switch {
+			case strings.HasPrefix(ref, "urn:uuid:") || strings.HasPrefix(ref, "urn:oid:"):
+				return errorf(fiber.StatusBadRequest, "invalid", "the reference "+ref+" is to no entry of the transaction")
+			case strings.Contains(ref, "?") && !strings.Contains(ref, "://"):
+				typ, query, _ := strings.Cut(ref, "?")
+				if !fhir.IsResourceType(typ) {
+					return errorf(fiber.StatusBadRequest, "invalid", "conditional reference to an unknown type")
+				}
+				found, err := s.match(c, typ, query)
+				if err != nil {
+					return err
+				}
+				if len(found) != 1 {
+					return errorf(fiber.StatusPreconditionFailed, "multiple-matches", "the conditional reference "+truncate(ref, 100)+" matches "+strconv.Itoa(len(found))+" resources, not one")
+				}
+				rw.set(&m.Value.Str, typ+"/"+found[0])
+			}
+		}
+	}
+	return nil
+}
+
+// rewrites remembers rewritten references so that a retried transaction
+// starts again from the references as the client sent them.
+type rewrites []struct {
+	at  *string
+	old string
+}
+
+func (r *rewrites) set(at *string, to string) {
+	*r = append(*r, struct {
+		at  *string
+		old string
+	}{at, *at})
+	*at = to
+}
+
+func (r *rewrites) undo() {
+	for i := len(*r) - 1; i >= 0; i-- {
+		*(*r)[i].at = (*r)[i].old
+	}
+	*r = (*r)[:0]
+}
+
+// buildWrite checks an entry's preconditions and prepares its version.
+func (s *Server) buildWrite(c *fiber.Ctx, p *policy.Principal, e *txEntry) error {
+	if e.method == "GET" || e.method == "HEAD" || e.status != 0 || e.existing != nil {
+		if e.existing != nil {
+			e.status = fiber.StatusOK
+		}
+		return nil
+	}
+	if e.method != "POST" {
+		prev, err := s.current(c, e.typ, e.id)
+		if err != nil {
+			return err
+		}
+		e.prev = prev
+	}
+	if e.ifMatch != "" {
+		want, ok := parseETag(e.ifMatch)
+		if !ok {
+			return errorf(fiber.StatusBadRequest, "invalid", "ifMatch must be a version ETag")
+		}
+		if e.prev == nil || e.prev.VID != want {
+			return versionMismatch(want, e.prev)
+		}
+	}
+	if e.ifNoneMatch == "*" && e.prev != nil && !e.prev.Deleted {
+		return errorf(fiber.StatusPreconditionFailed, "duplicate", "ifNoneMatch * requires that the resource does not exist")
+	}
+	switch e.method {
+	case "DELETE":
+		if e.prev == nil || e.prev.Deleted {
+			e.status = fiber.StatusNoContent
+			return nil
+		}
+		w := s.tombstone(p, e.typ, e.id, e.prev)
+		if err := s.permitWrite(c, policy.Delete, e.prev, &w); err != nil {
+			return err
+		}
+		e.write, e.status = &w, fiber.StatusNoContent
+		return nil
+	case "PATCH":
+		return s.buildPatch(c, p, e)
+	}
+	creating := e.prev == nil || e.prev.Deleted
+	if e.method == "PUT" && creating {
+		if err := policy.CheckScope(p, policy.Create, e.typ); err != nil {
+			return err
+		}
+	}
+	m := store.MethodUpdate
+	if e.method == "POST" {
+		m = store.MethodCreate
+	}
+	w, err := s.newVersion(p, e.res, e.id, e.prev, m)
+	if err != nil {
+		return err
+	}
+	if err := s.permitWrite(c, interactionOf(m), e.prev, &w); err != nil {
+		return err
+	}
+	w.Claim = e.claim
+	e.write = &w
+	e.status = fiber.StatusOK
+	if creating {
+		e.status = fiber.StatusCreated
+	}
+	return nil
+}
+
+// buildPatch applies a JSON Patch carried as a Binary resource
+// (contentType application/json-patch+json, base64 data).
+func (s *Server) buildPatch(c *fiber.Ctx, p *policy.Principal, e *txEntry) error {
+	if e.res.Type != "Binary" || e.resVal.GetString("contentType") != mimeJSONPatch {
+		return errorf(fiber.StatusUnsupportedMediaType, "not-supported", "a PATCH entry carries a Binary of contentType application/json-patch+json")
+	}
+	raw, err := base64.StdEncoding.DecodeString(e.resVal.GetString("data"))
+	if err != nil {
+		return errorf(fiber.StatusBadRequest, "invalid", "the patch Binary has invalid base64 data")
+	}
+	ops, err := fhirjson.Parse(raw, fhir.Limits)
+	if err != nil {
+		return errorf(fiber.StatusBadRequest, "structure", "the patch is not valid JSON")
+	}
+	if e.prev == nil {
+		return errorf(fiber.StatusNotFound, "not-found", "resource not found")
+	}
+	if e.prev.Deleted {
+		return gone(*e.prev)
+	}
+	cur, err := s.store.Version(c.UserContext(), e.typ, e.id, e.prev.VID)
+	if err != nil {
+		return err
+	}
+	res, err := patched(cur, &ops)
+	if err != nil {
+		return err
+	}
+	w, err := s.newVersion(p, res, e.id, e.prev, store.MethodPatch)
+	if err != nil {
+		return err
+	}
+	if err := s.permitWrite(c, policy.Patch, e.prev, &w); err != nil {
+		return err
+	}
+	e.write, e.status = &w, fiber.StatusOK
+	return nil
+}
+
+// responseEntry is the transaction-response entry of e.
+func (s *Server) responseEntry(c *fiber.Ctx, e *txEntry) fhirjson.Value {
+	resp := fhirjson.Obj(fhirjson.KV("status", fhirjson.Str(statusLine(e.status))))
+	entry := fhirjson.Value{Kind: fhirjson.Object}
+	var v *store.Version
+	switch {
+	case e.write != nil:
+		v = &e.write.New
+	case e.existing != nil:
+		v = e.existing
+	}
+	if v != nil {
+		resp.Set("etag", fhirjson.Str(etag(v.VID)))
+		resp.Set("lastModified", fhirjson.Str(fhir.FormatInstant(v.LastUpdated)))
+		if !v.Deleted {
+			resp.Set("location", fhirjson.Str(v.Type+"/"+v.ID+"/_history/"+itoa(v.VID)))
+			entry.Set("fullUrl", fhirjson.Str(s.base(c)+"/"+v.Type+"/"+v.ID))
+			if prefer(c, "return") == "representation" {
+				entry.Set("resource", fhirjson.RawJSON(v.Body))
+			}
+		}
+	}
+	if e.body != nil {
+		if et := e.hdr.Get("ETag"); et != "" {
+			resp.Set("etag", fhirjson.Str(et))
+		}
+		if len(e.body) > 0 && e.body[0] == '{' {
+			if e.status >= 400 {
+				resp.Set("outcome", fhirjson.RawJSON(e.body))
+			} else {
+				entry.Set("resource", fhirjson.RawJSON(e.body))
+			}
+		}
+		if loc := e.hdr.Get("Location"); loc != "" {
+			resp.Set("location", fhirjson.Str(strings.TrimPrefix(loc, s.base(c)+"/")))
+		}
+	}
+	entry.Set("response", resp)
+	return entry
+}
+
+func statusLine(code int) string {
+	return strconv.Itoa(code) + " " + http.StatusText(code)
+}
+
+// batch processes entries one by one, each as its own interaction; a
+// failing entry answers with its OperationOutcome and the others go on.
+func (s *Server) batch(c *fiber.Ctx, entries []*txEntry) error {
+	b := newBundle("batch-response")
+	for _, e := range entries {
+		e.status, e.hdr, e.body = s.dispatch(c, e)
+		b.add(s.responseEntry(c, e))
+	}
+	return s.sendBundle(c, fiber.StatusOK, b)
+}
+
+// dispatch runs one entry as an in-process request through the whole
+// stack (authentication, policy, metrics), with the caller's credentials.
+func (s *Server) dispatch(c *fiber.Ctx, e *txEntry) (int, http.Header, []byte) {
+	var req fasthttp.Request
+	req.Header.SetMethod(e.method)
+	u := e.url
+	if abs, ok := strings.CutPrefix(u, s.base(c)+"/"); ok {
+		u = abs
+	}
+	req.SetRequestURI("/fhir/" + u)
+	req.Header.SetHost(string(c.Request().Host()))
+	req.Header.Set(fiber.HeaderAuthorization, c.Get(fiber.HeaderAuthorization))
+	req.Header.Set(fiber.HeaderAccept, mimeFHIRJSON)
+	for _, h := range []string{"Prefer", HeaderBreakGlass} {
+		if v := c.Get(h); v != "" {
+			req.Header.Set(h, v)
+		}
+	}
+	for name, val := range map[string]string{fiber.HeaderIfMatch: e.ifMatch, fiber.HeaderIfNoneMatch: e.ifNoneMatch,
+		"If-None-Exist": e.ifNoneExist, fiber.HeaderIfModifiedSince: e.ifModifiedSince} {
+		if val != "" {
+			req.Header.Set(name, val)
+		}
+	}
+	if e.res != nil {
+		if e.method == "PATCH" && e.res.Type == "Binary" {
+			raw, err := base64.StdEncoding.DecodeString(e.resVal.GetString("data"))
+			if err != nil {
+				return fiber.StatusBadRequest, http.Header{}, fhir.OperationOutcome(issue("error", "invalid", "the patch Binary has invalid base64 data"))
+			}
+			req.SetBody(raw)
+			req.Header.SetContentType(e.resVal.GetString("contentType"))
+		} else {
+			req.SetBody(fhirjson.Canonical(e.resVal))
+			req.Header.SetContentType(mimeFHIRJSON)
+		}
+	}
+	var fctx fasthttp.RequestCtx
+	fctx.Init(&req, c.Context().RemoteAddr(), nil)
+	s.app.Handler()(&fctx)
+	res := &fctx.Response
+	hdr := http.Header{}
+	for _, name := range []string{"Location", "ETag", "Last-Modified", "Content-Location"} {
+		if v := res.Header.Peek(name); len(v) > 0 {
+			hdr.Set(name, string(v))
+		}
+	}
+	return res.StatusCode(), hdr, append([]byte{}, res.Body()...)
+}
+
+// patched applies a JSON Patch to a stored version and validates the
+// result (422 when the patch leaves an invalid resource).
+func patched(cur store.Version, ops *fhirjson.Value) (*fhir.Resource, error) {
+	doc, err := fhirjson.Parse(cur.Body, fhir.Limits)
+	if err != nil {
+		return nil, err
+	}
+	if err := fhirjson.ApplyPatch(&doc, ops); err != nil {
+		var pe *fhirjson.PatchError
+		if errors.As(err, &pe) && pe.Bad {
+			return nil, errorf(fiber.StatusBadRequest, "invalid", err.Error())
+		}
+		return nil, errorf(fiber.StatusUnprocessableEntity, "processing", err.Error())
+	}
+	if doc.GetString("resourceType") != cur.Type || doc.GetString("id") != cur.ID {
+		return nil, errorf(fiber.StatusUnprocessableEntity, "business-rule", "a patch may not change the resource type or id")
+	}
+	res, err := fhir.Parse(fhirjson.Canonical(&doc))
+	if err != nil {
+		var fe *fhir.Error
+		if errors.As(err, &fe) {
+			return nil, &fhir.Error{Kind: fhir.ErrBusinessRule, Issues: fe.Issues}
+		}
+		return nil, err
+	}
+	return res, nil
+}

@@ -1,0 +1,117 @@
+// Package store keeps versioned FHIR resources: every version, a pointer to
+// the current one, history in time order, search index entries, and (for
+// the audit log) leaves appended in the same commit.
+//
+// The resource logic is written once, here, over Engine: an ordered
+// key-value store with one atomic, durable, conditional batch commit. The
+// backends (store/pebble for one process, store/redis for several replicas)
+// implement only Engine, so versioning, history and search mean exactly the
+// same on every backend; storetest is the suite each must pass.
+package store
+
+import (
+	"context"
+	"errors"
+)
+
+// Sentinel errors. Callers test them with errors.Is.
+var (
+	// ErrNotFound: no such key, resource or version.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: a commit's precondition failed because another writer
+	// changed the resource first.
+	ErrConflict = errors.New("concurrent modification")
+	// ErrVersionConflict: the caller's expected version (If-Match) is not
+	// the current one.
+	ErrVersionConflict = errors.New("version conflict")
+	// ErrClosed: the store is closed.
+	ErrClosed = errors.New("store closed")
+)
+
+// Engine is an ordered key-value store. Keys compare bytewise.
+type Engine interface {
+	// Get returns the value of key, or ErrNotFound. The caller owns the
+	// returned slice.
+	Get(ctx context.Context, key []byte) ([]byte, error)
+	// Scan calls fn for each key in [r.Start, r.End) in order (descending
+	// when r.Reverse), at most r.Limit keys when r.Limit > 0, until fn
+	// returns false. The slices passed to fn are valid only during the call.
+	Scan(ctx context.Context, r Range, fn func(key, value []byte) bool) error
+	// Apply commits b atomically and durably: when it returns nil every
+	// operation is on stable storage (fsync, or AOF with appendfsync), and
+	// no reader ever sees part of b. If any condition fails nothing is
+	// written and the error is ErrConflict.
+	Apply(ctx context.Context, b *Batch) error
+	// Close releases the engine.
+	Close() error
+}
+
+// Range selects keys Start <= k < End. A nil End means no upper bound.
+type Range struct {
+	Start, End []byte
+	Reverse    bool
+	Limit      int
+}
+
+// PrefixRange is the range of all keys that start with p.
+func PrefixRange(p []byte) Range {
+	return Range{Start: p, End: PrefixEnd(p)}
+}
+
+// PrefixEnd returns the smallest key greater than every key with prefix p,
+// or nil when there is none.
+func PrefixEnd(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+// Batch is a set of writes applied atomically, guarded by conditions.
+type Batch struct {
+	// Conds must all hold when the batch applies.
+	Conds []Cond
+	// Ops are applied in order.
+	Ops []Op
+	// Appends are appended to the engine's single ordered log, in order,
+	// with indexes assigned contiguously at commit (no gaps, even under
+	// concurrency). Each assigned index is also stored, 8 bytes big-endian,
+	// under the append's IndexKey.
+	Appends []Append
+}
+
+// Cond requires the value of Key to equal Value, or Key to be absent when
+// Absent is set.
+type Cond struct {
+	Key    []byte
+	Value  []byte
+	Absent bool
+}
+
+// Op writes Value under Key, or deletes Key when Delete is set.
+type Op struct {
+	Key    []byte
+	Value  []byte
+	Delete bool
+}
+
+// Append is one log entry.
+type Append struct {
+	Data     []byte
+	IndexKey []byte
+}
+
+// Set adds a write.
+func (b *Batch) Set(key, value []byte) { b.Ops = append(b.Ops, Op{Key: key, Value: value}) }
+
+// Delete adds a deletion.
+func (b *Batch) Delete(key []byte) { b.Ops = append(b.Ops, Op{Key: key, Delete: true}) }
+
+// Require adds a condition that key holds value (nil value: key absent).
+func (b *Batch) Require(key, value []byte) {
+	b.Conds = append(b.Conds, Cond{Key: key, Value: value, Absent: value == nil})
+}

@@ -1,0 +1,249 @@
+package store
+
+import (
+	"encoding/binary"
+	"math"
+	"strings"
+	"unicode"
+
+	"golang.org/x/text/unicode/norm"
+)
+
+// IndexKind is the FHIR search parameter type an index value serves.
+type IndexKind uint8
+
+// The kinds of index values.
+const (
+	IndexString    IndexKind = iota + 1 // Text
+	IndexToken                          // System, Code; Text: display text for :text
+	IndexReference                      // Ref
+	IndexDate                           // Lo, Hi
+	IndexNumber                         // Num
+	IndexQuantity                       // Num, System, Code
+	IndexURI                            // Text
+)
+
+// IndexValue is one value a resource version holds for a search parameter.
+// fhir/search extracts them; the store turns them into index keys.
+type IndexValue struct {
+	Param string
+	Kind  IndexKind
+	// Text: string value as written (string), URI (uri), or display text
+	// (token, for :text).
+	Text string
+	// System and Code: token system and code; quantity system and unit code.
+	System, Code string
+	// Ref: a reference target, "Type/id" for a resource on this server or
+	// the absolute URL otherwise.
+	Ref string
+	// Lo and Hi: the instant range a date covers, in Unix microseconds,
+	// both inclusive (a day is [00:00:00, 23:59:59.999999]).
+	Lo, Hi int64
+	// Num: number or quantity value.
+	Num float64
+}
+
+// Index keys carry everything a search predicate tests, so a predicate
+// can run either as a range scan over the keys of a parameter or as a
+// check against one resource's own key list (the 'x' record):
+//
+//	'i' type param sub <parts> id 0x00 0x01 len(id)
+//
+// The trailing length byte finds the id from the end of the key.
+const (
+	subString   = 's' // norm(text) text
+	subToken    = 'c' // code system
+	subTokenTxt = 'x' // norm(text)
+	subRef      = 'r' // ref
+	subRefID    = 'j' // id of the target (any type), target type
+	subDateLo   = 'd' // lo hi
+	subDateHi   = 'e' // hi lo
+	subNumber   = 'n' // num
+	subQuantity = 'q' // system code num
+	subURI      = 'u' // uri
+)
+
+// paramPrefix is the start of every key of one parameter, whatever its
+// kind: a resource has a value for the parameter (:missing=false) exactly
+// when one of its keys starts with it.
+func paramPrefix(typ, param string) keyBuf {
+	return newKey(tagIndex, len(typ)+len(param)+8).str(typ).str(param).frozen()
+}
+
+// indexPrefix is a base that callers extend more than once: its capacity is
+// capped so that every extension gets its own array.
+func indexPrefix(typ, param string, sub byte) keyBuf {
+	return append(newKey(tagIndex, len(typ)+len(param)+8).str(typ).str(param), sub).frozen()
+}
+
+func (k keyBuf) id(id string) keyBuf { return append(k.str(id), byte(len(id))) }
+
+// keyID returns the resource id at the end of an index key.
+func keyID(k []byte) (string, bool) {
+	if len(k) < 4 {
+		return "", false
+	}
+	n := int(k[len(k)-1])
+	end := len(k) - 3
+	if n > end || k[end] != 0 || k[end+1] != 1 {
+		return "", false
+	}
+	return string(k[end-n : end]), true
+}
+
+// keyBody returns an index key without its id suffix.
+func keyBody(k []byte) []byte {
+	n := int(k[len(k)-1])
+	return k[:len(k)-3-n]
+}
+
+// entries returns the index keys of one value of resource typ/id. Each
+// value costs one or two keys: writes are the price of every index entry.
+func (iv *IndexValue) entries(typ, id string) [][]byte {
+	p := func(sub byte) keyBuf { return indexPrefix(typ, iv.Param, sub) }
+	switch iv.Kind {
+	case IndexString:
+		return [][]byte{p(subString).str(Normalize(iv.Text)).str(iv.Text).id(id)}
+	case IndexURI:
+		return [][]byte{p(subURI).str(iv.Text).id(id)}
+	case IndexToken:
+		var es [][]byte
+		if iv.Code != "" {
+			// Code first: "code", "system|code" and "|code" are all
+			// prefixes of one key.
+			es = append(es, p(subToken).str(iv.Code).str(iv.System).id(id))
+		}
+		if iv.Text != "" {
+			es = append(es, p(subTokenTxt).str(Normalize(iv.Text)).id(id))
+		}
+		return es
+	case IndexReference:
+		es := [][]byte{p(subRef).str(iv.Ref).id(id)}
+		if t, rid, ok := strings.Cut(iv.Ref, "/"); ok && !strings.Contains(rid, "/") && !strings.Contains(t, ":") {
+			es = append(es, p(subRefID).str(rid).str(t).id(id))
+		}
+		return es
+	case IndexDate:
+		lo, hi := orderedInt(iv.Lo), orderedInt(iv.Hi)
+		return [][]byte{p(subDateLo).u64(lo).u64(hi).id(id), p(subDateHi).u64(hi).u64(lo).id(id)}
+	case IndexNumber:
+		return [][]byte{p(subNumber).u64(orderedFloat(iv.Num)).id(id)}
+	case IndexQuantity:
+		n := orderedFloat(iv.Num)
+		es := [][]byte{
+			p(subQuantity).str(iv.System).str(iv.Code).u64(n).id(id),
+			p(subQuantity).str("").str("").u64(n).id(id),
+		}
+		if iv.System != "" && iv.Code != "" {
+			es = append(es, p(subQuantity).str("").str(iv.Code).u64(n).id(id))
+		}
+		return es
+	}
+	return nil
+}
+
+// orderedInt maps int64 to uint64 preserving order.
+func orderedInt(n int64) uint64 { return uint64(n) ^ (1 << 63) }
+
+func unorderedInt(u uint64) int64 { return int64(u ^ (1 << 63)) }
+
+// orderedFloat maps float64 to uint64 preserving order.
+func orderedFloat(f float64) uint64 {
+	b := math.Float64bits(f)
+	if b&(1<<63) != 0 {
+		return ^b
+	}
+	return b | (1 << 63)
+}
+
+func unorderedFloat(u uint64) float64 {
+	if u&(1<<63) != 0 {
+		return math.Float64frombits(u &^ (1 << 63))
+	}
+	return math.Float64frombits(^u)
+}
+
+// Normalize is the form string search compares: accents removed, case
+// folded, runs of white space collapsed to one space, none at the ends.
+// "  Évelyne  O'Brien" -> "evelyne o'brien".
+func Normalize(s string) string {
+	plain := true
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x80 || c >= 'A' && c <= 'Z' || c == '\t' || c == '\n' || c == '\r' ||
+			c == ' ' && (i == 0 || i == len(s)-1 || s[i+1] == ' ') {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	space := false
+	for _, r := range norm.NFD.String(s) {
+		switch {
+		case unicode.Is(unicode.Mn, r):
+			continue
+		case unicode.IsSpace(r):
+			space = b.Len() > 0
+			continue
+		}
+		if space {
+			b.WriteByte(' ')
+			space = false
+		}
+		b.WriteString(strings.ToLower(string(r)))
+	}
+	return b.String()
+}
+
+// An index list record ('x' type id) holds the index keys of a current
+// version. Every one of them starts with 'i' type and ends with the id, which
+// the record's own key already names, so only the middle of each key is
+// kept: the marker listCompact, then length-prefixed middles. (Records
+// written before the marker existed hold whole keys, length-prefixed; their
+// first byte is never 0 since no key is empty.)
+const listCompact = 0
+
+// indexKeyEnds returns the shared start and end of typ/id's index keys.
+func indexKeyEnds(typ, id string) (prefix, suffix []byte) {
+	return newKey(tagIndex, len(typ)+2).str(typ), keyBuf(nil).id(id)
+}
+
+// appendIndexKey adds key, one of typ/id's index keys, to a list record.
+func appendIndexKey(list, key []byte, prefixLen, suffixLen int) []byte {
+	if len(list) == 0 {
+		list = append(list, listCompact)
+	}
+	mid := key[prefixLen : len(key)-suffixLen]
+	list = binary.AppendUvarint(list, uint64(len(mid)))
+	return append(list, mid...)
+}
+
+// eachIndexKey calls fn with each key of typ/id's index list record. The
+// key passed to fn is fn's to keep.
+func eachIndexKey(list []byte, typ, id string, fn func([]byte)) error {
+	var prefix, suffix []byte
+	compact := len(list) > 0 && list[0] == listCompact
+	if compact {
+		prefix, suffix = indexKeyEnds(typ, id)
+		list = list[1:]
+	}
+	for len(list) > 0 {
+		n, k := binary.Uvarint(list)
+		if k <= 0 || uint64(len(list)-k) < n {
+			return errCorrupt
+		}
+		part := list[k : k+int(n)]
+		list = list[k+int(n):]
+		if !compact {
+			fn(part)
+			continue
+		}
+		key := make([]byte, 0, len(prefix)+len(part)+len(suffix))
+		fn(append(append(append(key, prefix...), part...), suffix...))
+	}
+	return nil
+}

@@ -1,0 +1,720 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"slices"
+	"strings"
+)
+
+// Page is one page of search results.
+type Page struct {
+	IDs []string
+	// Total is the number of matches, or -1 when it was not computed.
+	Total int
+	// Next continues after this page; nil on the last page.
+	Next []byte
+	// HasPrev says a page comes before this one; Prev is its cursor (nil
+	// when that page is the first).
+	HasPrev bool
+	Prev    []byte
+}
+
+const (
+	// probeLimit is how many ids a clause may yield before it counts as
+	// broad: a broad clause is checked against the candidates of the
+	// narrowest one instead of being scanned in full.
+	probeLimit = 4096
+	// maxMatches bounds how many resources one search may consider.
+	maxMatches = 2_000_000
+	// maxLinked bounds the resources a chain or _has may expand to.
+	maxLinked = 100_000
+)
+
+type clausePlan struct {
+	plans []*plan
+	not   bool
+}
+
+// Search runs q and returns one page of matching ids.
+func (s *Store) Search(ctx context.Context, q *Query) (Page, error) {
+	return s.search(ctx, q, 0)
+}
+
+func (s *Store) search(ctx context.Context, q *Query, depth int) (Page, error) {
+	if q.Type == "" {
+		return Page{}, errors.New("store: search needs a type")
+	}
+	cps, err := s.compileClauses(ctx, q, depth)
+	if err != nil {
+		return Page{}, err
+	}
+	if v := s.virtual(q.Type); v != nil {
+		return v.Search(ctx, q, &Matcher{typ: q.Type, cps: cps})
+	}
+	ev := &evaluator{s: s, ctx: ctx, typ: q.Type, lists: map[string][][]byte{}}
+
+	var positives, negatives []clausePlan
+	for _, cp := range cps {
+		if cp.not {
+			negatives = append(negatives, cp)
+		} else {
+			positives = append(positives, cp)
+		}
+	}
+	streamable := q.IDs == nil && len(positives) == 0 && sortsByID(q.Sort) && !q.Total
+	if streamable {
+		return ev.stream(q, negatives)
+	}
+
+	cand, err := ev.candidates(q, positives)
+	if err != nil {
+		return Page{}, err
+	}
+	ids := make([]string, 0, len(cand))
+	for id := range cand {
+		ok, err := ev.matchesAll(id, negatives, true)
+		if err == nil && ok && q.Filter != nil {
+			ok, err = ev.accepts(q.Filter, id)
+		}
+		if err != nil {
+			return Page{}, err
+		}
+		if ok {
+			ids = append(ids, id)
+		}
+	}
+	rows, err := ev.sortRows(ids, q.Sort)
+	if err != nil {
+		return Page{}, err
+	}
+	return pageOf(rows, q)
+}
+
+// compileClauses compiles q's clauses to key ranges (chains and _has run
+// their inner searches here).
+func (s *Store) compileClauses(ctx context.Context, q *Query, depth int) ([]clausePlan, error) {
+	var cps []clausePlan
+	for _, cl := range q.Clauses {
+		cp := clausePlan{not: cl.Not}
+		for i := range cl.Preds {
+			p := cl.Preds[i]
+			if p.Op == OpMissing && p.Missing {
+				// ":missing=true" is "not present"; only valid alone.
+				if len(cl.Preds) != 1 {
+					return nil, errors.New("store: :missing=true cannot be combined with other values")
+				}
+				cp.not = !cp.not
+			}
+			pl, err := s.compile(ctx, q, &p, depth)
+			if err != nil {
+				return nil, err
+			}
+			cp.plans = append(cp.plans, pl)
+		}
+		cps = append(cps, cp)
+	}
+	return cps, nil
+}
+
+type evaluator struct {
+	s     *Store
+	ctx   context.Context
+	typ   string
+	lists map[string][][]byte // index keys per candidate, read once
+}
+
+// candidates returns the ids satisfying every positive clause (and q.IDs).
+func (ev *evaluator) candidates(q *Query, positives []clausePlan) (map[string]bool, error) {
+	var cand map[string]bool
+	rest := positives
+	if q.IDs != nil {
+		cand = map[string]bool{}
+		for _, id := range q.IDs {
+			cur, err := ev.s.Current(ev.ctx, q.Type, id)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			if !cur.Deleted {
+				cand[id] = true
+			}
+		}
+	} else if len(positives) == 0 {
+		all, err := ev.allIDs()
+		if err != nil {
+			return nil, err
+		}
+		cand = all
+	} else {
+		// Probe every clause; drive from the narrowest that completes.
+		type probe struct {
+			ids      map[string]bool
+			complete bool
+		}
+		probes := make([]probe, len(positives))
+		best := -1
+		for i, cp := range positives {
+			ids, complete, err := ev.scanClause(cp, probeLimit)
+			if err != nil {
+				return nil, err
+			}
+			probes[i] = probe{ids, complete}
+			if complete && (best < 0 || len(ids) < len(probes[best].ids)) {
+				best = i
+			}
+		}
+		if best < 0 {
+			// Every clause is broad: materialize the first.
+			ids, complete, err := ev.scanClause(positives[0], maxMatches)
+			if err != nil {
+				return nil, err
+			}
+			if !complete {
+				return nil, ErrTooCostly
+			}
+			probes[0] = probe{ids, true}
+			best = 0
+		}
+		cand = probes[best].ids
+		rest = nil
+		for i, cp := range positives {
+			if i == best {
+				continue
+			}
+			if probes[i].complete {
+				for id := range cand {
+					if !probes[i].ids[id] {
+						delete(cand, id)
+					}
+				}
+				continue
+			}
+			rest = append(rest, cp)
+		}
+	}
+	for id := range cand {
+		ok, err := ev.matchesAll(id, rest, false)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			delete(cand, id)
+		}
+	}
+	return cand, nil
+}
+
+// scanClause collects the ids of a clause's ranges, stopping (incomplete)
+// once it has more than limit.
+func (ev *evaluator) scanClause(cp clausePlan, limit int) (map[string]bool, bool, error) {
+	ids := map[string]bool{}
+	for _, pl := range cp.plans {
+		if pl.ids != nil {
+			for id := range pl.ids {
+				ids[id] = true
+			}
+			if len(ids) > limit {
+				return ids, false, nil
+			}
+			continue
+		}
+		for _, r := range pl.ranges {
+			over := false
+			err := ev.s.e.Scan(ev.ctx, r, func(k, _ []byte) bool {
+				if pl.filter != nil && !pl.filter(k) {
+					return true
+				}
+				id, ok := keyID(k)
+				if !ok {
+					return true
+				}
+				ids[id] = true
+				if len(ids) > limit {
+					over = true
+					return false
+				}
+				return true
+			})
+			if err != nil {
+				return nil, false, err
+			}
+			if over {
+				return ids, false, nil
+			}
+		}
+	}
+	return ids, true, nil
+}
+
+// matchesAll reports whether id satisfies every clause (want=false) or
+// none of them (want=true, for negated clauses), checked against the
+// resource's own index keys.
+func (ev *evaluator) matchesAll(id string, cps []clausePlan, negated bool) (bool, error) {
+	if len(cps) == 0 {
+		return true, nil
+	}
+	keys, err := ev.list(id)
+	if err != nil {
+		return false, err
+	}
+	for _, cp := range cps {
+		if clauseHolds(cp, id, keys) == negated {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func clauseHolds(cp clausePlan, id string, keys [][]byte) bool {
+	for _, pl := range cp.plans {
+		if pl.ids != nil {
+			if pl.ids[id] {
+				return true
+			}
+			continue
+		}
+		for _, k := range keys {
+			for _, r := range pl.ranges {
+				if bytes.Compare(k, r.Start) >= 0 && (r.End == nil || bytes.Compare(k, r.End) < 0) &&
+					(pl.filter == nil || pl.filter(k)) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// accepts applies a query filter to the current record of id.
+func (ev *evaluator) accepts(filter func(*Version) bool, id string) (bool, error) {
+	cur, err := ev.s.Current(ev.ctx, ev.typ, id)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return !cur.Deleted && filter(&cur), nil
+}
+
+// list returns the index keys of the current version of id.
+func (ev *evaluator) list(id string) ([][]byte, error) {
+	if keys, ok := ev.lists[id]; ok {
+		return keys, nil
+	}
+	raw, err := ev.s.e.Get(ev.ctx, indexListKey(ev.typ, id))
+	if errors.Is(err, ErrNotFound) {
+		ev.lists[id] = nil
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var keys [][]byte
+	if err := eachIndexKey(raw, ev.typ, id, func(k []byte) { keys = append(keys, k) }); err != nil {
+		return nil, err
+	}
+	ev.lists[id] = keys
+	return keys, nil
+}
+
+// allIDs returns every live resource id of the type.
+func (ev *evaluator) allIDs() (map[string]bool, error) {
+	ids := map[string]bool{}
+	p := newKey(tagCurrent, len(ev.typ)+2).str(ev.typ)
+	var ferr error
+	err := ev.s.e.Scan(ev.ctx, PrefixRange(p), func(k, v []byte) bool {
+		id, _, ok := readStr(k[len(p):])
+		cur, err := decodeCurrent(ev.typ, id, v)
+		if !ok || err != nil {
+			ferr = errCorrupt
+			return false
+		}
+		if !cur.Deleted {
+			ids[id] = true
+		}
+		if len(ids) > maxMatches {
+			ferr = ErrTooCostly
+			return false
+		}
+		return true
+	})
+	if err == nil {
+		err = ferr
+	}
+	return ids, err
+}
+
+// stream pages through every live resource of the type in id order,
+// without materializing the result (a search with no positive clause).
+func (ev *evaluator) stream(q *Query, negatives []clausePlan) (Page, error) {
+	p := newKey(tagCurrent, len(ev.typ)+2).str(ev.typ)
+	r := PrefixRange(p)
+	if q.Cursor != nil {
+		id, err := cursorID(q.Cursor)
+		if err != nil {
+			return Page{}, err
+		}
+		r.Start = PrefixEnd(keyBuf(slices.Clone(p)).str(id))
+	}
+	page := Page{Total: -1}
+	var last string
+	var ferr error
+	err := ev.s.e.Scan(ev.ctx, r, func(k, v []byte) bool {
+		id, _, ok := readStr(k[len(p):])
+		cur, err := decodeCurrent(ev.typ, id, v)
+		if !ok || err != nil {
+			ferr = errCorrupt
+			return false
+		}
+		if cur.Deleted || (q.Filter != nil && !q.Filter(&cur)) {
+			return true
+		}
+		match, err := ev.matchesAll(id, negatives, true)
+		if err != nil {
+			ferr = err
+			return false
+		}
+		if !match {
+			return true
+		}
+		if len(page.IDs) == q.Count {
+			page.Next = encodeCursor(nil, last)
+			return false
+		}
+		page.IDs = append(page.IDs, id)
+		last = id
+		return true
+	})
+	if err == nil {
+		err = ferr
+	}
+	if err != nil || q.Cursor == nil || q.Count == 0 {
+		return page, err
+	}
+	// The previous page: up to Count matches before the cursor, read
+	// backwards; its cursor is the match before those.
+	page.HasPrev = true
+	back := Range{Start: p, End: r.Start, Reverse: true}
+	n := 0
+	err = ev.s.e.Scan(ev.ctx, back, func(k, v []byte) bool {
+		id, _, ok := readStr(k[len(p):])
+		cur, err := decodeCurrent(ev.typ, id, v)
+		if !ok || err != nil || cur.Deleted || (q.Filter != nil && !q.Filter(&cur)) {
+			return true
+		}
+		if match, err := ev.matchesAll(id, negatives, true); err != nil || !match {
+			return err == nil
+		}
+		if n == q.Count {
+			page.Prev = encodeCursor(nil, id)
+			return false
+		}
+		n++
+		return true
+	})
+	return page, err
+}
+
+func sortsByID(ss []Sort) bool {
+	return len(ss) == 0 || (len(ss) == 1 && ss[0].Param == "_id" && !ss[0].Desc)
+}
+
+// row is one result with its sort key.
+type row struct {
+	id   string
+	keys [][]byte // one per Sort; nil when the resource has no value
+}
+
+func (ev *evaluator) sortRows(ids []string, sorts []Sort) ([]row, error) {
+	rows := make([]row, len(ids))
+	for i, id := range ids {
+		rows[i].id = id
+		if len(sorts) == 0 {
+			continue
+		}
+		rows[i].keys = make([][]byte, len(sorts))
+		for j, so := range sorts {
+			k, err := ev.sortKey(id, so)
+			if err != nil {
+				return nil, err
+			}
+			rows[i].keys[j] = k
+		}
+	}
+	slices.SortFunc(rows, func(a, b row) int { return compareRows(a, b, sorts) })
+	return rows, nil
+}
+
+// sortKey is the bytes a resource sorts by for so: its lowest value
+// (ascending) or highest (descending) among its index keys.
+func (ev *evaluator) sortKey(id string, so Sort) ([]byte, error) {
+	switch so.Param {
+	case "_id":
+		return []byte(id), nil
+	case "_lastUpdated":
+		cur, err := ev.s.Current(ev.ctx, ev.typ, id)
+		if err != nil {
+			return nil, err
+		}
+		return binary.BigEndian.AppendUint64(nil, uint64(cur.LastUpdated.UnixMicro())), nil
+	}
+	var sub byte
+	switch so.Kind {
+	case IndexString:
+		sub = subString
+	case IndexToken:
+		sub = subToken
+	case IndexReference:
+		sub = subRef
+	case IndexDate:
+		sub = subDateLo
+		if so.Desc {
+			sub = subDateHi
+		}
+	case IndexNumber:
+		sub = subNumber
+	case IndexQuantity:
+		sub = subQuantity
+	case IndexURI:
+		sub = subURI
+	default:
+		return nil, nil
+	}
+	keys, err := ev.list(id)
+	if err != nil {
+		return nil, err
+	}
+	prefix := indexPrefix(ev.typ, so.Param, sub)
+	var best []byte
+	for _, k := range keys {
+		if !bytes.HasPrefix(k, prefix) {
+			continue
+		}
+		v := keyBody(k)[len(prefix):]
+		if best == nil || (!so.Desc && bytes.Compare(v, best) < 0) || (so.Desc && bytes.Compare(v, best) > 0) {
+			best = v
+		}
+	}
+	return best, nil
+}
+
+func compareRows(a, b row, sorts []Sort) int {
+	for j, so := range sorts {
+		ka, kb := a.keys[j], b.keys[j]
+		switch {
+		case ka == nil && kb == nil:
+			continue
+		case ka == nil: // resources without a value sort last either way
+			return 1
+		case kb == nil:
+			return -1
+		}
+		c := bytes.Compare(ka, kb)
+		if so.Desc {
+			c = -c
+		}
+		if c != 0 {
+			return c
+		}
+	}
+	return strings.Compare(a.id, b.id)
+}
+
+// pageOf cuts the page after q.Cursor out of sorted rows.
+func pageOf(rows []row, q *Query) (Page, error) {
+	page := Page{Total: len(rows)}
+	start := 0
+	if q.Cursor != nil {
+		after, err := decodeCursorRow(q.Cursor, len(q.Sort))
+		if err != nil {
+			return Page{}, err
+		}
+		start, _ = slices.BinarySearchFunc(rows, after, func(r, t row) int {
+			if c := compareRows(r, t, q.Sort); c != 0 {
+				return c
+			}
+			return 0
+		})
+		// Skip the cursor row itself when it is still a match.
+		if start < len(rows) && rows[start].id == after.id {
+			start++
+		}
+	}
+	end := min(start+q.Count, len(rows))
+	for _, r := range rows[start:end] {
+		page.IDs = append(page.IDs, r.id)
+	}
+	if end < len(rows) && end > start {
+		page.Next = encodeCursor(rows[end-1].keys, rows[end-1].id)
+	}
+	if start > 0 && q.Count > 0 {
+		page.HasPrev = true
+		if prev := start - q.Count; prev > 0 {
+			page.Prev = encodeCursor(rows[prev-1].keys, rows[prev-1].id)
+		}
+	}
+	return page, nil
+}
+
+// A cursor is the sort keys and id of the last row served: each key is
+// written as a presence byte and a length-prefixed value.
+func encodeCursor(keys [][]byte, id string) []byte {
+	var b []byte
+	b = binary.AppendUvarint(b, uint64(len(keys)))
+	for _, k := range keys {
+		if k == nil {
+			b = append(b, 0)
+			continue
+		}
+		b = append(b, 1)
+		b = binary.AppendUvarint(b, uint64(len(k)))
+		b = append(b, k...)
+	}
+	return append(b, id...)
+}
+
+func decodeCursorRow(c []byte, nsorts int) (row, error) {
+	n, k := binary.Uvarint(c)
+	if k <= 0 || int(n) != nsorts {
+		return row{}, ErrBadCursor
+	}
+	c = c[k:]
+	r := row{keys: make([][]byte, n)}
+	for i := range r.keys {
+		if len(c) == 0 {
+			return row{}, ErrBadCursor
+		}
+		present := c[0]
+		c = c[1:]
+		if present == 0 {
+			continue
+		}
+		l, k := binary.Uvarint(c)
+		if k <= 0 || uint64(len(c)-k) < l {
+			return row{}, ErrBadCursor
+		}
+		r.keys[i] = c[k : k+int(l)]
+		c = c[k+int(l):]
+	}
+	r.id = string(c)
+	return r, nil
+}
+
+func cursorID(c []byte) (string, error) {
+	r, err := decodeCursorRow(c, 0)
+	return r.id, err
+}
+
+// linkPlan resolves a chained parameter or _has into the set of ids of
+// this type it stands for.
+func (s *Store) linkPlan(ctx context.Context, q *Query, p *Pred, depth int) (*plan, error) {
+	inner := *p.Inner
+	inner.Filter = q.Filter // what the searcher may not see cannot decide a match
+	inner.Count = maxLinked + 1
+	inner.Cursor = nil
+	inner.Sort = nil
+	page, err := s.search(ctx, &inner, depth+1)
+	if err != nil {
+		return nil, err
+	}
+	if len(page.IDs) > maxLinked {
+		return nil, ErrTooCostly
+	}
+	if p.Op == OpChain {
+		refs := make([]string, len(page.IDs))
+		for i, id := range page.IDs {
+			refs[i] = inner.Type + "/" + id
+		}
+		pre := indexPrefix(q.Type, p.Param, subRef)
+		pl := &plan{}
+		for _, r := range refs {
+			pl.ranges = append(pl.ranges, PrefixRange(pre.str(r)))
+		}
+		return pl, nil
+	}
+	// _has: the ids of q.Type that the matching resources reference
+	// through HasParam.
+	if v := s.virtual(inner.Type); v != nil {
+		refs, err := virtualRefs(ctx, v, page.IDs, p.HasParam)
+		if err != nil {
+			return nil, err
+		}
+		ids := map[string]bool{}
+		for _, rs := range refs {
+			for _, ref := range rs {
+				if t, rid, found := strings.Cut(ref, "/"); found && t == q.Type {
+					ids[rid] = true
+				}
+			}
+		}
+		return &plan{ids: ids}, nil
+	}
+	ev := &evaluator{s: s, ctx: ctx, typ: inner.Type, lists: map[string][][]byte{}}
+	pre := indexPrefix(inner.Type, p.HasParam, subRef)
+	ids := map[string]bool{}
+	for _, id := range page.IDs {
+		keys, err := ev.list(id)
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range keys {
+			if !bytes.HasPrefix(k, pre) {
+				continue
+			}
+			ref, _, ok := readStr(k[len(pre):])
+			if t, rid, found := strings.Cut(ref, "/"); ok && found && t == q.Type {
+				ids[rid] = true
+			}
+		}
+	}
+	return &plan{ids: ids}, nil
+}
+
+// References returns the reference values (Type/id or URLs) the current
+// version of typ/id holds for param, for _include.
+func (s *Store) References(ctx context.Context, typ, id, param string) ([]string, error) {
+	if v := s.virtual(typ); v != nil {
+		return v.References(ctx, id, param)
+	}
+	ev := &evaluator{s: s, ctx: ctx, typ: typ, lists: map[string][][]byte{}}
+	keys, err := ev.list(id)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, k := range keys {
+		if param == "*" {
+			if ref, ok := refOfKey(k, typ); ok {
+				out = append(out, ref)
+			}
+			continue
+		}
+		pre := indexPrefix(typ, param, subRef)
+		if bytes.HasPrefix(k, pre) {
+			if ref, _, ok := readStr(k[len(pre):]); ok {
+				out = append(out, ref)
+			}
+		}
+	}
+	return out, nil
+}
+
+// refOfKey decodes the reference of any 'r' index key of typ.
+func refOfKey(k []byte, typ string) (string, bool) {
+	p := newKey(tagIndex, len(typ)+2).str(typ)
+	if !bytes.HasPrefix(k, p) {
+		return "", false
+	}
+	_, rest, ok := readStr(k[len(p):])
+	if !ok || len(rest) == 0 || rest[0] != subRef {
+		return "", false
+	}
+	ref, _, ok := readStr(rest[1:])
+	return ref, ok
+}

@@ -1,0 +1,496 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Store is the versioned resource store over an Engine.
+type Store struct {
+	e    Engine
+	opts Options
+}
+
+// Options tune a Store.
+type Options struct {
+	// ObserveCommit, if set, is called with the duration of every
+	// successful commit (for metrics).
+	ObserveCommit func(time.Duration)
+	// Virtual maps resource types kept by other components to them (see
+	// Virtual).
+	Virtual map[string]Virtual
+}
+
+// New returns a Store over e.
+func New(e Engine, opts Options) *Store {
+	return &Store{e: e, opts: opts}
+}
+
+// Engine returns the underlying engine.
+func (s *Store) Engine() Engine { return s.e }
+
+// Close closes the engine.
+func (s *Store) Close() error { return s.e.Close() }
+
+// Current returns the current version of a resource, without its body.
+// A deleted resource is returned with Deleted set; one that never existed
+// is ErrNotFound.
+func (s *Store) Current(ctx context.Context, typ, id string) (Version, error) {
+	if v := s.virtual(typ); v != nil {
+		ver, err := v.Read(ctx, id)
+		ver.Body = nil
+		return ver, err
+	}
+	b, err := s.e.Get(ctx, currentKey(typ, id))
+	if err != nil {
+		return Version{}, err
+	}
+	return decodeCurrent(typ, id, b)
+}
+
+// Read returns the current version with its body (a tombstone for a
+// deleted resource).
+func (s *Store) Read(ctx context.Context, typ, id string) (Version, error) {
+	if v := s.virtual(typ); v != nil {
+		return v.Read(ctx, id)
+	}
+	cur, err := s.Current(ctx, typ, id)
+	if err != nil {
+		return Version{}, err
+	}
+	return s.Version(ctx, typ, id, cur.VID)
+}
+
+// Version returns one version.
+func (s *Store) Version(ctx context.Context, typ, id string, vid uint64) (Version, error) {
+	if v := s.virtual(typ); v != nil {
+		ver, err := v.Read(ctx, id)
+		if err == nil && ver.VID != vid {
+			return Version{}, ErrNotFound
+		}
+		return ver, err
+	}
+	b, err := s.e.Get(ctx, versionKey(typ, id, vid))
+	if err != nil {
+		return Version{}, err
+	}
+	return decodeVersion(typ, id, vid, b)
+}
+
+// Write is one new version to commit.
+type Write struct {
+	// Prev is the current version this write replaces, exactly as Current
+	// returned it, or nil when the resource must not exist yet. The commit
+	// fails with ErrConflict if the resource moved on in between.
+	Prev *Version
+	// New is the new version; New.VID must be Prev.VID+1 (1 without Prev).
+	New Version
+	// Index holds the search index values of New (ignored for deletes).
+	Index []IndexValue
+	// Claim, if set, makes the write also take a unique claim (see Claim).
+	Claim *Claim
+	// Leaf, if set, is appended to the log in the same commit; LeafIndex
+	// then finds its position.
+	Leaf []byte
+}
+
+// Claim is a unique name within a resource type, owned by one resource at
+// a time. Conditional create uses its normalized criteria as the name, so
+// that two concurrent creates with the same criteria cannot both succeed:
+// the second fails with ErrConflict, retries, and finds the first.
+type Claim struct {
+	Name string
+	// Owner is the id the claim must have now ("" for unclaimed); the
+	// write transfers it to the new version's resource.
+	Owner string
+}
+
+// ClaimOwner returns the id that owns a claim, or "" if none does.
+func (s *Store) ClaimOwner(ctx context.Context, typ, name string) (string, error) {
+	b, err := s.e.Get(ctx, claimKey(typ, name))
+	if errors.Is(err, ErrNotFound) {
+		return "", nil
+	}
+	return string(b), err
+}
+
+// Commit writes all ws in one atomic, durable commit: either every version
+// with its history and index entries is on disk, or nothing is. It returns
+// ErrConflict (wrapped) when any resource changed since its Prev was read.
+func (s *Store) Commit(ctx context.Context, ws []Write) error {
+	start := time.Now()
+	var b Batch
+	for i := range ws {
+		if s.virtual(ws[i].New.Type) != nil {
+			return readOnly(ws[i].New.Type)
+		}
+		if err := s.addWrite(ctx, &b, &ws[i]); err != nil {
+			return err
+		}
+	}
+	if err := s.e.Apply(ctx, &b); err != nil {
+		return err
+	}
+	if s.opts.ObserveCommit != nil {
+		s.opts.ObserveCommit(time.Since(start))
+	}
+	return nil
+}
+
+func (s *Store) addWrite(ctx context.Context, b *Batch, w *Write) error {
+	v := &w.New
+	want := uint64(1)
+	if w.Prev != nil {
+		want = w.Prev.VID + 1
+		if w.Prev.Type != v.Type || w.Prev.ID != v.ID {
+			return fmt.Errorf("store: write of %s/%s has Prev of %s/%s", v.Type, v.ID, w.Prev.Type, w.Prev.ID)
+		}
+	}
+	if v.VID != want {
+		return fmt.Errorf("store: version %d of %s/%s does not follow %d", v.VID, v.Type, v.ID, want-1)
+	}
+	if v.Deleted != (v.Body == nil) {
+		return fmt.Errorf("store: a version has a body exactly when it is not deleted")
+	}
+	// The creator is carried from version to version.
+	if w.Prev == nil {
+		v.Creator = v.Author
+	} else if v.Creator = w.Prev.Creator; v.Creator == "" {
+		v.Creator = v.Author
+	}
+	ts := v.LastUpdated.UnixMicro()
+	ck := currentKey(v.Type, v.ID)
+	if w.Prev == nil {
+		b.Require(ck, nil)
+	} else {
+		b.Require(ck, encodeCurrent(w.Prev))
+	}
+	if w.Claim != nil {
+		k := claimKey(v.Type, w.Claim.Name)
+		if w.Claim.Owner == "" {
+			b.Require(k, nil)
+		} else {
+			b.Require(k, []byte(w.Claim.Owner))
+		}
+		b.Set(k, []byte(v.ID))
+	}
+	b.Set(ck, encodeCurrent(v))
+	b.Set(versionKey(v.Type, v.ID, v.VID), encodeVersion(v))
+	b.Set(sysHistoryKey(ts, v.Type, v.ID, v.VID), nil)
+	b.Set(typeHistoryKey(v.Type, ts, v.ID, v.VID), nil)
+	if w.Leaf != nil {
+		b.Appends = append(b.Appends, Append{Data: w.Leaf, IndexKey: leafIndexKey(v.Type, v.ID, v.VID)})
+	}
+	var idx []IndexValue
+	if !v.Deleted {
+		idx = w.Index
+	}
+	return s.replaceIndex(ctx, b, v.Type, v.ID, w.Prev != nil, idx)
+}
+
+// replaceIndex adds to b the removal of the resource's current index
+// entries (when it has a version already) and the writing of idx. The
+// caller's condition on the current record makes reading the old list
+// safe: if another writer changed it since, the commit fails.
+func (s *Store) replaceIndex(ctx context.Context, b *Batch, typ, id string, exists bool, idx []IndexValue) error {
+	lk := indexListKey(typ, id)
+	if exists {
+		old, err := s.e.Get(ctx, lk)
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			return err
+		default:
+			if err := eachIndexKey(old, typ, id, b.Delete); err != nil {
+				return err
+			}
+		}
+	}
+	if len(idx) == 0 {
+		b.Delete(lk)
+		return nil
+	}
+	// One value may repeat (two names with the same family): write each
+	// key once.
+	var list []byte
+	prefix, suffix := indexKeyEnds(typ, id)
+	seen := make(map[string]bool, len(idx)*3)
+	for i := range idx {
+		for _, k := range idx[i].entries(typ, id) {
+			if seen[string(k)] {
+				continue
+			}
+			seen[string(k)] = true
+			b.Set(k, nil)
+			list = appendIndexKey(list, k, len(prefix), len(suffix))
+		}
+	}
+	b.Set(lk, list)
+	return nil
+}
+
+// Reindex replaces the index entries of the current version cur of a
+// resource (as Current returned it) with idx: for rebuilding indexes when
+// the search parameter table changes. ErrConflict if the resource changed.
+func (s *Store) Reindex(ctx context.Context, cur Version, idx []IndexValue) error {
+	var b Batch
+	b.Require(currentKey(cur.Type, cur.ID), encodeCurrent(&cur))
+	if cur.Deleted {
+		idx = nil
+	}
+	if err := s.replaceIndex(ctx, &b, cur.Type, cur.ID, true, idx); err != nil {
+		return err
+	}
+	return s.e.Apply(ctx, &b)
+}
+
+// EachCurrent calls fn with the current version (with its body) of every
+// live resource of typ, in id order, until fn returns an error.
+func (s *Store) EachCurrent(ctx context.Context, typ string, fn func(Version) error) error {
+	if s.virtual(typ) != nil {
+		return nil // not indexed by the store: nothing to rebuild
+	}
+	p := newKey(tagCurrent, len(typ)+2).str(typ)
+	var ids []Version
+	// Collect a batch of ids per scan, then read bodies outside the scan.
+	r := PrefixRange(p)
+	for {
+		ids = ids[:0]
+		var last []byte
+		err := s.e.Scan(ctx, Range{Start: r.Start, End: r.End, Limit: 1000}, func(k, v []byte) bool {
+			id, _, ok := readStr(k[len(p):])
+			cur, err := decodeCurrent(typ, id, v)
+			if ok && err == nil && !cur.Deleted {
+				ids = append(ids, cur)
+			}
+			last = append(last[:0], k...)
+			return true
+		})
+		if err != nil {
+			return err
+		}
+		for _, cur := range ids {
+			v, err := s.Version(ctx, typ, cur.ID, cur.VID)
+			if err != nil {
+				return err
+			}
+			if err := fn(v); err != nil {
+				return err
+			}
+		}
+		if last == nil {
+			return nil
+		}
+		r.Start = PrefixEnd(last)
+		if r.Start == nil || (r.End != nil && bytes.Compare(r.Start, r.End) >= 0) {
+			return nil
+		}
+	}
+}
+
+// LeafIndex returns the log position of a version's leaf, or ErrNotFound
+// when the version was written without one.
+func (s *Store) LeafIndex(ctx context.Context, typ, id string, vid uint64) (uint64, error) {
+	if v := s.virtual(typ); v != nil {
+		return v.LeafIndex(ctx, id, vid)
+	}
+	b, err := s.e.Get(ctx, leafIndexKey(typ, id, vid))
+	if err != nil {
+		return 0, err
+	}
+	if len(b) != 8 {
+		return 0, errCorrupt
+	}
+	return binary.BigEndian.Uint64(b), nil
+}
+
+// LogSize returns the number of entries in the log.
+func (s *Store) LogSize(ctx context.Context) (uint64, error) {
+	b, err := s.e.Get(ctx, LogSizeKey)
+	if errors.Is(err, ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	if len(b) != 8 {
+		return 0, errCorrupt
+	}
+	return binary.BigEndian.Uint64(b), nil
+}
+
+// Leaves calls fn with log entries from, from+1, ... until the end of the
+// log or until fn returns false.
+func (s *Store) Leaves(ctx context.Context, from uint64, fn func(n uint64, data []byte) bool) error {
+	var ferr error
+	err := s.e.Scan(ctx, Range{Start: LogKey(from), End: PrefixEnd(LogPrefix)}, func(k, v []byte) bool {
+		n, _, ok := readU64(k[1:])
+		if !ok {
+			ferr = errCorrupt
+			return false
+		}
+		return fn(n, v)
+	})
+	if err == nil {
+		err = ferr
+	}
+	return err
+}
+
+// HistoryQuery selects versions, newest first. Type and ID empty: the whole
+// system; ID empty: one type; both set: one resource.
+type HistoryQuery struct {
+	Type, ID string
+	Since    time.Time // only versions with LastUpdated >= Since (zero: all)
+	Count    int       // page size (> 0)
+	Cursor   []byte    // from a previous page's Next; nil for the first page
+	// Filter, if set, keeps only the versions it accepts, before paging.
+	Filter func(*Version) bool
+}
+
+// HistoryPage is one page of history.
+type HistoryPage struct {
+	Versions []Version
+	// Next is the cursor of the following page, nil on the last page.
+	Next []byte
+}
+
+// History returns one page of versions, newest first. Paging is by key
+// position, so pages stay consistent while new versions are written.
+func (s *Store) History(ctx context.Context, q HistoryQuery) (HistoryPage, error) {
+	if q.Count <= 0 {
+		return HistoryPage{}, fmt.Errorf("store: history page size must be positive")
+	}
+	if v := s.virtual(q.Type); v != nil {
+		return v.History(ctx, q)
+	}
+	var r Range
+	switch {
+	case q.Type != "" && q.ID != "":
+		r = PrefixRange(versionPrefix(q.Type, q.ID))
+	case q.Type != "":
+		p := typeHistoryPrefix(q.Type)
+		r = PrefixRange(p)
+		if !q.Since.IsZero() {
+			r.Start = p.u64(uint64(q.Since.UnixMicro()))
+		}
+	default:
+		p := newKey(tagSysHistory, 9)
+		r = PrefixRange(p)
+		if !q.Since.IsZero() {
+			r.Start = p.u64(uint64(q.Since.UnixMicro()))
+		}
+	}
+	r.Reverse = true
+	if q.Cursor != nil {
+		if bytes.Compare(q.Cursor, r.Start) < 0 || (r.End != nil && bytes.Compare(q.Cursor, r.End) >= 0) {
+			return HistoryPage{}, ErrBadCursor
+		}
+		r.End = q.Cursor // exclusive: continue below the last key served
+	}
+	var (
+		page    HistoryPage
+		lastKey []byte
+		scanErr error
+	)
+	if q.Filter == nil {
+		r.Limit = q.Count + 1
+	}
+	err := s.e.Scan(ctx, r, func(k, val []byte) bool {
+		v, err := historyRef(q, k, val)
+		if err != nil {
+			scanErr = err
+			return false
+		}
+		if !q.Since.IsZero() && v.LastUpdated.Before(q.Since) {
+			return false // versions of one resource are in time order too
+		}
+		if v.Body == nil && !v.Deleted {
+			if v, err = s.Version(ctx, v.Type, v.ID, v.VID); err != nil {
+				scanErr = fmt.Errorf("store: history entry without version: %w", err)
+				return false
+			}
+		}
+		if q.Filter != nil && !q.Filter(&v) {
+			return true
+		}
+		if len(page.Versions) == q.Count {
+			page.Next = lastKey
+			return false
+		}
+		page.Versions = append(page.Versions, v)
+		lastKey = append(lastKey[:0], k...)
+		return true
+	})
+	if err == nil {
+		err = scanErr
+	}
+	if err != nil {
+		return HistoryPage{}, err
+	}
+	if page.Next != nil {
+		page.Next = append([]byte(nil), page.Next...)
+	}
+	return page, nil
+}
+
+// ErrBadCursor: a paging cursor that does not belong to the query.
+var ErrBadCursor = errors.New("invalid paging cursor")
+
+// historyRef decodes a history scan key into a version reference; for
+// instance history it decodes the whole version from the value.
+func historyRef(q HistoryQuery, k, val []byte) (Version, error) {
+	switch {
+	case q.Type != "" && q.ID != "":
+		_, rest, ok := readStr(k[1:])
+		if ok {
+			_, rest, ok = readStr(rest)
+		}
+		var vid uint64
+		if ok {
+			vid, _, ok = readU64(rest)
+		}
+		if !ok {
+			return Version{}, errCorrupt
+		}
+		return decodeVersion(q.Type, q.ID, vid, append([]byte(nil), val...))
+	case q.Type != "":
+		_, rest, ok := readStr(k[1:])
+		var ts, vid uint64
+		var id string
+		if ok {
+			ts, rest, ok = readU64(rest)
+		}
+		if ok {
+			id, rest, ok = readStr(rest)
+		}
+		if ok {
+			vid, _, ok = readU64(rest)
+		}
+		if !ok {
+			return Version{}, errCorrupt
+		}
+		return Version{Type: q.Type, ID: id, VID: vid, LastUpdated: time.UnixMicro(int64(ts)).UTC()}, nil
+	default:
+		ts, rest, ok := readU64(k[1:])
+		var typ, id string
+		var vid uint64
+		if ok {
+			typ, rest, ok = readStr(rest)
+		}
+		if ok {
+			id, rest, ok = readStr(rest)
+		}
+		if ok {
+			vid, _, ok = readU64(rest)
+		}
+		if !ok {
+			return Version{}, errCorrupt
+		}
+		return Version{Type: typ, ID: id, VID: vid, LastUpdated: time.UnixMicro(int64(ts)).UTC()}, nil
+	}
+}
