@@ -2,8 +2,10 @@
 // shaped like IHE Basic Audit Log Patterns (BALP): who (client, user,
 // server), what (the resources and patients touched, the search query),
 // when, with which outcome and purpose. Events are FHIR AuditEvent
-// resources, stored and appended to the anchored log like any version, so
-// patients and regulators find them by search and prove them on chain.
+// resources appended to the anchored log like any version, so patients and
+// regulators find them by search and prove them on chain; the Trail keeps
+// them in a compact layout of its own and serves them to the store as a
+// read-only type (docs/audit.md section 6).
 package audit
 
 import (

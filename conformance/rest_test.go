@@ -33,6 +33,15 @@ func TestCapabilities(t *testing.T) {
 					}
 				}
 			}
+			if res["type"] == "AuditEvent" { // written by the gateway only
+				var codes []string
+				for _, in := range res["interaction"].([]any) {
+					codes = append(codes, in.(map[string]any)["code"].(string))
+				}
+				if got := strings.Join(codes, " "); got != "read vread history-instance history-type search-type" {
+					t.Errorf("AuditEvent interactions = %s, want the read-only ones", got)
+				}
+			}
 		}
 		if !found {
 			t.Fatal("Patient not listed")

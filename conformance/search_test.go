@@ -310,6 +310,14 @@ func TestSearchResults(t *testing.T) {
 		page := u.Query().Get("_page")
 		wantOutcome(t, do(t, srv.full, "GET", "Observation?_page="+page, nil), 400, "")
 	})
+	spec(t, "search.html#sort: a sort the server cannot do is 400 not-supported (AuditEvent: by time only)", func(t *testing.T) {
+		wantOutcome(t, do(t, srv.full, "GET", "AuditEvent?_sort=outcome", nil), 400, "not-supported")
+		wantStatus(t, do(t, srv.full, "GET", "AuditEvent?_sort=-date&_count=2", nil), 200)
+	})
+	spec(t, "http.html#create: AuditEvents are written by the gateway only (403 forbidden)", func(t *testing.T) {
+		body := []byte(`{"resourceType":"AuditEvent","type":{"code":"rest"},"recorded":"2026-01-01T00:00:00Z","agent":[{"requestor":true}],"source":{"observer":{"display":"x"}}}`)
+		wantOutcome(t, do(t, srv.full, "POST", "AuditEvent", body), 403, "forbidden")
+	})
 }
 
 func TestConditionalInteractions(t *testing.T) {

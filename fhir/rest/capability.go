@@ -55,6 +55,16 @@ var resourceCapabilities = sync.OnceValue(func() fhirjson.Value {
 			kv("conditionalDelete", str("single")),
 			kv("referencePolicy", fhirjson.Arr(str("literal"), str("logical"))),
 		)
+		if t == "AuditEvent" { // the gateway alone writes its audit trail
+			r = fhirjson.Obj(
+				kv("type", str(t)),
+				kv("interaction", codes("read", "vread", "history-instance", "history-type", "search-type")),
+				kv("versioning", str("versioned")),
+				kv("readHistory", true_),
+				kv("conditionalRead", str("full-support")),
+				kv("referencePolicy", fhirjson.Arr(str("literal"), str("logical"))),
+			)
+		}
 		var params, includes, revs []fhirjson.Value
 		for _, p := range search.Params(t) {
 			if search.Indexed(t, p.Code) != nil && p.Code != "_id" {
