@@ -20,6 +20,9 @@ type crudConfig struct {
 	serverPID   int
 	// hook, if set, is called before (begin) and after each phase.
 	hook func(phase string, begin bool)
+	// afterRead, if set, runs right after the read phase (on the data
+	// the read phase saw) and returns more phases' results.
+	afterRead func() ([]*Result, error)
 }
 
 const patientPrefix = `{"resourceType":"Patient",`
@@ -93,6 +96,14 @@ func runCRUD(cfg crudConfig, log io.Writer) ([]*Result, error) {
 
 	// Read: GET [base]/Patient/ID of random created ids.
 	read := phase("read", setup, readOp(t, uris))
+	results := []*Result{create, read}
+	if cfg.afterRead != nil {
+		more, err := cfg.afterRead()
+		results = append(results, more...)
+		if err != nil {
+			return results, err
+		}
+	}
 
 	// Update: PUT [base]/Patient/ID with another pool body and that id;
 	// each worker updates its own share of the ids (no write races).
@@ -111,7 +122,7 @@ func runCRUD(cfg crudConfig, log io.Writer) ([]*Result, error) {
 		w.buf = append(w.buf, src[len(patientPrefix):]...)
 		return t.send(w, "PUT", uris[k], w.buf)
 	})
-	return []*Result{create, read, update}, nil
+	return append(results, update), nil
 }
 
 // readOp reads a random one of uris.

@@ -4,6 +4,7 @@
 // with (a bare fiber handler, synced Pebble batch commits).
 //
 //	fhirbench crud       -base URL -token T [-clients 64 -duration 15s]
+//	fhirbench practitioner-read -base URL -token T [-patients 64 -clients 64 -duration 15s]
 //	fhirbench raw-http   [-clients 64 -duration 15s]
 //	fhirbench raw-pebble [-clients 64 -duration 15s -dir DIR]
 //	fhirbench suite      -gateway bin/gateway [-clients 64 -duration 15s -rounds 3]
@@ -33,12 +34,17 @@ const usageText = `usage: fhirbench <command> [flags]
 commands:
   crud        create, then read, then update Patients on a running gateway;
               each phase reports ops/s, p50/p99/p99.9 latency and errors
+  practitioner-read
+              set up a wallet-signed-in Practitioner and K patients who
+              granted it access by relayed signatures, then read those
+              patients as the practitioner (consent-checked) and with the
+              system token
   raw-http    a bare fiber handler returning a fixed Patient-sized body,
               driven by the same load generator (the HTTP limit)
   raw-pebble  N goroutines committing synced Pebble batches shaped like a
               create's write, with the gateway's Pebble options (the disk limit)
-  suite       start a gateway binary, run raw-http, raw-pebble and crud for
-              several rounds and print a Markdown report (for BENCHMARKS.md)
+  suite       start a gateway binary, run raw-http, raw-pebble, crud and
+              practitioner-read for several rounds and print a Markdown report (for BENCHMARKS.md)
   load        load a realistic data set (Patients, Practitioners,
               Appointments, DiagnosticReports with references)
   search      run selective token, reference, date and string searches
@@ -61,6 +67,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "crud":
 		err = cmdCRUD(args, stdout, stderr)
+	case "practitioner-read":
+		err = cmdPractitionerRead(args, stdout, stderr)
 	case "raw-http":
 		err = cmdRawHTTP(args, stdout, stderr)
 	case "raw-pebble":
@@ -180,6 +188,46 @@ phase starts with -warmup that is not counted. Get a token with
 	return err
 }
 
+func cmdPractitionerRead(args []string, stdout, stderr io.Writer) error {
+	f := newFlags("practitioner-read", "-base URL -token TOKEN [flags]", `
+Authenticated, consent-checked, audited reads by a practitioner. With the
+system token (system/*.cruds) it creates one active Practitioner linked to
+a fresh wallet and -patients Patients, each linked to its own fresh wallet
+(CAIP-10 identifiers on the gateway's chain, from /.well-known/fhirgate),
+plus one more Patient who grants nothing. Each patient signs in with
+Sign-In With Ethereum and signs an EIP-712 Grant of -scope to the
+practitioner, which the gateway relays gas-free (POST /consent/relay); the
+practitioner signs in with its wallet. Once every grant is in force (the
+practitioner reads each patient) and the patient without a grant is
+refused (403), it runs read-practitioner: GET [base]/Patient/ID of a random
+one of the granted patients with the practitioner's token; then, unless
+-system-same=false, read-system-same: the same reads with the system
+token. Every answer but 200 counts as an error. Needs no ether, no
+JSON-RPC port and no access to the gateway's data directory. The
+practitioner's token lasts one hour.`, stderr, 64)
+	base := f.String("base", "", "FHIR base URL, e.g. http://127.0.0.1:8080/fhir (required)")
+	token := f.String("token", "", "system bearer token with system/*.cruds (required)")
+	patients := f.Int("patients", defaultPractitionerPatients, "patients who grant the practitioner access (the reads cycle through them)")
+	scope := f.String("scope", defaultPractitionerScope, "consent scope each patient grants (<Type>.<perms>, e.g. Patient.rs or *.rs)")
+	systemSame := f.Bool("system-same", true, "also read the same patients with the system token")
+	grantWait := f.Duration("grant-wait", time.Minute, "longest wait for the relayed grants to be in force")
+	pid := f.Int("pid", 0, "gateway process id, to report its CPU time per read (optional)")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	if err := required(f, "base", "token"); err != nil {
+		return err
+	}
+	if *patients < 1 {
+		fmt.Fprintln(stderr, "-patients must be at least 1")
+		return errUsage
+	}
+	_, _, err := runPractitionerRead(practitionerConfig{base: *base, token: *token, patients: *patients, scope: *scope,
+		clients: *f.clients, warmup: *f.warmup, duration: *f.duration, seed: *f.seed, serverPID: *pid,
+		systemSame: *systemSame, grantWait: *grantWait}, stdout)
+	return err
+}
+
 func cmdRawHTTP(args []string, stdout, stderr io.Writer) error {
 	f := newFlags("raw-http", "[flags]", `
 Serves a bare fiber handler (the gateway's fiber settings, no auth, no
@@ -252,7 +300,11 @@ mix two gateways.
 Each round runs, one after the other: raw-http (child process and in
 process), raw-pebble (raw batches, then store/pebble's Apply) in -dir,
 then a fresh gateway on a new data directory in -dir and a free port,
-a token, and crud (create, read, update). The Markdown report (medians
+a token, and crud (create, read, update). Right after read, unless
+-no-practitioner, the practitioner-read setup and phases run on the same
+gateway: read-practitioner (consent-checked reads by a practitioner signed
+in with a wallet, of -practitioner-patients patients who granted access by
+relayed signatures) and read-system-same (the same patients, system token). The Markdown report (medians
 across rounds, ratios to the raw limits, the gateway's own metrics,
 machine and load average) goes to stdout and to -out; progress to stderr.`, stderr, 64)
 	gateway := f.String("gateway", "", "path of the gateway binary (required)")
@@ -267,18 +319,26 @@ machine and load average) goes to stdout and to -out; progress to stderr.`, stde
 	gatewayArgs := f.String("gateway-args", defaultGatewayArgs, "extra arguments of 'gateway serve', space-separated (e.g. '--eth-listen= --no-log')")
 	maxOther := f.Float64("max-other", 0, "discard and repeat a round in which other processes used more than this percentage of the CPU during a phase (0: keep every round)")
 	retries := f.Int("retries", 3, "most repeats of one round for -max-other")
+	noPractitioner := f.Bool("no-practitioner", false, "skip the practitioner read phases (read-practitioner, read-system-same)")
+	prPatients := f.Int("practitioner-patients", defaultPractitionerPatients, "patients who grant the practitioner access in the practitioner read phases")
+	prScope := f.String("practitioner-scope", defaultPractitionerScope, "consent scope those patients grant")
 	if err := f.parse(args); err != nil {
 		return err
 	}
 	if err := required(f, "gateway"); err != nil {
 		return err
 	}
+	if *prPatients < 1 {
+		fmt.Fprintln(stderr, "-practitioner-patients must be at least 1")
+		return errUsage
+	}
 	if *rounds < 1 {
 		fmt.Fprintln(stderr, "-rounds must be at least 1")
 		return errUsage
 	}
 	return runSuite(suiteConfig{gateway: *gateway, clients: *f.clients, warmup: *f.warmup, duration: *f.duration, rounds: *rounds,
-		dir: *dir, seed: *f.seed, pool: *pool, maxLoad: *maxLoad, maxWait: *maxWait, perfDir: *perfDir, out: *out, noInproc: *noInproc, maxOther: *maxOther, retries: *retries, gatewayArgs: strings.Fields(*gatewayArgs)},
+		dir: *dir, seed: *f.seed, pool: *pool, maxLoad: *maxLoad, maxWait: *maxWait, perfDir: *perfDir, out: *out, noInproc: *noInproc, maxOther: *maxOther, retries: *retries, gatewayArgs: strings.Fields(*gatewayArgs),
+		noPractitioner: *noPractitioner, practitionerPatients: *prPatients, practitionerScope: *prScope},
 		stdout, stderr)
 }
 

@@ -30,6 +30,12 @@ import (
 	"github.com/fhirgate/fhirgate/internal/synth"
 )
 
+// Defaults of the practitioner read phases.
+const (
+	defaultPractitionerPatients = 64
+	defaultPractitionerScope    = "Patient.rs"
+)
+
 // practitionerConfig configures the setup and the practitioner read
 // phases.
 type practitionerConfig struct {
@@ -518,6 +524,11 @@ func only200(op opFunc) opFunc {
 // practitioner's token) and, with systemSame, read-system-same (the same
 // reads with the system token).
 func runPractitionerRead(cfg practitionerConfig, log io.Writer) ([]*Result, *practitionerSetup, error) {
+	// The practitioner's token lasts an hour (the sign-in message's
+	// expiration caps it).
+	if cfg.warmup+cfg.duration > 50*time.Minute {
+		return nil, nil, errors.New("practitioner-read: the phases would outlast the practitioner's one-hour token")
+	}
 	ctx := context.Background()
 	s, err := setupPractitioner(ctx, cfg, log)
 	if err != nil {

@@ -84,3 +84,42 @@ func TestBenchPatient(t *testing.T) {
 		t.Fatalf("identifiers %+v", p.Identifier)
 	}
 }
+
+// TestSuiteReportPractitioner checks that the report shows the
+// practitioner phases, their ratios, the layer table and the target.
+func TestSuiteReportPractitioner(t *testing.T) {
+	res := func(name string, ok int64, serverUS int) *Result {
+		r := &Result{Name: name, Clients: 64, Elapsed: time.Second, OK: ok, Codes: map[int]int64{}}
+		r.Hist.Record(time.Millisecond)
+		r.CPU = cpuDelta{self: time.Duration(ok) * 10 * time.Microsecond, server: time.Duration(ok) * time.Duration(serverUS) * time.Microsecond,
+			serverOK: true, busy: time.Second, total: 2 * time.Second}
+		return r
+	}
+	rd := round{res: map[string]*Result{}, metrics: map[string]phaseMetrics{}, grantsEffective: 900 * time.Millisecond}
+	for _, r := range []*Result{res("raw-http", 40000, 20), res("read", 8000, 200), res("read-practitioner", 6000, 250), res("read-system-same", 8000, 200)} {
+		rd.res[r.Name] = r
+	}
+	cfg := suiteConfig{gateway: "bin/gateway", clients: 64, duration: time.Second, rounds: 1, practitionerPatients: 64, practitionerScope: "Patient.rs"}
+	var b strings.Builder
+	writeSuiteReport(&b, cfg, []round{rd}, suiteInfo{started: time.Now()})
+	out := b.String()
+	for _, want := range []string{
+		"| read-practitioner | GET /Patient/{id} by a practitioner",
+		"| read-system-same | GET /Patient/{id}, system token",
+		"practitioner reads/s ÷ system reads/s of the same K patients (the consent layer): **0.75**",
+		"practitioner reads/s ÷ bare fiber req/s (own process): **0.15**",
+		"| + practitioner principal and consent check (same K patients) | read-practitioner | 6000 | 0.75 | 250 µs | +50 µs |",
+		"practitioner reads/s at 64 clients: 6000/s, target ≥ 30000/s: **missed by 80 %**",
+		"K = 64 patients",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	cfg.noPractitioner = true
+	b.Reset()
+	writeSuiteReport(&b, cfg, []round{rd}, suiteInfo{started: time.Now()})
+	if !strings.Contains(b.String(), "-no-practitioner") || strings.Contains(b.String(), "K = 64") {
+		t.Errorf("-no-practitioner report:\n%s", b.String())
+	}
+}

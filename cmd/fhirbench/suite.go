@@ -39,6 +39,11 @@ type suiteConfig struct {
 	gatewayArgs []string
 	maxOther    float64
 	retries     int
+	// noPractitioner skips the practitioner read phases; otherwise
+	// practitionerPatients patients grant practitionerScope.
+	noPractitioner       bool
+	practitionerPatients int
+	practitionerScope    string
 }
 
 // gatewayProc is a gateway started by the suite.
@@ -169,6 +174,9 @@ type round struct {
 	metrics   map[string]phaseMetrics
 	rss       int64 // gateway RSS at the end of the round
 	dataBytes int64 // gateway data directory at the end of the round
+	// grantsEffective: from the first relayed grant to the last in force
+	// (practitioner setup).
+	grantsEffective time.Duration
 }
 
 // noise returns the largest share of the CPU other processes used during
@@ -293,7 +301,8 @@ func runSuite(cfg suiteConfig, stdout, stderr io.Writer) error {
 		}
 		cc := crudConfig{base: gw.base, token: tok, clients: cfg.clients, warmup: cfg.warmup, duration: cfg.duration,
 			pool: cfg.pool, seed: cfg.seed, serverPID: gw.pid}
-		routes := map[string][2]string{"create": {"POST", "/fhir/:type"}, "read": {"GET", "/fhir/:type/:id"}, "update": {"PUT", "/fhir/:type/:id"}}
+		routes := map[string][2]string{"create": {"POST", "/fhir/:type"}, "read": {"GET", "/fhir/:type/:id"}, "update": {"PUT", "/fhir/:type/:id"},
+			"read-practitioner": {"GET", "/fhir/:type/:id"}, "read-system-same": {"GET", "/fhir/:type/:id"}}
 		var before metricsText
 		var perf *exec.Cmd
 		var phaseStart time.Time
@@ -317,6 +326,21 @@ func runSuite(cfg suiteConfig, stdout, stderr io.Writer) error {
 			if err == nil && before != nil {
 				rt := routes[phase]
 				rd.metrics[phase] = metricsDelta(before, after, time.Since(phaseStart), rt[0], rt[1])
+			}
+		}
+		if !cfg.noPractitioner {
+			// Right after the system reads, on the same data: a
+			// practitioner's consent-checked reads of K patients who
+			// granted them by relayed signatures, and the system token's
+			// reads of the same K.
+			cc.afterRead = func() ([]*Result, error) {
+				res, s, err := runPractitionerRead(practitionerConfig{base: gw.base, token: tok, patients: cfg.practitionerPatients,
+					scope: cfg.practitionerScope, clients: cfg.clients, warmup: cfg.warmup, duration: cfg.duration, seed: cfg.seed,
+					serverPID: gw.pid, systemSame: true, grantWait: time.Minute, hook: cc.hook}, stderr)
+				if s != nil {
+					rd.grantsEffective = s.effective
+				}
+				return res, err
 			}
 		}
 		res, err := runCRUD(cc, stderr)
@@ -469,6 +493,8 @@ var suiteRows = []struct{ name, what string }{
 	{"engine", "store/pebble Apply of the same batch (conditional)"},
 	{"create", "POST /Patient (validated, indexed, synced)"},
 	{"read", "GET /Patient/{id} (authenticated)"},
+	{"read-practitioner", "GET /Patient/{id} by a practitioner: SIWE token, consent-checked, audited; the K patients who granted"},
+	{"read-system-same", "GET /Patient/{id}, system token, the same K patients"},
 	{"update", "PUT /Patient/{id} (validated, indexed, synced)"},
 }
 
@@ -483,6 +509,11 @@ func writeSuiteReport(w io.Writer, cfg suiteConfig, rounds []round, info suiteIn
 	}
 	if cfg.maxOther > 0 {
 		cmdline += fmt.Sprintf(" -max-other %g -retries %d", cfg.maxOther, cfg.retries)
+	}
+	if cfg.noPractitioner {
+		cmdline += " -no-practitioner"
+	} else if cfg.practitionerPatients != defaultPractitionerPatients || cfg.practitionerScope != defaultPractitionerScope {
+		cmdline += fmt.Sprintf(" -practitioner-patients %d -practitioner-scope '%s'", cfg.practitionerPatients, cfg.practitionerScope)
 	}
 	fmt.Fprintf(w, "- command: `%s`\n", cmdline)
 	for _, l := range machineInfo(info.gatewayGo) {
@@ -499,7 +530,20 @@ func writeSuiteReport(w io.Writer, cfg suiteConfig, rounds []round, info suiteIn
 		rss = append(rss, float64(rd.rss)/(1<<20))
 		data = append(data, float64(rd.dataBytes)/(1<<20))
 	}
-	fmt.Fprintf(w, "- gateway at the end of a round (medians): RSS %.0f MiB, data directory %.0f MiB\n\n", median(rss), median(data))
+	fmt.Fprintf(w, "- gateway at the end of a round (medians): RSS %.0f MiB, data directory %.0f MiB\n", median(rss), median(data))
+	if !cfg.noPractitioner {
+		var eff []float64
+		for _, rd := range rounds {
+			if rd.grantsEffective > 0 {
+				eff = append(eff, rd.grantsEffective.Seconds())
+			}
+		}
+		fmt.Fprintf(w, "- practitioner phases (right after read, on the same data): K = %d patients, each linked to its own fresh wallet, granted `%s` to one active Practitioner "+
+			"by an EIP-712 signature the gateway relayed gas-free (`POST /consent/relay`); the practitioner's token comes from Sign-In With Ethereum; "+
+			"all grants in force %.1f s (median) after the first relay; a patient without a grant is refused (403) before each phase\n",
+			cfg.practitionerPatients, cfg.practitionerScope, median(eff))
+	}
+	fmt.Fprintln(w)
 
 	fmt.Fprintf(w, "Medians of %d rounds (min–max of ops/s in brackets); %d closed-loop clients; latency in ms; CPU per successful operation; "+
 		"\"other processes\": the largest share of the machine's CPU that processes other than fhirbench and the server used during the phase (noise from other users).\n\n", len(rounds), cfg.clients)
@@ -557,6 +601,10 @@ func writeSuiteReport(w io.Writer, cfg suiteConfig, rounds []round, info suiteIn
 		{"update", "raw-pebble", "updates/s ÷ raw synced Pebble commits/s"},
 		{"read", "raw-http", "reads/s ÷ bare fiber req/s (own process)"},
 		{"read", "raw-http-in", "reads/s ÷ bare fiber req/s (inside fhirbench)"},
+		{"read-practitioner", "read-system-same", "practitioner reads/s ÷ system reads/s of the same K patients (the consent layer)"},
+		{"read-practitioner", "read", "practitioner reads/s ÷ system reads/s (read phase, all created patients)"},
+		{"read-practitioner", "raw-http", "practitioner reads/s ÷ bare fiber req/s (own process)"},
+		{"read-system-same", "raw-http", "system reads/s of the K patients ÷ bare fiber req/s (own process)"},
 	} {
 		if v, ok := ratio(rr[0], rr[1]); ok {
 			fmt.Fprintf(w, "- %s: **%.2f**\n", rr[2], v)
@@ -566,7 +614,7 @@ func writeSuiteReport(w io.Writer, cfg suiteConfig, rounds []round, info suiteIn
 	fmt.Fprintf(w, "\nInside the gateway (its /metrics, medians):\n\n")
 	fmt.Fprintln(w, "| phase | mean latency in gateway | mean store commit | commits/s | GC/s |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|")
-	for _, ph := range []string{"create", "read", "update"} {
+	for _, ph := range []string{"create", "read", "read-practitioner", "read-system-same", "update"} {
 		var sm, cm, cs, gc []float64
 		for _, rd := range rounds {
 			if pm, ok := rd.metrics[ph]; ok {
@@ -581,6 +629,8 @@ func writeSuiteReport(w io.Writer, cfg suiteConfig, rounds []round, info suiteIn
 		}
 		fmt.Fprintf(w, "| %s | %.2f ms | %.2f ms | %.0f | %.1f |\n", ph, median(sm), median(cm), median(cs), median(gc))
 	}
+
+	writeLayers(w, rounds)
 
 	fmt.Fprintf(w, "\nTargets (2 cores):\n\n")
 	target := func(what string, got, want float64, higher bool, unit string) {
@@ -606,11 +656,14 @@ func writeSuiteReport(w io.Writer, cfg suiteConfig, rounds []round, info suiteIn
 		target(fmt.Sprintf("authenticated reads/s at %d clients", cfg.clients), median(rates), 40000, true, "/s")
 		target(fmt.Sprintf("read p99 at %d clients", cfg.clients), median(across(rounds, "read", func(r *Result) float64 { return ms(r.Hist.Quantile(0.99)) })), 5, false, "ms")
 	}
+	if rates := across(rounds, "read-practitioner", (*Result).Rate); len(rates) > 0 {
+		target(fmt.Sprintf("authenticated, consent-checked, audited practitioner reads/s at %d clients", cfg.clients), median(rates), 30000, true, "/s")
+	}
 
 	// CPU ceilings: what the machine could do if nothing but fhirbench and
 	// the server ran, from the CPU time each operation cost.
 	fmt.Fprintf(w, "\nCPU ceilings (%d CPUs ÷ CPU time per operation, client + server; what the phase could reach on an otherwise idle machine if CPU were the only limit):\n\n", runtime.NumCPU())
-	for _, ph := range []string{"raw-http", "raw-http-in", "raw-pebble", "engine", "create", "read", "update"} {
+	for _, ph := range []string{"raw-http", "raw-http-in", "raw-pebble", "engine", "create", "read", "read-practitioner", "read-system-same", "update"} {
 		per := median(across(rounds, ph, func(r *Result) float64 {
 			if r.OK == 0 {
 				return 0
@@ -629,7 +682,7 @@ func writeSuiteReport(w io.Writer, cfg suiteConfig, rounds []round, info suiteIn
 	// The load generator's own cost: it shares the CPUs with the server.
 	fmt.Fprintf(w, "\nLoad generator overhead: ")
 	var parts []string
-	for _, ph := range []string{"raw-http", "read", "create"} {
+	for _, ph := range []string{"raw-http", "read", "read-practitioner", "create"} {
 		c := median(across(rounds, ph, func(r *Result) float64 {
 			if r.OK == 0 {
 				return 0
@@ -643,6 +696,56 @@ func writeSuiteReport(w io.Writer, cfg suiteConfig, rounds []round, info suiteIn
 	}
 	fmt.Fprintf(w, "%s.\n", strings.Join(parts, "; "))
 	fmt.Fprintf(w, "\n_%s, %d CPUs, GOMAXPROCS %d._\n", runtime.Version(), runtime.NumCPU(), runtime.GOMAXPROCS(0))
+}
+
+// writeLayers splits the cost of a read by layer: the bare HTTP handler,
+// then the gateway with a system token (authentication, scopes, the
+// store, the audit record), then a practitioner's read (its principal and
+// the consent check), the last two on the same K patients.
+func writeLayers(w io.Writer, rounds []round) {
+	layers := []struct{ phase, what string }{
+		{"raw-http", "bare fiber handler: HTTP only"},
+		{"read-system-same", "+ bearer token, scopes, store read, audit record (system token, K patients)"},
+		{"read-practitioner", "+ practitioner principal and consent check (same K patients)"},
+	}
+	for _, l := range layers {
+		if len(across(rounds, l.phase, (*Result).Rate)) == 0 {
+			return
+		}
+	}
+	perOp := func(phase string, f func(c cpuDelta) time.Duration) float64 {
+		return median(across(rounds, phase, func(r *Result) float64 {
+			if r.OK == 0 {
+				return 0
+			}
+			return float64(f(r.CPU)) / float64(r.OK) / 1e3
+		}))
+	}
+	fmt.Fprintf(w, "\nA read, layer by layer (medians; CPU per successful read; the server's own process):\n\n")
+	fmt.Fprintln(w, "| layer | phase | reads/s | ÷ previous | server CPU/read | added | mean in gateway | client CPU/read |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|")
+	var prevRate, prevCPU float64
+	for i, l := range layers {
+		rate := median(across(rounds, l.phase, (*Result).Rate))
+		cpu := perOp(l.phase, func(c cpuDelta) time.Duration { return c.server })
+		client := perOp(l.phase, func(c cpuDelta) time.Duration { return c.self })
+		ratio, added, inGW := "–", "–", "–"
+		if i > 0 && prevRate > 0 {
+			ratio = fmt.Sprintf("%.2f", rate/prevRate)
+			added = fmt.Sprintf("%+.0f µs", cpu-prevCPU)
+		}
+		var sm []float64
+		for _, rd := range rounds {
+			if pm, ok := rd.metrics[l.phase]; ok && pm.serverMean > 0 {
+				sm = append(sm, float64(pm.serverMean)/1e3)
+			}
+		}
+		if len(sm) > 0 {
+			inGW = fmt.Sprintf("%.0f µs", median(sm))
+		}
+		fmt.Fprintf(w, "| %s | %s | %.0f | %s | %.0f µs | %s | %s | %.0f µs |\n", l.what, l.phase, rate, ratio, cpu, added, inGW, client)
+		prevRate, prevCPU = rate, cpu
+	}
 }
 
 var errUsage = errors.New("usage")
