@@ -58,6 +58,8 @@ const (
 	subRefID    = 'j' // id of the target (any type), target type
 	subDateLo   = 'd' // lo hi
 	subDateHi   = 'e' // hi lo
+	subDateWide = 'w' // lo hi, only for values wider than narrowDate
+	subDateMany = 'm' // (nothing): the resource has several values
 	subNumber   = 'n' // num
 	subQuantity = 'q' // system code num
 	subURI      = 'u' // uri
@@ -97,6 +99,49 @@ func keyBody(k []byte) []byte {
 	return k[:len(k)-3-n]
 }
 
+// narrowDate is the widest date value (µs) kept out of the wide-value
+// keys: a day, so that instants and dates are narrow, and months, years
+// and long periods wide. A bounded date window (see dateWindow) finds the
+// narrow values that span it by a bounded scan, the wide ones in their
+// own, usually small, family.
+const narrowDate = uint64(24 * 3600 * 1_000_000)
+
+// resourceKeys returns the index keys of resource typ/id with index
+// values idx, each once: every value's entries, plus a marker per date
+// parameter with several distinct values (a bounded date window must
+// consider those resources whole: each bound may hold through a different
+// value).
+func resourceKeys(typ, id string, idx []IndexValue) [][]byte {
+	var keys [][]byte
+	seen := make(map[string]bool, len(idx)*3)
+	add := func(k []byte) {
+		if !seen[string(k)] {
+			seen[string(k)] = true
+			keys = append(keys, k)
+		}
+	}
+	var firstDate map[string][2]int64
+	for i := range idx {
+		iv := &idx[i]
+		for _, k := range iv.entries(typ, id) {
+			add(k)
+		}
+		if iv.Kind != IndexDate {
+			continue
+		}
+		if firstDate == nil {
+			firstDate = map[string][2]int64{}
+		}
+		v := [2]int64{iv.Lo, iv.Hi}
+		if first, ok := firstDate[iv.Param]; !ok {
+			firstDate[iv.Param] = v
+		} else if first != v {
+			add(indexPrefix(typ, iv.Param, subDateMany).id(id))
+		}
+	}
+	return keys
+}
+
 // entries returns the index keys of one value of resource typ/id. Each
 // value costs one or two keys: writes are the price of every index entry.
 func (iv *IndexValue) entries(typ, id string) [][]byte {
@@ -125,7 +170,11 @@ func (iv *IndexValue) entries(typ, id string) [][]byte {
 		return es
 	case IndexDate:
 		lo, hi := orderedInt(iv.Lo), orderedInt(iv.Hi)
-		return [][]byte{p(subDateLo).u64(lo).u64(hi).id(id), p(subDateHi).u64(hi).u64(lo).id(id)}
+		es := [][]byte{p(subDateLo).u64(lo).u64(hi).id(id), p(subDateHi).u64(hi).u64(lo).id(id)}
+		if hi-lo > narrowDate {
+			es = append(es, p(subDateWide).u64(lo).u64(hi).id(id))
+		}
+		return es
 	case IndexNumber:
 		return [][]byte{p(subNumber).u64(orderedFloat(iv.Num)).id(id)}
 	case IndexQuantity:

@@ -15,10 +15,12 @@ func TestIndexListRoundTrip(t *testing.T) {
 		{Param: "identifier", Kind: IndexToken, System: "urn:mrn", Code: "12\x0034"},
 		{Param: "general-practitioner", Kind: IndexReference, Ref: "Practitioner/p1"},
 		{Param: "birthdate", Kind: IndexDate, Lo: 1, Hi: 2},
+		{Param: "death-date", Kind: IndexDate, Lo: 1, Hi: 1 << 50}, // wide
+		{Param: "death-date", Kind: IndexDate, Lo: 5, Hi: 6},       // a second value
 	}
-	var want [][]byte
-	for i := range ivs {
-		want = append(want, ivs[i].entries(typ, id)...)
+	want := resourceKeys(typ, id, ivs)
+	if len(want) != 12 {
+		t.Fatalf("%d keys, want 12 (with the wide value's and the second value's)", len(want))
 	}
 	prefix, suffix := indexKeyEnds(typ, id)
 	var compact, whole []byte

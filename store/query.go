@@ -266,3 +266,95 @@ func beU64(b []byte) uint64 {
 	v, _, _ := readU64(b)
 	return v
 }
+
+// dateWindow is the candidate plan of one date parameter's window.
+type dateWindow struct {
+	param string
+	plan  clausePlan
+}
+
+// dateWindows returns, for each date parameter that q's clauses bound
+// from both sides, a clause plan whose matches include every resource
+// matching all those clauses: a value with hi >= A (each lower bound
+// implies it) and lo <= B (each upper bound implies it). It reads:
+//
+//   - values starting in [A, B] and values ending in [A, B];
+//   - narrow values spanning the window: they start in [B-narrowDate, A);
+//   - wide values spanning it, from their own family;
+//   - resources with several values of the parameter (one bound may hold
+//     through one value and the other through another).
+//
+// A window is a superset: the clauses are still checked.
+func dateWindows(typ string, clauses []Clause) []dateWindow {
+	type bounds struct {
+		a, b       int64
+		hasA, hasB bool
+	}
+	var params []string
+	win := map[string]*bounds{}
+	for _, cl := range clauses {
+		if cl.Not || len(cl.Preds) != 1 || cl.Preds[0].Op != OpDate {
+			continue
+		}
+		p := cl.Preds[0]
+		w := win[p.Param]
+		if w == nil {
+			w = &bounds{a: math.MinInt64, b: math.MaxInt64}
+			win[p.Param] = w
+			params = append(params, p.Param)
+		}
+		lower := func(v int64) { w.a, w.hasA = max(w.a, v), true }
+		upper := func(v int64) { w.b, w.hasB = min(w.b, v), true }
+		switch p.Cmp {
+		case Ge:
+			lower(p.Lo)
+		case Gt, Sa:
+			lower(satAdd(p.Hi, 1))
+		case Le:
+			upper(p.Hi)
+		case Lt, Eb:
+			upper(satAdd(p.Lo, -1))
+		case Eq, Ap:
+			lower(p.Lo)
+			upper(p.Hi)
+		}
+	}
+	var out []dateWindow
+	for _, param := range params {
+		w := win[param]
+		if !w.hasA || !w.hasB {
+			continue
+		}
+		pre := func(sub byte) keyBuf { return indexPrefix(typ, param, sub).frozen() }
+		loKeys, hiKeys, wide := pre(subDateLo), pre(subDateHi), pre(subDateWide)
+		at := func(k keyBuf, n int64) []byte { return k.u64(orderedInt(n)) }
+		hiAbove := func(base int) func(k []byte) bool {
+			return func(k []byte) bool { return unorderedInt(beU64(k[base+8:])) > w.b }
+		}
+		var pls []*plan
+		if w.a <= w.b {
+			pls = append(pls,
+				&plan{ranges: []Range{{Start: at(loKeys, w.a), End: PrefixEnd(at(loKeys, w.b))}}},
+				&plan{ranges: []Range{{Start: at(hiKeys, w.a), End: PrefixEnd(at(hiKeys, w.b))}}})
+		}
+		if from := satAdd(w.b, -int64(narrowDate)); from < w.a {
+			pls = append(pls, &plan{ranges: []Range{{Start: at(loKeys, from), End: at(loKeys, w.a)}}, filter: hiAbove(len(loKeys))})
+		}
+		pls = append(pls,
+			&plan{ranges: []Range{{Start: wide, End: at(wide, w.a)}}, filter: hiAbove(len(wide))},
+			&plan{ranges: []Range{PrefixRange(pre(subDateMany))}})
+		out = append(out, dateWindow{param: param, plan: clausePlan{plans: pls}})
+	}
+	return out
+}
+
+// satAdd is a+d, saturated at the int64 limits.
+func satAdd(a, d int64) int64 {
+	switch {
+	case d > 0 && a > math.MaxInt64-d:
+		return math.MaxInt64
+	case d < 0 && a < math.MinInt64-d:
+		return math.MinInt64
+	}
+	return a + d
+}

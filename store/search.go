@@ -36,6 +36,8 @@ const (
 type clausePlan struct {
 	plans []*plan
 	not   bool
+	// dateParam names the parameter of a clause that is one date bound.
+	dateParam string
 }
 
 // Search runs q and returns one page of matching ids.
@@ -99,6 +101,9 @@ func (s *Store) compileClauses(ctx context.Context, q *Query, depth int) ([]clau
 	var cps []clausePlan
 	for _, cl := range q.Clauses {
 		cp := clausePlan{not: cl.Not}
+		if !cl.Not && len(cl.Preds) == 1 && cl.Preds[0].Op == OpDate {
+			cp.dateParam = cl.Preds[0].Param
+		}
 		for i := range cl.Preds {
 			p := cl.Preds[i]
 			if p.Op == OpMissing && p.Missing {
@@ -152,19 +157,41 @@ func (ev *evaluator) candidates(q *Query, positives []clausePlan) (map[string]bo
 		cand = all
 	} else {
 		// Probe every clause; drive from the narrowest that completes.
+		// Date bounds on both sides (date=ge..&date=lt..) are each broad,
+		// but together a bounded window holding all their matches: a
+		// window that completes is probed instead of its clauses, which
+		// are then checked on each candidate.
 		type probe struct {
 			ids      map[string]bool
 			complete bool
 		}
-		probes := make([]probe, len(positives))
-		best := -1
+		windowed := map[string]bool{}
+		var windows []probe
+		for _, w := range dateWindows(q.Type, q.Clauses) {
+			ids, complete, err := ev.scanClause(w.plan, probeLimit)
+			if err != nil {
+				return nil, err
+			}
+			if complete {
+				windows = append(windows, probe{ids, true})
+				windowed[w.param] = true
+			}
+		}
+		probes := make([]probe, len(positives), len(positives)+len(windows))
 		for i, cp := range positives {
+			if cp.dateParam != "" && windowed[cp.dateParam] {
+				continue // within a window: checked per candidate
+			}
 			ids, complete, err := ev.scanClause(cp, probeLimit)
 			if err != nil {
 				return nil, err
 			}
 			probes[i] = probe{ids, complete}
-			if complete && (best < 0 || len(ids) < len(probes[best].ids)) {
+		}
+		probes = append(probes, windows...)
+		best := -1
+		for i, pr := range probes {
+			if pr.complete && (best < 0 || len(pr.ids) < len(probes[best].ids)) {
 				best = i
 			}
 		}
@@ -182,23 +209,30 @@ func (ev *evaluator) candidates(q *Query, positives []clausePlan) (map[string]bo
 		}
 		cand = probes[best].ids
 		rest = nil
-		for i, cp := range positives {
+		for i, pr := range probes {
 			if i == best {
 				continue
 			}
-			if probes[i].complete {
+			if pr.complete {
 				for id := range cand {
-					if !probes[i].ids[id] {
+					if !pr.ids[id] {
 						delete(cand, id)
 					}
 				}
 				continue
 			}
-			rest = append(rest, cp)
+			if i < len(positives) {
+				rest = append(rest, positives[i])
+			}
 		}
 	}
+	return ev.keepMatching(cand, rest)
+}
+
+// keepMatching removes from cand the ids that fail one of the clauses.
+func (ev *evaluator) keepMatching(cand map[string]bool, clauses []clausePlan) (map[string]bool, error) {
 	for id := range cand {
-		ok, err := ev.matchesAll(id, rest, false)
+		ok, err := ev.matchesAll(id, clauses, false)
 		if err != nil {
 			return nil, err
 		}

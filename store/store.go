@@ -214,20 +214,11 @@ func (s *Store) replaceIndex(ctx context.Context, b *Batch, typ, id string, exis
 		b.Delete(lk)
 		return nil
 	}
-	// One value may repeat (two names with the same family): write each
-	// key once.
 	var list []byte
 	prefix, suffix := indexKeyEnds(typ, id)
-	seen := make(map[string]bool, len(idx)*3)
-	for i := range idx {
-		for _, k := range idx[i].entries(typ, id) {
-			if seen[string(k)] {
-				continue
-			}
-			seen[string(k)] = true
-			b.Set(k, nil)
-			list = appendIndexKey(list, k, len(prefix), len(suffix))
-		}
+	for _, k := range resourceKeys(typ, id, idx) {
+		b.Set(k, nil)
+		list = appendIndexKey(list, k, len(prefix), len(suffix))
 	}
 	b.Set(lk, list)
 	return nil

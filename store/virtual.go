@@ -63,10 +63,7 @@ func (m *Matcher) Match(id string, idx []IndexValue) bool {
 	if len(m.cps) == 0 {
 		return true
 	}
-	var keys [][]byte
-	for i := range idx {
-		keys = append(keys, idx[i].entries(m.typ, id)...)
-	}
+	keys := resourceKeys(m.typ, id, idx)
 	for _, cp := range m.cps {
 		if clauseHolds(cp, id, keys) == cp.not {
 			return false

@@ -26,6 +26,7 @@ func Run(t *testing.T, newEngine NewEngine) {
 	t.Run("History", func(t *testing.T) { runHistory(t, newEngine) })
 	t.Run("Concurrency", func(t *testing.T) { runConcurrency(t, newEngine) })
 	t.Run("Search", func(t *testing.T) { runSearch(t, newEngine) })
+	t.Run("DateWindows", func(t *testing.T) { runDateWindows(t, newEngine) })
 	t.Run("Claims", func(t *testing.T) { runClaims(t, newEngine) })
 	t.Run("Reindex", func(t *testing.T) { runReindex(t, newEngine) })
 	t.Run("Leaves", func(t *testing.T) { runLeaves(t, newEngine) })

@@ -1,0 +1,121 @@
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/fhirgate/fhirgate/store"
+)
+
+// runDateWindows checks searches bounded on both sides of a date
+// (date=ge..&date=lt..), which the store answers from a window of the
+// date index, against the clauses' plain meaning (store.Matcher) on every
+// resource: instants, days, months, years, long and open periods, and
+// resources with several values, where one bound may hold through one
+// value and the other through another. There are more resources than a
+// clause may yield before it counts as broad, so the window drives.
+func runDateWindows(t *testing.T, newEngine NewEngine) {
+	ctx := context.Background()
+	_, s := open(t, newEngine)
+	rng := rand.New(rand.NewPCG(11, 12))
+	const (
+		hour = int64(3600 * 1_000_000)
+		dayµ = 24 * hour
+	)
+	start := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
+	span := 10 * 365 * dayµ
+	value := func() store.IndexValue {
+		lo := start + rng.Int64N(span)
+		var hi int64
+		switch rng.IntN(10) {
+		case 0, 1, 2: // instant
+			hi = lo
+		case 3, 4, 5: // a day
+			lo -= (lo - start) % dayµ
+			hi = lo + dayµ - 1
+		case 6: // a month, roughly
+			hi = lo + 30*dayµ - 1
+		case 7: // a year
+			hi = lo + 365*dayµ - 1
+		case 8: // a period of hours
+			hi = lo + rng.Int64N(48*hour)
+		default: // long or open periods
+			if rng.IntN(3) == 0 {
+				hi = math.MaxInt64
+			} else {
+				hi = lo + rng.Int64N(3*365*dayµ)
+			}
+		}
+		return store.IndexValue{Param: "date", Kind: store.IndexDate, Lo: lo, Hi: hi}
+	}
+	const n = 6000
+	index := map[string][]store.IndexValue{}
+	var ids []string
+	var ws []store.Write
+	for i := range n {
+		id := fmt.Sprintf("a%05d", i)
+		idx := []store.IndexValue{value()}
+		if rng.IntN(20) == 0 {
+			for range 1 + rng.IntN(2) {
+				idx = append(idx, value())
+			}
+		}
+		index[id] = idx
+		ids = append(ids, id)
+		ws = append(ws, store.Write{New: store.Version{Type: "Encounter", ID: id, VID: 1, LastUpdated: time.UnixMicro(start),
+			Method: store.MethodCreate, Body: []byte(`{}`)}, Index: idx})
+		if len(ws) == 500 {
+			if err := s.Commit(ctx, ws); err != nil {
+				t.Fatal(err)
+			}
+			ws = ws[:0]
+		}
+	}
+
+	units := []int64{1, 1_000_000, hour, dayµ, 30 * dayµ, 365 * dayµ}
+	bound := func(cmps []store.Cmp) store.Pred {
+		u := units[rng.IntN(len(units))]
+		lo := start - 365*dayµ + rng.Int64N(span+2*365*dayµ)
+		lo -= (lo - start) % u
+		return store.Pred{Op: store.OpDate, Param: "date", Cmp: cmps[rng.IntN(len(cmps))], Lo: lo, Hi: lo + u - 1}
+	}
+	lowers := []store.Cmp{store.Ge, store.Gt, store.Sa, store.Eq, store.Ap}
+	uppers := []store.Cmp{store.Le, store.Lt, store.Eb, store.Eq, store.Ap}
+	for i := range 80 {
+		q := store.Query{Type: "Encounter", Count: n, Total: true}
+		preds := []store.Pred{bound(lowers), bound(uppers)}
+		if i%2 == 0 { // mostly narrow windows: the upper bound near the lower
+			preds[1].Lo = preds[0].Lo + rng.Int64N(30*dayµ)
+			preds[1].Hi = preds[1].Lo + units[rng.IntN(4)] - 1
+		}
+		if i%10 == 0 {
+			preds = append(preds, bound(lowers)) // a third bound
+		}
+		for _, p := range preds {
+			q.Clauses = append(q.Clauses, store.Clause{Preds: []store.Pred{p}})
+		}
+		m, err := s.NewMatcher(ctx, &q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []string
+		for _, id := range ids {
+			if m.Match(id, index[id]) {
+				want = append(want, id)
+			}
+		}
+		page, err := s.Search(ctx, &q)
+		if err != nil {
+			t.Fatalf("query %d %+v: %v", i, preds, err)
+		}
+		got := slices.Sorted(slices.Values(page.IDs))
+		if !slices.Equal(got, want) || page.Total != len(want) {
+			t.Fatalf("query %d %+v: %d matches (total %d), want %d\n got %v\nwant %v", i, preds, len(got), page.Total, len(want), got, want)
+		}
+	}
+}
