@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -188,6 +189,38 @@ func (cw *consentWiring) relayHandler(ctx context.Context, p *policy.Principal, 
 		return refuse(http.StatusUnprocessableEntity, r.Code, r.Reason)
 	}
 	cw.log.Error("consent relay failed", "err", err)
+	return refuse(http.StatusServiceUnavailable, "unavailable", "the chain is unavailable; try again later")
+}
+
+// relayPrepare is POST /consent/relay/prepare: the EIP-712 typed data a
+// signed-in patient's wallet signs for a Grant or Revoke, with their next
+// nonce (counting the relay's transactions in flight), so that a portal
+// needs no JSON-RPC access to the chain.
+func (cw *consentWiring) relayPrepare(ctx context.Context, p *policy.Principal, body []byte) (int, any) {
+	refuse := func(status int, code, msg string) (int, any) {
+		return status, consent.RelayErrorResponse{Code: code, Error: msg}
+	}
+	if p.Role != policy.RolePatient || p.Wallet == "" {
+		return refuse(http.StatusForbidden, "forbidden", "only a patient signed in with their wallet can prepare their consent")
+	}
+	var req consent.PrepareRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		return refuse(http.StatusBadRequest, consent.CodeMalformed, "the body is not a JSON prepare request")
+	}
+	if !common.IsHexAddress(req.Patient) || !strings.EqualFold(p.Wallet, consent.CAIP10(cw.chainID, common.HexToAddress(req.Patient))) {
+		return refuse(http.StatusForbidden, "forbidden", "patient must be the wallet you signed in with")
+	}
+	td, err := cw.relay.Prepare(ctx, req)
+	var r *consent.RefusedError
+	switch {
+	case err == nil:
+		return http.StatusOK, td
+	case errors.As(err, &r) && r.Code == consent.CodeMalformed:
+		return refuse(http.StatusBadRequest, r.Code, r.Reason)
+	case errors.As(err, &r):
+		return refuse(http.StatusUnprocessableEntity, r.Code, r.Reason)
+	}
+	cw.log.Error("consent relay prepare failed", "err", err)
 	return refuse(http.StatusServiceUnavailable, "unavailable", "the chain is unavailable; try again later")
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/ethclient"
+	"github.com/ethereum/go-ethereum/signer/core/apitypes"
 
 	"github.com/fhirgate/fhirgate/chain"
 	"github.com/fhirgate/fhirgate/contracts/bindings"
@@ -147,6 +148,9 @@ func TestResearchSystemUseCase(t *testing.T) {
 		status, _, _ := httpDo(t, "PUT", gw.Base+"/DiagnosticReport/"+report, dr, updated)
 		return status == 200
 	})
+	// The portal's way: the gateway prepares the typed data (next nonce
+	// included), the wallet signs it as is, the relay sends it.
+	preparedGrant(t, root, pt, dr, patientKey, "Practitioner/"+doctor, "Appointment.rs")
 
 	// 6. The patient revokes the read grant: refused again within 2 s.
 	mined = sendTx(t, eth, info.ChainID, patientKey.Key, registry, reg.PackRevoke(grantee, consentsig.Scope("DiagnosticReport.rs")))
@@ -383,6 +387,54 @@ func relayGrant(t *testing.T, root, tok string, eth *ethclient.Client, chainID u
 		mustJSON(t, get(t, root+"/consent/relay/"+sub.TxHash, tok), &st)
 		if st.State == "failed" {
 			t.Fatalf("the relayed grant failed: %s", st.Error)
+		}
+		return st.State == "confirmed"
+	})
+}
+
+// preparedGrant asks POST /consent/relay/prepare for a Grant's typed data,
+// signs exactly what came back and relays it: the prepared data must be
+// what the contract verifies. Only the patient's own wallet may prepare.
+func preparedGrant(t *testing.T, root, patientTok, doctorTok string, patient chain.Account, grantee, scope string) {
+	t.Helper()
+	req, _ := json.Marshal(map[string]string{"primaryType": "Grant", "patient": patient.Address.Hex(), "grantee": grantee, "scope": scope})
+	ct := map[string]string{"Content-Type": "application/json"}
+	if status, out, _ := httpDoWith(t, "POST", root+"/consent/relay/prepare", doctorTok, req, ct); status != 403 {
+		t.Fatalf("a doctor prepared a patient's consent: %d %s", status, out)
+	}
+	other, _ := json.Marshal(map[string]string{"primaryType": "Grant", "patient": "0x000000000000000000000000000000000000dEaD", "grantee": grantee, "scope": scope})
+	if status, out, _ := httpDoWith(t, "POST", root+"/consent/relay/prepare", patientTok, other, ct); status != 403 {
+		t.Fatalf("a patient prepared another wallet's consent: %d %s", status, out)
+	}
+	status, out, _ := httpDoWith(t, "POST", root+"/consent/relay/prepare", patientTok, req, ct)
+	if status != 200 {
+		t.Fatalf("prepare: %d %s", status, out)
+	}
+	var td apitypes.TypedData
+	mustJSON(t, out, &td)
+	digest, _, err := apitypes.TypedDataAndHash(td)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := consentsig.Sign(common.BytesToHash(digest), patient.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body map[string]any
+	mustJSON(t, out, &body)
+	body["signature"] = "0x" + common.Bytes2Hex(sig)
+	signed, _ := json.Marshal(body)
+	status, out, _ = httpDoWith(t, "POST", root+"/consent/relay", patientTok, signed, ct)
+	if status != 202 {
+		t.Fatalf("relay of the prepared grant: %d %s", status, out)
+	}
+	var sub struct{ TxHash string }
+	mustJSON(t, out, &sub)
+	within(t, 30*time.Second, "the prepared grant to be confirmed", func() bool {
+		var st struct{ State, Error string }
+		mustJSON(t, get(t, root+"/consent/relay/"+sub.TxHash, patientTok), &st)
+		if st.State == "failed" {
+			t.Fatalf("the prepared grant failed: %s", st.Error)
 		}
 		return st.State == "confirmed"
 	})

@@ -74,6 +74,9 @@ type Config struct {
 	// status and the JSON body. Nil: not served.
 	Relay       func(ctx context.Context, p *policy.Principal, body []byte) (int, any)
 	RelayStatus func(ctx context.Context, p *policy.Principal, tx string) (int, any)
+	// RelayPrepare serves POST /consent/relay/prepare: the typed data the
+	// patient's wallet signs, with their next nonce.
+	RelayPrepare func(ctx context.Context, p *policy.Principal, body []byte) (int, any)
 }
 
 // DefaultBodyLimit is the default request body cap.
@@ -171,6 +174,12 @@ func (s *Server) routes() {
 			status, body := s.cfg.Relay(c.UserContext(), principal(c), c.Body())
 			return c.Status(status).JSON(body)
 		})
+		if s.cfg.RelayPrepare != nil {
+			r.Post("/relay/prepare", func(c *fiber.Ctx) error {
+				status, body := s.cfg.RelayPrepare(c.UserContext(), principal(c), c.Body())
+				return c.Status(status).JSON(body)
+			})
+		}
 		r.Get("/relay/:tx", func(c *fiber.Ctx) error {
 			status, body := s.cfg.RelayStatus(c.UserContext(), principal(c), c.Params("tx"))
 			return c.Status(status).JSON(body)
