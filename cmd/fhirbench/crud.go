@@ -70,22 +70,8 @@ func runCRUD(cfg crudConfig, log io.Writer) ([]*Result, error) {
 		return r
 	}
 	var workers []*worker
-	create := phase("create", func(w *worker) { setup(w); workers = append(workers, w) }, func(w *worker) (int, error) {
-		body := pool[(w.id+w.n*cfg.clients)%len(pool)]
-		status, err := t.send(w, "POST", createURI, body)
-		if err == nil && status == 201 {
-			id, err := idFromLocation(w.resp.Header.Peek("Location"), "Patient")
-			if err != nil {
-				return 0, err
-			}
-			w.ids = append(w.ids, id)
-		}
-		return status, err
-	})
-	var ids []string
-	for _, w := range workers {
-		ids = append(ids, w.ids...)
-	}
+	create := phase("create", func(w *worker) { setup(w); workers = append(workers, w) }, createOp(t, createURI, pool, cfg.clients))
+	ids := createdIDs(workers)
 	if len(ids) == 0 {
 		return []*Result{create}, errors.New("crud: the create phase created nothing; first error: " + create.FirstErr)
 	}
@@ -123,6 +109,66 @@ func runCRUD(cfg crudConfig, log io.Writer) ([]*Result, error) {
 		return t.send(w, "PUT", uris[k], w.buf)
 	})
 	return append(results, update), nil
+}
+
+// createOp creates Patients: POST uri (base/Patient) with bodies cycled
+// through pool, keeping the id of every Patient created in w.ids (also
+// those created in the warm-up and after the measured window).
+func createOp(t *target, uri []byte, pool [][]byte, clients int) opFunc {
+	return func(w *worker) (int, error) {
+		body := pool[(w.id+w.n*clients)%len(pool)]
+		status, err := t.send(w, "POST", uri, body)
+		if err == nil && status == 201 {
+			id, err := idFromLocation(w.resp.Header.Peek("Location"), "Patient")
+			if err != nil {
+				return 0, err
+			}
+			w.ids = append(w.ids, id)
+		}
+		return status, err
+	}
+}
+
+// createdIDs are the ids the workers of a create phase created.
+func createdIDs(workers []*worker) []string {
+	var ids []string
+	for _, w := range workers {
+		ids = append(ids, w.ids...)
+	}
+	return ids
+}
+
+// runCreate runs one create phase named name (POST [base]/Patient, as
+// crud's create) and returns its result and the ids of every Patient it
+// created, warm-up included.
+func runCreate(cfg crudConfig, name string, log io.Writer) (*Result, []string, error) {
+	t, err := newTarget(cfg.base, cfg.token, cfg.clients)
+	if err != nil {
+		return nil, nil, err
+	}
+	pool := patientPool(cfg.seed, cfg.pool)
+	dc := driveConfig{Name: name, Clients: cfg.clients, Warmup: cfg.warmup, Duration: cfg.duration, ServerPID: cfg.serverPID}
+	var workers []*worker
+	setup := func(w *worker) {
+		t.prepare(w)
+		if cfg.minimal {
+			w.req.Header.Set("Prefer", "return=minimal")
+		}
+		workers = append(workers, w)
+	}
+	if cfg.hook != nil {
+		cfg.hook(name, true)
+	}
+	r := drive(dc, setup, createOp(t, []byte(t.path+"/Patient"), pool, cfg.clients))
+	if cfg.hook != nil {
+		cfg.hook(name, false)
+	}
+	fmt.Fprintln(log, r)
+	ids := createdIDs(workers)
+	if len(ids) == 0 {
+		return r, nil, fmt.Errorf("%s: the create phase created nothing; first error: %s", name, r.FirstErr)
+	}
+	return r, ids, nil
 }
 
 // readOp reads a random one of uris.
