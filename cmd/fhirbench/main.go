@@ -10,6 +10,7 @@
 //	fhirbench suite      -gateway bin/gateway [-clients 64 -duration 15s -rounds 3]
 //	fhirbench load       -base URL -token T -n 1000000 -mode create|transaction [-clients 32]
 //	fhirbench search     -base URL -token T -n 1000000 [-clients 32 -duration 15s]
+//	fhirbench ganache    [-gateway bin/gateway] [-senders 8 -clients 64 -duration 15s]
 //
 // See BENCHMARKS.md at the root of the repository for the recorded
 // figures and the exact commands.
@@ -49,6 +50,10 @@ commands:
               Appointments, DiagnosticReports with references)
   search      run selective token, reference, date and string searches
               against a data set made by load
+  ganache     the original system's approach side by side with fhirgate's:
+              one transaction per record on Ganache (started from
+              bench/ganache/node_modules), then the gateway's creates and the
+              gas of the anchoring transactions that covered them
   perfsum     summarize a 'perf record -g' profile of the gateway by part
               (validation, indexing, store, HTTP, GC, ...)
 
@@ -81,6 +86,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdSearch(args, stdout, stderr)
 	case "perfsum":
 		err = cmdPerfSum(args, stdout, stderr)
+	case "ganache":
+		err = cmdGanache(args, stdout, stderr)
 	case "_raw-http-server":
 		return rawHTTPServe(args, stdout, stderr)
 	case "help", "-h", "-help", "--help":
@@ -397,4 +404,46 @@ searches/s, latency and the mean number of matches per search. Kinds:
 	_, err := runSearch(searchConfig{base: *base, token: *token, n: *n, seed: *f.seed, clients: *f.clients, warmup: *f.warmup,
 		duration: *f.duration, kinds: splitKinds(*kinds), idsFile: *ids, discover: *discover, serverPID: *pid}, stdout)
 	return err
+}
+
+func cmdGanache(args []string, stdout, stderr io.Writer) error {
+	f := newFlags("ganache", "[-gateway PATH] [flags]", `
+The original research system stored each medical record through a
+contract call: one transaction per record. This measures that approach
+and fhirgate's side by side, one after the other on the same machine.
+
+First Ganache (npm ganache, pinned in -dir's package-lock.json; install
+it once with 'cd bench/ganache && npm ci') runs as a child process on a
+free loopback port, in memory, instamine, with deterministic accounts;
+RecordStore.sol (in -dir) is compiled with the solc pinned there and
+deployed; -senders closed-loop senders, each with its own account and
+nonces, send addRecord transactions and wait for each receipt. Reported:
+records/s, latency to the receipt, gas per record (median of the
+receipts), Ganache's CPU per record.
+
+Then, with -gateway, a fresh gateway (its chain's JSON-RPC on a free
+port) gets one anchored record, -clients create Patients as in the
+suite's create phase, and one last record is created and waited for
+until anchored. The gas of the anchoring transactions in between (their
+receipts, over JSON-RPC), divided by the records created, is fhirgate's
+gas per record. Ganache is stopped before the gateway starts.`, stderr, 64)
+	dir := f.String("dir", "bench/ganache", "the directory with package.json, RecordStore.sol and compile.mjs (npm ci done)")
+	senders := f.Int("senders", 8, "concurrent Ganache senders, each its own account")
+	ganacheArgs := f.String("ganache-args", "", "extra Ganache options, space-separated (e.g. '--miner.instamine strict')")
+	gateway := f.String("gateway", "", "gateway binary for the fhirgate side (empty: Ganache only)")
+	gatewayArgs := f.String("gateway-args", "", "extra arguments of 'gateway serve', space-separated (the chain's JSON-RPC must stay on)")
+	pool := f.Int("pool", 4096, "distinct Patient bodies the creates cycle through")
+	work := f.String("work", os.TempDir(), "parent of the gateway's data directory and the logs (removed afterwards)")
+	anchorWait := f.Duration("anchor-wait", 5*time.Minute, "longest wait for the gateway's setup and for the last record to be anchored")
+	out := f.String("out", "", "also write the report to this file")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	if *senders < 1 {
+		fmt.Fprintln(stderr, "-senders must be at least 1")
+		return errUsage
+	}
+	return runGanache(ganacheConfig{dir: *dir, senders: *senders, ganacheArgs: strings.Fields(*ganacheArgs), warmup: *f.warmup, duration: *f.duration, seed: *f.seed,
+		gateway: *gateway, gwClients: *f.clients, gatewayArgs: strings.Fields(*gatewayArgs), pool: *pool, work: *work,
+		anchorWait: *anchorWait, out: *out}, stdout, stderr)
 }

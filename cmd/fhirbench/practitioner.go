@@ -74,6 +74,7 @@ type gatewayInfo struct {
 	ChainID     uint64            `json:"chainId"`
 	Contracts   map[string]string `json:"contracts"`
 	FHIRBaseURL string            `json:"fhirBaseUrl"`
+	RPC         string            `json:"rpc"` // the chain's JSON-RPC for wallets ("" when not served)
 }
 
 // setupHTTP is the plain client of the setup (not measured).
