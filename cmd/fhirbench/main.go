@@ -311,7 +311,12 @@ a token, and crud (create, read, update). Right after read, unless
 -no-practitioner, the practitioner-read setup and phases run on the same
 gateway: read-practitioner (consent-checked reads by a practitioner signed
 in with a wallet, of -practitioner-patients patients who granted access by
-relayed signatures) and read-system-same (the same patients, system token). The Markdown report (medians
+relayed signatures) and read-system-same (the same patients, system token).
+With -compare-nolog, each round then starts another fresh gateway with
+--no-log added (versions and AuditEvents stay out of the Merkle log, so
+nothing is anchored) and runs the create phase again: the report shows it
+as create-nolog and the logging+anchoring cost (creates/s with the log ÷
+without) against the 10 % target. The Markdown report (medians
 across rounds, ratios to the raw limits, the gateway's own metrics,
 machine and load average) goes to stdout and to -out; progress to stderr.`, stderr, 64)
 	gateway := f.String("gateway", "", "path of the gateway binary (required)")
@@ -329,6 +334,7 @@ machine and load average) goes to stdout and to -out; progress to stderr.`, stde
 	noPractitioner := f.Bool("no-practitioner", false, "skip the practitioner read phases (read-practitioner, read-system-same)")
 	prPatients := f.Int("practitioner-patients", defaultPractitionerPatients, "patients who grant the practitioner access in the practitioner read phases")
 	prScope := f.String("practitioner-scope", defaultPractitionerScope, "consent scope those patients grant")
+	compareNoLog := f.Bool("compare-nolog", false, "after each round's crud phases, run the create phase again on a fresh gateway with --no-log (logging+anchoring cost)")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -345,7 +351,7 @@ machine and load average) goes to stdout and to -out; progress to stderr.`, stde
 	}
 	return runSuite(suiteConfig{gateway: *gateway, clients: *f.clients, warmup: *f.warmup, duration: *f.duration, rounds: *rounds,
 		dir: *dir, seed: *f.seed, pool: *pool, maxLoad: *maxLoad, maxWait: *maxWait, perfDir: *perfDir, out: *out, noInproc: *noInproc, maxOther: *maxOther, retries: *retries, gatewayArgs: strings.Fields(*gatewayArgs),
-		noPractitioner: *noPractitioner, practitionerPatients: *prPatients, practitionerScope: *prScope},
+		noPractitioner: *noPractitioner, practitionerPatients: *prPatients, practitionerScope: *prScope, compareNoLog: *compareNoLog},
 		stdout, stderr)
 }
 

@@ -44,6 +44,10 @@ type suiteConfig struct {
 	noPractitioner       bool
 	practitionerPatients int
 	practitionerScope    string
+	// compareNoLog: after the round's crud phases, a fresh gateway with
+	// --no-log (no log leaves, so nothing anchored) runs the create phase
+	// again ("create-nolog").
+	compareNoLog bool
 }
 
 // gatewayProc is a gateway started by the suite.
@@ -301,7 +305,7 @@ func runSuite(cfg suiteConfig, stdout, stderr io.Writer) error {
 		}
 		cc := crudConfig{base: gw.base, token: tok, clients: cfg.clients, warmup: cfg.warmup, duration: cfg.duration,
 			pool: cfg.pool, seed: cfg.seed, serverPID: gw.pid}
-		routes := map[string][2]string{"create": {"POST", "/fhir/:type"}, "read": {"GET", "/fhir/:type/:id"}, "update": {"PUT", "/fhir/:type/:id"},
+		routes := map[string][2]string{"create": {"POST", "/fhir/:type"}, "create-nolog": {"POST", "/fhir/:type"}, "read": {"GET", "/fhir/:type/:id"}, "update": {"PUT", "/fhir/:type/:id"},
 			"read-practitioner": {"GET", "/fhir/:type/:id"}, "read-system-same": {"GET", "/fhir/:type/:id"}}
 		var before metricsText
 		var perf *exec.Cmd
@@ -358,6 +362,35 @@ func runSuite(cfg suiteConfig, stdout, stderr io.Writer) error {
 			return rd, err
 		}
 		for _, x := range res {
+			rd.res[x.Name] = x
+		}
+		if cfg.compareNoLog {
+			// The same create phase on a fresh gateway whose versions and
+			// AuditEvents stay out of the Merkle log: no leaves, nothing
+			// to integrate or anchor.
+			data := filepath.Join(work, fmt.Sprintf("gateway-%d-nolog", r))
+			args := append(slices.Clone(cfg.gatewayArgs), "--no-log")
+			// Assigned, not declared: cc.hook reads the gateway's
+			// metrics through gw.
+			gw, err = startGateway(bin, data, filepath.Join(work, fmt.Sprintf("gateway-%d-nolog.log", r)), args)
+			if err != nil {
+				return rd, err
+			}
+			mu.Lock()
+			running = gw
+			mu.Unlock()
+			tok, err = gw.token(bin)
+			if err != nil {
+				gw.stop()
+				return rd, err
+			}
+			cc.base, cc.token, cc.serverPID = gw.base, tok, gw.pid
+			x, _, err := runCreate(cc, "create-nolog", stderr)
+			gw.stop()
+			os.RemoveAll(data)
+			if err != nil {
+				return rd, err
+			}
 			rd.res[x.Name] = x
 		}
 		return rd, nil
@@ -492,6 +525,7 @@ var suiteRows = []struct{ name, what string }{
 	{"raw-pebble", "raw synced Pebble batches (a create's keys)"},
 	{"engine", "store/pebble Apply of the same batch (conditional)"},
 	{"create", "POST /Patient (validated, indexed, synced)"},
+	{"create-nolog", "create (log+anchor off): the same creates on a fresh gateway with `--no-log` (no log leaves, nothing anchored; AuditEvents still written)"},
 	{"read", "GET /Patient/{id} (authenticated)"},
 	{"read-practitioner", "GET /Patient/{id} by a practitioner: SIWE token, consent-checked, audited; the K patients who granted"},
 	{"read-system-same", "GET /Patient/{id}, system token, the same K patients"},
@@ -509,6 +543,9 @@ func writeSuiteReport(w io.Writer, cfg suiteConfig, rounds []round, info suiteIn
 	}
 	if cfg.maxOther > 0 {
 		cmdline += fmt.Sprintf(" -max-other %g -retries %d", cfg.maxOther, cfg.retries)
+	}
+	if cfg.compareNoLog {
+		cmdline += " -compare-nolog"
 	}
 	if cfg.noPractitioner {
 		cmdline += " -no-practitioner"
@@ -598,6 +635,7 @@ func writeSuiteReport(w io.Writer, cfg suiteConfig, rounds []round, info suiteIn
 	for _, rr := range [][3]string{
 		{"create", "raw-pebble", "creates/s ÷ raw synced Pebble commits/s"},
 		{"create", "engine", "creates/s ÷ store/pebble Apply/s"},
+		{"create", "create-nolog", "logging+anchoring cost: creates/s (log on) ÷ creates/s (log+anchor off, `--no-log`)"},
 		{"update", "raw-pebble", "updates/s ÷ raw synced Pebble commits/s"},
 		{"read", "raw-http", "reads/s ÷ bare fiber req/s (own process)"},
 		{"read", "raw-http-in", "reads/s ÷ bare fiber req/s (inside fhirbench)"},
@@ -614,7 +652,7 @@ func writeSuiteReport(w io.Writer, cfg suiteConfig, rounds []round, info suiteIn
 	fmt.Fprintf(w, "\nInside the gateway (its /metrics, medians):\n\n")
 	fmt.Fprintln(w, "| phase | mean latency in gateway | mean store commit | commits/s | GC/s |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|")
-	for _, ph := range []string{"create", "read", "read-practitioner", "read-system-same", "update"} {
+	for _, ph := range []string{"create", "create-nolog", "read", "read-practitioner", "read-system-same", "update"} {
 		var sm, cm, cs, gc []float64
 		for _, rd := range rounds {
 			if pm, ok := rd.metrics[ph]; ok {
@@ -652,6 +690,17 @@ func writeSuiteReport(w io.Writer, cfg suiteConfig, rounds []round, info suiteIn
 	if rates := across(rounds, "create", (*Result).Rate); len(rates) > 0 {
 		target(fmt.Sprintf("creates/s at %d clients", cfg.clients), median(rates), 5000, true, "/s")
 	}
+	if r, ok := ratio("create", "create-nolog"); ok {
+		cost := 100 * (1 - r)
+		verdict := "**met**"
+		switch {
+		case cost > 10:
+			verdict = fmt.Sprintf("**missed** (creates/s must reach %.0f %% of the log-off figure; they reach %.0f %%)", 90.0, 100*r)
+		case cost < 0:
+			verdict = "**met** (creates were no slower with the log than without)"
+		}
+		fmt.Fprintf(w, "- logging and anchoring cost (1 − creates/s with the log ÷ without, median per-round ratio %.2f): %.1f %% of create throughput, target ≤ 10 %%: %s\n", r, cost, verdict)
+	}
 	if rates := across(rounds, "read", (*Result).Rate); len(rates) > 0 {
 		target(fmt.Sprintf("authenticated reads/s at %d clients", cfg.clients), median(rates), 40000, true, "/s")
 		target(fmt.Sprintf("read p99 at %d clients", cfg.clients), median(across(rounds, "read", func(r *Result) float64 { return ms(r.Hist.Quantile(0.99)) })), 5, false, "ms")
@@ -663,7 +712,7 @@ func writeSuiteReport(w io.Writer, cfg suiteConfig, rounds []round, info suiteIn
 	// CPU ceilings: what the machine could do if nothing but fhirbench and
 	// the server ran, from the CPU time each operation cost.
 	fmt.Fprintf(w, "\nCPU ceilings (%d CPUs ÷ CPU time per operation, client + server; what the phase could reach on an otherwise idle machine if CPU were the only limit):\n\n", runtime.NumCPU())
-	for _, ph := range []string{"raw-http", "raw-http-in", "raw-pebble", "engine", "create", "read", "read-practitioner", "read-system-same", "update"} {
+	for _, ph := range []string{"raw-http", "raw-http-in", "raw-pebble", "engine", "create", "create-nolog", "read", "read-practitioner", "read-system-same", "update"} {
 		per := median(across(rounds, ph, func(r *Result) float64 {
 			if r.OK == 0 {
 				return 0
