@@ -46,7 +46,7 @@ func TestGanache(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "report.md")
 	var stdout, stderr strings.Builder
 	start := time.Now()
-	err := runGanache(ganacheConfig{dir: ganacheDir, senders: 2, warmup: 200 * time.Millisecond, duration: time.Second, seed: 1,
+	err := runGanache(ganacheConfig{dir: ganacheDir, senders: []int{2}, warmup: 200 * time.Millisecond, duration: time.Second, seed: 1,
 		gateway: bin, gwClients: 2, gatewayArgs: []string{"--anchor-interval=1s"}, pool: 64, work: t.TempDir(),
 		anchorWait: time.Minute, out: out}, &stdout, &stderr)
 	t.Log(stderr.String())
@@ -79,7 +79,7 @@ func TestGanacheSide(t *testing.T) {
 	}
 	needGanache(t)
 	var log strings.Builder
-	gs, err := runGanacheSide(ganacheConfig{dir: ganacheDir, senders: 2, warmup: 100 * time.Millisecond, duration: 500 * time.Millisecond, seed: 1}, t.TempDir(), &log)
+	gs, err := runGanacheSide(ganacheConfig{dir: ganacheDir, warmup: 100 * time.Millisecond, duration: 500 * time.Millisecond, seed: 1}, 2, t.TempDir(), &log)
 	t.Log(log.String())
 	if err != nil {
 		t.Fatal(err)
@@ -103,18 +103,24 @@ func TestGanacheReport(t *testing.T) {
 	fr := &Result{Name: "fhirgate", Clients: 64, Elapsed: 10 * time.Second, OK: 24000, Codes: map[int]int64{},
 		CPU: cpuDelta{self: time.Second, server: 16 * time.Second, serverOK: true, busy: time.Second, total: 2 * time.Second}}
 	fr.Hist.Record(20 * time.Millisecond)
-	gs := &ganacheSide{res: gr, version: "Ganache/v7.9.2/EthereumJS TestRPC/v7.9.2/ethereum-js", solc: "0.8.37", deployGas: 200000,
+	slow := &Result{Name: "ganache", Clients: 1, Elapsed: 10 * time.Second, OK: 2000, Codes: map[int]int64{},
+		CPU: cpuDelta{self: 200 * time.Millisecond, server: 4 * time.Second, serverOK: true, busy: time.Second, total: 2 * time.Second}}
+	slow.Hist.Record(time.Millisecond)
+	gs := &ganacheSide{senders: 8, res: gr, version: "Ganache/v7.9.2/EthereumJS TestRPC/v7.9.2/ethereum-js", solc: "0.8.37", deployGas: 200000,
 		gas: []uint64{49000, 49012, 49012}}
 	fs := &gatewaySide{res: fr, records: 30000, leaves: 60000, anchors: 6, anchorGas: 6 * 80000, fromSize: 2, toSize: 60002, anchorDelay: 3 * time.Second}
-	cfg := ganacheConfig{dir: "bench/ganache", senders: 8, warmup: 2 * time.Second, duration: 10 * time.Second, gateway: "bin/gateway", gwClients: 64}
+	runs := []*ganacheSide{{senders: 1, res: slow, gas: []uint64{49012}}, gs}
+	cfg := ganacheConfig{dir: "bench/ganache", senders: []int{1, 8}, warmup: 2 * time.Second, duration: 10 * time.Second, gateway: "bin/gateway", gwClients: 64}
 	var b strings.Builder
-	writeGanacheReport(&b, cfg, gs, fs, ganacheInfo{started: time.Now()})
+	writeGanacheReport(&b, cfg, runs, fs, ganacheInfo{started: time.Now()})
 	out := b.String()
 	for _, want := range []string{
-		"- command: `fhirbench ganache -dir bench/ganache -senders 8 -duration 10s -warmup 2s -gateway bin/gateway -clients 64`",
+		"- command: `fhirbench ganache -dir bench/ganache -senders 1,8 -duration 10s -warmup 2s -gateway bin/gateway -clients 64`",
 		"| one transaction per record on Ganache (8 senders) | **300** | 2.00 | 2.00 | **49012** | 1 | 0 | 2000 µs (Ganache) | 100 µs | 0 % |",
 		"| fhirgate: anchored log, checkpoints on chain (64 clients) | **2400** | 20.00 | 20.00 | **16.0** | 0.00020 | 0 | 667 µs (gateway) | 42 µs | 0 % |",
-		"records/s, fhirgate ÷ one transaction per record: **8.00**",
+		"| one transaction per record on Ganache (1 sender) | **200** |",
+		"records/s, fhirgate ÷ one transaction per record (8 senders): **8.00**",
+		"closed-loop senders (1, 8; a fresh Ganache for each count)",
 		"gas per record, one transaction per record ÷ fhirgate: **3063×** (fhirgate: 80000 gas per anchoring transaction, 8.0 gas per log leaf, 10000 leaves per anchor)",
 		"- fhirgate: `gateway serve --eth-listen=127.0.0.1:0` (embedded dev chain",
 		"the 6 anchoring transactions from the checkpoint before the load (tree size 2) to the first one holding the last record (tree size 60002",
@@ -125,7 +131,7 @@ func TestGanacheReport(t *testing.T) {
 	}
 	b.Reset()
 	cfg.gateway = ""
-	writeGanacheReport(&b, cfg, gs, nil, ganacheInfo{started: time.Now()})
+	writeGanacheReport(&b, cfg, runs, nil, ganacheInfo{started: time.Now()})
 	if !strings.Contains(b.String(), "the fhirgate side was not measured") || strings.Contains(b.String(), "| fhirgate:") {
 		t.Errorf("Ganache-only report:\n%s", b.String())
 	}

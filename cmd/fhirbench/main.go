@@ -10,7 +10,7 @@
 //	fhirbench suite      -gateway bin/gateway [-clients 64 -duration 15s -rounds 3]
 //	fhirbench load       -base URL -token T -n 1000000 -mode create|transaction [-clients 32]
 //	fhirbench search     -base URL -token T -n 1000000 [-clients 32 -duration 15s]
-//	fhirbench ganache    [-gateway bin/gateway] [-senders 8 -clients 64 -duration 15s]
+//	fhirbench ganache    [-gateway bin/gateway] [-senders 1,2,4,8 -clients 64 -duration 15s]
 //
 // See BENCHMARKS.md at the root of the repository for the recorded
 // figures and the exact commands.
@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -423,7 +424,8 @@ it once with 'cd bench/ganache && npm ci') runs as a child process on a
 free loopback port, in memory, instamine, with deterministic accounts;
 RecordStore.sol (in -dir) is compiled with the solc pinned there and
 deployed; -senders closed-loop senders, each with its own account and
-nonces, send addRecord transactions and wait for each receipt. Reported:
+nonces, send addRecord transactions and wait for each receipt; a fresh
+Ganache runs for each count in -senders. Reported:
 records/s, latency to the receipt, gas per record (median of the
 receipts), Ganache's CPU per record.
 
@@ -434,7 +436,7 @@ until anchored. The gas of the anchoring transactions in between (their
 receipts, over JSON-RPC), divided by the records created, is fhirgate's
 gas per record. Ganache is stopped before the gateway starts.`, stderr, 64)
 	dir := f.String("dir", "bench/ganache", "the directory with package.json, RecordStore.sol and compile.mjs (npm ci done)")
-	senders := f.Int("senders", 8, "concurrent Ganache senders, each its own account")
+	senders := f.String("senders", "1,2,4,8", "concurrent Ganache senders, each its own account; comma-separated: one run per count, each on a fresh Ganache")
 	ganacheArgs := f.String("ganache-args", "", "extra Ganache options, space-separated (e.g. '--miner.instamine strict')")
 	gateway := f.String("gateway", "", "gateway binary for the fhirgate side (empty: Ganache only)")
 	gatewayArgs := f.String("gateway-args", "", "extra arguments of 'gateway serve', space-separated (the chain's JSON-RPC must stay on)")
@@ -445,11 +447,16 @@ gas per record. Ganache is stopped before the gateway starts.`, stderr, 64)
 	if err := f.parse(args); err != nil {
 		return err
 	}
-	if *senders < 1 {
-		fmt.Fprintln(stderr, "-senders must be at least 1")
-		return errUsage
+	var counts []int
+	for _, v := range strings.Split(*senders, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < 1 {
+			fmt.Fprintln(stderr, "-senders: want counts of at least 1, comma-separated (e.g. 1,2,4,8)")
+			return errUsage
+		}
+		counts = append(counts, n)
 	}
-	return runGanache(ganacheConfig{dir: *dir, senders: *senders, ganacheArgs: strings.Fields(*ganacheArgs), warmup: *f.warmup, duration: *f.duration, seed: *f.seed,
+	return runGanache(ganacheConfig{dir: *dir, senders: counts, ganacheArgs: strings.Fields(*ganacheArgs), warmup: *f.warmup, duration: *f.duration, seed: *f.seed,
 		gateway: *gateway, gwClients: *f.clients, gatewayArgs: strings.Fields(*gatewayArgs), pool: *pool, work: *work,
 		anchorWait: *anchorWait, out: *out}, stdout, stderr)
 }
