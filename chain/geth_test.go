@@ -63,10 +63,10 @@ func TestGethDev(t *testing.T) {
 		}
 	})
 	t.Run("pipelining-ws", func(t *testing.T) {
-		pipeline(t, wsC, 30, func() {})
+		pipeline(t, wsC, 30, func(*Pending) {})
 	})
 	t.Run("pipelining-http", func(t *testing.T) {
-		pipeline(t, httpC, 30, func() {})
+		pipeline(t, httpC, 30, func(*Pending) {})
 	})
 	t.Run("deploy-once", func(t *testing.T) {
 		store := loadStore(t)

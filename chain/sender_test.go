@@ -29,8 +29,20 @@ func TestSenderPipelining(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := startDev(t, tc.cfg)
-			pipeline(t, d.Client(), tc.n, func() {
+			pipeline(t, d.Client(), tc.n, func(last *Pending) {
 				if tc.mine {
+					// The pool takes sent transactions in asynchronously:
+					// mine only once it holds all of them, or the one
+					// block leaves some out and nothing mines them.
+					for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+						n, err := d.Client().PendingNonceAt(testCtx(t), DevAccounts()[6].Address)
+						if err == nil && n > last.Nonce() {
+							break
+						}
+						if time.Now().After(deadline) {
+							t.Fatalf("the pool holds transactions up to nonce %d, want %d (%v)", n, last.Nonce(), err)
+						}
+					}
 					if _, err := d.Mine(testCtx(t)); err != nil {
 						t.Fatal(err)
 					}
@@ -40,7 +52,7 @@ func TestSenderPipelining(t *testing.T) {
 	}
 }
 
-func pipeline(t *testing.T, c *Client, n int, afterSend func()) {
+func pipeline(t *testing.T, c *Client, n int, afterSend func(last *Pending)) {
 	ctx := testCtx(t)
 	s := newSender(t, c, DevAccounts()[6], SenderOptions{})
 	to := DevAccounts()[7].Address
@@ -54,7 +66,7 @@ func pipeline(t *testing.T, c *Client, n int, afterSend func()) {
 		ps = append(ps, p)
 	}
 	sent := time.Since(start)
-	afterSend()
+	afterSend(ps[len(ps)-1])
 	var prev *types.Receipt
 	for i, p := range ps {
 		if i > 0 && p.Nonce() != ps[i-1].Nonce()+1 {
