@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/casbin/casbin/v2"
@@ -47,10 +48,30 @@ m = g(r.sub, r.perm, r.dom) && p.sub == "grant"
 var Forever = time.Unix(math.MaxInt64, 0)
 
 // Consent decides what patients have granted, through Casbin.
+//
+// Casbin's Enforce rebuilds its function map, runs a regexp and evaluates
+// the matcher on every call (about 14 µs under load, and most of the
+// garbage of a decision), so its answers are memoized: an answer stands
+// until the grants change (a generation counter) and, for an allow, until
+// the latest expiry of the grants that allow it. A deny needs no time
+// bound: time only ever ends grants.
 type Consent struct {
 	enf    *casbin.SyncedEnforcer
 	grants *Grants
+	cache  sync.Map // decisionKey -> decision
+	cached atomic.Int64
 }
+
+type decisionKey struct{ grantee, patient, scope string }
+
+type decision struct {
+	gen   uint64
+	allow bool
+	until int64 // Unix seconds: the answer holds while now < until
+}
+
+// maxCachedDecisions bounds the memo; past it, it starts over.
+const maxCachedDecisions = 1 << 17
 
 // NewConsent returns an empty consent mirror; now is the clock grants
 // expire by (wall time: a request is judged at the time it is made).
@@ -83,8 +104,28 @@ func (c *Consent) Allowed(grantee, patient, typ string, perm Perm) bool {
 	if grantee == "" || patient == "" {
 		return false
 	}
-	ok, err := c.enf.Enforce(grantee, patient, typ+"."+perm.String())
-	return err == nil && ok
+	key := decisionKey{grantee, patient, typ + "." + perm.String()}
+	gen := c.grants.gen.Load()
+	now := c.grants.now().Unix()
+	if v, ok := c.cache.Load(key); ok {
+		if d := v.(decision); d.gen == gen && now < d.until {
+			return d.allow
+		}
+	}
+	ok, err := c.enf.Enforce(grantee, patient, key.scope)
+	if err != nil {
+		return false
+	}
+	d := decision{gen: gen, allow: ok, until: math.MaxInt64}
+	if ok {
+		d.until = c.grants.latestExpiry(grantee, patient, typ, perm, now)
+	}
+	if c.cached.Add(1) > maxCachedDecisions {
+		c.cache.Clear()
+		c.cached.Store(0)
+	}
+	c.cache.Store(key, d)
+	return ok
 }
 
 // Grant is one consent as mirrored from the chain.
@@ -105,6 +146,7 @@ func (g grant) scope() string { return g.typ + "." + g.perms.String() }
 // links: HasLink(grantee, "Type.p", patient) is true while a live grant
 // of patient to grantee covers permission p on Type (or on "*").
 type Grants struct {
+	gen       atomic.Uint64 // bumped by every change
 	mu        sync.RWMutex
 	byPatient map[string]map[string][]grant // patient -> grantee -> grants
 	byGrantee map[string]map[string]int     // grantee -> patient -> number of grants
@@ -139,6 +181,7 @@ func (g *Grants) Set(gr Grant) error {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	defer g.gen.Add(1)
 	byGrantee := g.byPatient[gr.Patient]
 	if byGrantee == nil {
 		byGrantee = map[string][]grant{}
@@ -175,6 +218,7 @@ func (g *Grants) Remove(patient, grantee, scope string) bool {
 	if i < 0 {
 		return false
 	}
+	defer g.gen.Add(1)
 	list = slices.Delete(list, i, i+1)
 	if len(list) == 0 {
 		delete(g.byPatient[patient], grantee)
@@ -264,6 +308,21 @@ func (g *Grants) HasLink(name1, name2 string, domain ...string) (bool, error) {
 	return false, nil
 }
 
+// latestExpiry is the latest expiry (Unix seconds) of patient's grants to
+// grantee that cover perm on typ and are live at now: until then a
+// decision that allowed stays true.
+func (g *Grants) latestExpiry(grantee, patient, typ string, perm Perm, now int64) int64 {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	var until int64
+	for _, x := range g.byPatient[patient][grantee] {
+		if x.perms&perm != 0 && (x.typ == typ || x.typ == "*") && x.expiry > now {
+			until = max(until, x.expiry)
+		}
+	}
+	return until
+}
+
 var errManagedByFollower = errors.New("consent: grants change only through the consent follower")
 
 // The rest of rbac.RoleManager: grants are not managed through Casbin's
@@ -272,6 +331,7 @@ var errManagedByFollower = errors.New("consent: grants change only through the c
 func (g *Grants) Clear() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	defer g.gen.Add(1)
 	g.byPatient, g.byGrantee, g.n = map[string]map[string][]grant{}, map[string]map[string]int{}, 0
 	return nil
 }

@@ -74,6 +74,25 @@ func TestConsentGrantsAndExpiry(t *testing.T) {
 	if got := g.Of("Patient/x"); len(got) != 1 || got[0].Grantee != "client/ehr" || got[0].Scope != "*.r" {
 		t.Fatalf("Of = %+v", got)
 	}
+	// Answers are memoized (see Consent): a remembered refusal gives way
+	// to a new grant at once, and a remembered allow lasts as long as the
+	// latest of the grants that allow it.
+	if c.Allowed("Practitioner/q", "Patient/x", "DiagnosticReport", PermRead) {
+		t.Fatal("allowed without a grant")
+	}
+	must(g.Set(Grant{Patient: "Patient/x", Grantee: "Practitioner/q", Scope: "DiagnosticReport.r", Expiry: in(10 * time.Second)}))
+	must(g.Set(Grant{Patient: "Patient/x", Grantee: "Practitioner/q", Scope: "*.r", Expiry: in(20 * time.Second)}))
+	if !c.Allowed("Practitioner/q", "Patient/x", "DiagnosticReport", PermRead) {
+		t.Fatal("a remembered refusal outlived a new grant")
+	}
+	clock.Add(15)
+	if !c.Allowed("Practitioner/q", "Patient/x", "DiagnosticReport", PermRead) {
+		t.Fatal("allow ended with the first of two grants")
+	}
+	clock.Add(5)
+	if c.Allowed("Practitioner/q", "Patient/x", "DiagnosticReport", PermRead) {
+		t.Fatal("allowed after both grants expired")
+	}
 	for _, bad := range []string{"Observation", "Observation.", "Observation.rx", "Observation.sr", ".r", "Observation.read", "*.*"} {
 		if err := g.Set(Grant{Patient: "Patient/x", Grantee: "Practitioner/y", Scope: bad, Expiry: Forever}); err == nil {
 			t.Errorf("scope %q accepted", bad)
