@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math"
 	"slices"
 	"strings"
@@ -58,8 +59,7 @@ var Forever = time.Unix(math.MaxInt64, 0)
 type Consent struct {
 	enf    *casbin.SyncedEnforcer
 	grants *Grants
-	cache  sync.Map // decisionKey -> decision
-	cached atomic.Int64
+	memo   memo
 }
 
 type decisionKey struct{ grantee, patient, scope string }
@@ -70,8 +70,45 @@ type decision struct {
 	until int64 // Unix seconds: the answer holds while now < until
 }
 
-// maxCachedDecisions bounds the memo; past it, it starts over.
-const maxCachedDecisions = 1 << 17
+// memo holds remembered decisions in shards (by patient) of plain maps: a
+// miss adds a key, which sync.Map makes costly under churn.
+type memo struct {
+	seed   maphash.Seed
+	shards [memoShards]memoShard
+}
+
+type memoShard struct {
+	mu sync.RWMutex
+	m  map[decisionKey]decision
+}
+
+const (
+	memoShards = 64
+	// memoShardSize bounds a shard; past it, the shard starts over.
+	memoShardSize = 2048
+)
+
+func (m *memo) shard(k *decisionKey) *memoShard {
+	return &m.shards[maphash.String(m.seed, k.patient)%memoShards]
+}
+
+func (m *memo) get(k *decisionKey) (decision, bool) {
+	s := m.shard(k)
+	s.mu.RLock()
+	d, ok := s.m[*k]
+	s.mu.RUnlock()
+	return d, ok
+}
+
+func (m *memo) put(k *decisionKey, d decision) {
+	s := m.shard(k)
+	s.mu.Lock()
+	if s.m == nil || len(s.m) >= memoShardSize {
+		s.m = make(map[decisionKey]decision, 64)
+	}
+	s.m[*k] = d
+	s.mu.Unlock()
+}
 
 // NewConsent returns an empty consent mirror; now is the clock grants
 // expire by (wall time: a request is judged at the time it is made).
@@ -91,7 +128,7 @@ func NewConsent(now func() time.Time) (*Consent, error) {
 	if _, err := enf.AddPolicy("grant"); err != nil {
 		return nil, err
 	}
-	return &Consent{enf: enf, grants: g}, nil
+	return &Consent{enf: enf, grants: g, memo: memo{seed: maphash.MakeSeed()}}, nil
 }
 
 // Grants returns the grant store (the consent follower writes it).
@@ -107,10 +144,8 @@ func (c *Consent) Allowed(grantee, patient, typ string, perm Perm) bool {
 	key := decisionKey{grantee, patient, typ + "." + perm.String()}
 	gen := c.grants.gen.Load()
 	now := c.grants.now().Unix()
-	if v, ok := c.cache.Load(key); ok {
-		if d := v.(decision); d.gen == gen && now < d.until {
-			return d.allow
-		}
+	if d, ok := c.memo.get(&key); ok && d.gen == gen && now < d.until {
+		return d.allow
 	}
 	ok, err := c.enf.Enforce(grantee, patient, key.scope)
 	if err != nil {
@@ -120,11 +155,7 @@ func (c *Consent) Allowed(grantee, patient, typ string, perm Perm) bool {
 	if ok {
 		d.until = c.grants.latestExpiry(grantee, patient, typ, perm, now)
 	}
-	if c.cached.Add(1) > maxCachedDecisions {
-		c.cache.Clear()
-		c.cached.Store(0)
-	}
-	c.cache.Store(key, d)
+	c.memo.put(&key, d)
 	return ok
 }
 
