@@ -18,7 +18,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/ethereum/go-ethereum"
@@ -201,20 +200,7 @@ func hexKey(k *ecdsa.PrivateKey) string {
 }
 
 // stop ends Ganache with SIGTERM (SIGKILL after 10 s).
-func (g *ganacheProc) stop() {
-	select {
-	case <-g.done:
-		return
-	default:
-	}
-	g.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-g.done:
-	case <-time.After(10 * time.Second):
-		g.cmd.Process.Kill()
-		<-g.done
-	}
-}
+func (g *ganacheProc) stop() { stopProcess(g.cmd, g.done, 10*time.Second) }
 
 // dialEth returns an ethclient whose HTTP transport keeps conns
 // connections open (the default keeps 2 idle ones per host, so

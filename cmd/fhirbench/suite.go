@@ -135,18 +135,22 @@ func (g *gatewayProc) token(bin string) (string, error) {
 }
 
 // stop ends the gateway with SIGTERM (SIGKILL after 20 s).
-func (g *gatewayProc) stop() {
+func (g *gatewayProc) stop() { stopProcess(g.cmd, g.done, 20*time.Second) }
+
+// stopProcess ends a child process with SIGTERM, SIGKILL after grace;
+// done is closed when it has exited.
+func stopProcess(cmd *exec.Cmd, done <-chan struct{}, grace time.Duration) {
 	select {
-	case <-g.done:
+	case <-done:
 		return
 	default:
 	}
-	g.cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-g.done:
-	case <-time.After(20 * time.Second):
-		g.cmd.Process.Kill()
-		<-g.done
+	case <-done:
+	case <-time.After(grace):
+		cmd.Process.Kill()
+		<-done
 	}
 }
 

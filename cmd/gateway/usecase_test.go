@@ -376,17 +376,24 @@ func relayGrant(t *testing.T, root, tok string, eth *ethclient.Client, chainID u
 	mustJSON(t, td, &req)
 	req["signature"] = "0x" + common.Bytes2Hex(sig)
 	body, _ := json.Marshal(req)
+	relayConfirmed(t, root, tok, body)
+}
+
+// relayConfirmed posts a signed consent to the relay and waits until the
+// relay reports it confirmed.
+func relayConfirmed(t *testing.T, root, tok string, body []byte) {
+	t.Helper()
 	status, out, _ := httpDoWith(t, "POST", root+"/consent/relay", tok, body, map[string]string{"Content-Type": "application/json"})
 	if status != 202 {
 		t.Fatalf("relay: %d %s", status, out)
 	}
 	var sub struct{ TxHash string }
 	mustJSON(t, out, &sub)
-	within(t, 30*time.Second, "the relayed grant to be confirmed", func() bool {
+	within(t, 30*time.Second, "the relayed consent to be confirmed", func() bool {
 		var st struct{ State, Error string }
 		mustJSON(t, get(t, root+"/consent/relay/"+sub.TxHash, tok), &st)
 		if st.State == "failed" {
-			t.Fatalf("the relayed grant failed: %s", st.Error)
+			t.Fatalf("the relayed consent failed: %s", st.Error)
 		}
 		return st.State == "confirmed"
 	})
@@ -424,20 +431,7 @@ func preparedGrant(t *testing.T, root, patientTok, doctorTok string, patient cha
 	mustJSON(t, out, &body)
 	body["signature"] = "0x" + common.Bytes2Hex(sig)
 	signed, _ := json.Marshal(body)
-	status, out, _ = httpDoWith(t, "POST", root+"/consent/relay", patientTok, signed, ct)
-	if status != 202 {
-		t.Fatalf("relay of the prepared grant: %d %s", status, out)
-	}
-	var sub struct{ TxHash string }
-	mustJSON(t, out, &sub)
-	within(t, 30*time.Second, "the prepared grant to be confirmed", func() bool {
-		var st struct{ State, Error string }
-		mustJSON(t, get(t, root+"/consent/relay/"+sub.TxHash, patientTok), &st)
-		if st.State == "failed" {
-			t.Fatalf("the prepared grant failed: %s", st.Error)
-		}
-		return st.State == "confirmed"
-	})
+	relayConfirmed(t, root, patientTok, signed)
 }
 
 // relayRefusals: the relay takes only a patient's own, well-formed,
