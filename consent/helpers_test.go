@@ -49,6 +49,7 @@ type env struct {
 	dir      string
 	eng      store.Engine
 	senders  map[common.Address]*chain.Sender
+	sent     map[common.Address]uint64 // next nonce after those sent
 	mu       sync.Mutex
 }
 
@@ -60,7 +61,7 @@ func newEnv(t testing.TB, dc chain.DevConfig) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dev.Close() })
-	e := &env{t: t, dev: dev, c: dev.Client(), senders: map[common.Address]*chain.Sender{}}
+	e := &env{t: t, dev: dev, c: dev.Client(), senders: map[common.Address]*chain.Sender{}, sent: map[common.Address]uint64{}}
 	e.gw, err = chain.NewSender(ctx, e.c, dev.Key(), chain.SenderOptions{Logger: testLogger()})
 	if err != nil {
 		t.Fatal(err)
@@ -104,13 +105,44 @@ func (e *env) reopenEngine() {
 	e.openEngine()
 }
 
+// mine seals a block. A block can miss transactions sent just before it
+// (seen in CI: the only block of a manual chain left a grant out), so it
+// mines again, a few times at most, while a transaction sent through
+// sendGrant or sendRevoke is still unmined.
 func (e *env) mine() *types.Header {
 	e.t.Helper()
-	h, err := e.dev.Mine(testCtx(e.t))
-	if err != nil {
-		e.t.Fatal(err)
+	var h *types.Header
+	for i := 0; i < 5; i++ {
+		var err error
+		if h, err = e.dev.Mine(testCtx(e.t)); err != nil {
+			e.t.Fatal(err)
+		}
+		if !e.unmined() {
+			break
+		}
 	}
 	return h
+}
+
+// unmined reports whether a transaction sent through sendGrant or
+// sendRevoke is not in a block yet.
+func (e *env) unmined() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for addr, next := range e.sent {
+		n, err := e.c.NonceAt(testCtx(e.t), addr, nil)
+		if err != nil || n < next {
+			return true
+		}
+	}
+	return false
+}
+
+// sentNonce records that nonce was sent from addr.
+func (e *env) sentNonce(addr common.Address, nonce uint64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.sent[addr] = max(e.sent[addr], nonce+1)
 }
 
 func (e *env) account(i int) chain.Account { return e.dev.Accounts()[i] }
@@ -139,6 +171,7 @@ func (e *env) sendGrant(key *ecdsa.PrivateKey, grantee, scope string, expiry uin
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	e.sentNonce(addrOf(key), p.Nonce())
 	return p
 }
 
@@ -149,6 +182,7 @@ func (e *env) sendRevoke(key *ecdsa.PrivateKey, grantee, scope string) *chain.Pe
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	e.sentNonce(addrOf(key), p.Nonce())
 	return p
 }
 

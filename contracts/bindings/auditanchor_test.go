@@ -351,7 +351,7 @@ func TestAuditAnchorRejects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.sim.Commit()
+	e.commit(tx)
 	rcpt, err := e.client.TransactionReceipt(context.Background(), tx.Hash())
 	if err != nil || rcpt.Status != types.ReceiptStatusFailed {
 		t.Fatalf("receipt = %+v, %v; want a failed transaction", rcpt, err)
@@ -440,7 +440,7 @@ func TestAuditAnchorConsistencyMatchesGo(t *testing.T) {
 		txs = append(txs, tx)
 		contracts[size1] = anchorABI.Instance(e.client, addr)
 	}
-	e.sim.Commit()
+	e.commit(txs...)
 	if nonce, err = e.client.PendingNonceAt(ctx, e.anchorer.addr); err != nil {
 		t.Fatal(err)
 	}
@@ -455,7 +455,7 @@ func TestAuditAnchorConsistencyMatchesGo(t *testing.T) {
 		}
 		txs = append(txs, tx)
 	}
-	e.sim.Commit()
+	e.commit(txs...)
 	for _, tx := range txs {
 		if r, err := e.client.TransactionReceipt(ctx, tx.Hash()); err != nil || r.Status != types.ReceiptStatusSuccessful {
 			t.Fatalf("setup transaction %s failed: %v", tx.Hash(), err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/big"
 	"testing"
+	"time"
 
 	"github.com/ethereum/go-ethereum/accounts/abi/bind/v2"
 	"github.com/ethereum/go-ethereum/common"
@@ -89,7 +90,7 @@ func (c *chain) mine(tx *types.Transaction, err error) *types.Receipt {
 	if err != nil {
 		c.t.Fatalf("send: %v", err)
 	}
-	c.sim.Commit()
+	c.commit(tx)
 	r, err := c.client.TransactionReceipt(context.Background(), tx.Hash())
 	if err != nil {
 		c.t.Fatalf("receipt: %v", err)
@@ -98,6 +99,30 @@ func (c *chain) mine(tx *types.Transaction, err error) *types.Receipt {
 		c.t.Fatalf("transaction %s failed", tx.Hash())
 	}
 	return r
+}
+
+// commit mines a block once the pool holds txs: it takes sent
+// transactions in asynchronously, and a block mined before would leave
+// them out (and a test waiting for their receipts would fail).
+func (c *chain) commit(txs ...*types.Transaction) {
+	c.t.Helper()
+	signer := types.LatestSignerForChainID(c.chainID)
+	for _, tx := range txs {
+		from, err := types.Sender(signer, tx)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(2 * time.Millisecond) {
+			n, err := c.client.PendingNonceAt(context.Background(), from)
+			if err == nil && n > tx.Nonce() {
+				break
+			}
+			if time.Now().After(deadline) {
+				c.t.Fatalf("transaction %s (nonce %d) not in the pool: pending nonce %d (%v)", tx.Hash(), tx.Nonce(), n, err)
+			}
+		}
+	}
+	c.sim.Commit()
 }
 
 // blockTime is the timestamp of block n (nil: latest).
