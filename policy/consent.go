@@ -332,11 +332,16 @@ func (g *Grants) HasLink(name1, name2 string, domain ...string) (bool, error) {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
 	for _, x := range g.byPatient[domain[0]][name1] {
-		if x.perms&want != 0 && (x.typ == typ || x.typ == "*") && x.expiry > now {
+		if x.covers(typ, want, now) {
 			return true, nil
 		}
 	}
 	return false, nil
+}
+
+// covers reports whether the grant allows perm on typ at now.
+func (x grant) covers(typ string, perm Perm, now int64) bool {
+	return x.perms&perm != 0 && (x.typ == typ || x.typ == "*") && x.expiry > now
 }
 
 // latestExpiry is the latest expiry (Unix seconds) of patient's grants to
@@ -347,7 +352,7 @@ func (g *Grants) latestExpiry(grantee, patient, typ string, perm Perm, now int64
 	defer g.mu.RUnlock()
 	var until int64
 	for _, x := range g.byPatient[patient][grantee] {
-		if x.perms&perm != 0 && (x.typ == typ || x.typ == "*") && x.expiry > now {
+		if x.covers(typ, perm, now) {
 			until = max(until, x.expiry)
 		}
 	}

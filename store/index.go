@@ -120,7 +120,6 @@ func resourceKeys(typ, id string, idx []IndexValue) [][]byte {
 			keys = append(keys, k)
 		}
 	}
-	var firstDate map[string][2]int64
 	for i := range idx {
 		iv := &idx[i]
 		for _, k := range iv.entries(typ, id) {
@@ -129,14 +128,12 @@ func resourceKeys(typ, id string, idx []IndexValue) [][]byte {
 		if iv.Kind != IndexDate {
 			continue
 		}
-		if firstDate == nil {
-			firstDate = map[string][2]int64{}
-		}
-		v := [2]int64{iv.Lo, iv.Hi}
-		if first, ok := firstDate[iv.Param]; !ok {
-			firstDate[iv.Param] = v
-		} else if first != v {
-			add(indexPrefix(typ, iv.Param, subDateMany).id(id))
+		// Another value of the same parameter before this one?
+		for j := range i {
+			if p := &idx[j]; p.Kind == IndexDate && p.Param == iv.Param && (p.Lo != iv.Lo || p.Hi != iv.Hi) {
+				add(indexPrefix(typ, iv.Param, subDateMany).id(id))
+				break
+			}
 		}
 	}
 	return keys

@@ -291,14 +291,17 @@ func dateWindows(typ string, clauses []Clause) []dateWindow {
 		hasA, hasB bool
 	}
 	var params []string
-	win := map[string]*bounds{}
+	var win map[string]*bounds
 	for _, cl := range clauses {
-		if cl.Not || len(cl.Preds) != 1 || cl.Preds[0].Op != OpDate {
+		p, ok := dateBound(cl)
+		if !ok {
 			continue
 		}
-		p := cl.Preds[0]
 		w := win[p.Param]
 		if w == nil {
+			if win == nil {
+				win = map[string]*bounds{}
+			}
 			w = &bounds{a: math.MinInt64, b: math.MaxInt64}
 			win[p.Param] = w
 			params = append(params, p.Param)
@@ -346,6 +349,15 @@ func dateWindows(typ string, clauses []Clause) []dateWindow {
 		out = append(out, dateWindow{param: param, plan: clausePlan{plans: pls}})
 	}
 	return out
+}
+
+// dateBound returns the predicate of a clause that is one date
+// comparison (not negated, one value).
+func dateBound(cl Clause) (*Pred, bool) {
+	if cl.Not || len(cl.Preds) != 1 || cl.Preds[0].Op != OpDate {
+		return nil, false
+	}
+	return &cl.Preds[0], true
 }
 
 // satAdd is a+d, saturated at the int64 limits.

@@ -101,8 +101,8 @@ func (s *Store) compileClauses(ctx context.Context, q *Query, depth int) ([]clau
 	var cps []clausePlan
 	for _, cl := range q.Clauses {
 		cp := clausePlan{not: cl.Not}
-		if !cl.Not && len(cl.Preds) == 1 && cl.Preds[0].Op == OpDate {
-			cp.dateParam = cl.Preds[0].Param
+		if p, ok := dateBound(cl); ok {
+			cp.dateParam = p.Param
 		}
 		for i := range cl.Preds {
 			p := cl.Preds[i]
@@ -165,7 +165,7 @@ func (ev *evaluator) candidates(q *Query, positives []clausePlan) (map[string]bo
 			ids      map[string]bool
 			complete bool
 		}
-		windowed := map[string]bool{}
+		var windowed map[string]bool // params whose window completed
 		var windows []probe
 		for _, w := range dateWindows(q.Type, q.Clauses) {
 			ids, complete, err := ev.scanClause(w.plan, probeLimit)
@@ -173,6 +173,9 @@ func (ev *evaluator) candidates(q *Query, positives []clausePlan) (map[string]bo
 				return nil, err
 			}
 			if complete {
+				if windowed == nil {
+					windowed = map[string]bool{}
+				}
 				windows = append(windows, probe{ids, true})
 				windowed[w.param] = true
 			}
