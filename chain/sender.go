@@ -502,7 +502,7 @@ func waitMined(ctx context.Context, c *Client, o SenderOptions, hashes func() []
 
 	var seen *types.Receipt // last receipt found
 	for {
-		r, err := findReceipt(ctx, c, hashes())
+		r, err := FindReceipt(ctx, c, hashes())
 		if err != nil && !IsTransient(err) {
 			return nil, err
 		}
@@ -542,9 +542,10 @@ func waitMined(ctx context.Context, c *Client, o SenderOptions, hashes func() []
 	}
 }
 
-// findReceipt returns the receipt of the first of hashes that has one (nil
-// if none).
-func findReceipt(ctx context.Context, c *Client, hashes []common.Hash) (*types.Receipt, error) {
+// FindReceipt returns the receipt of the last of hashes (the replacements
+// of one transaction, oldest first) that has one, or nil if none has one
+// yet. A node still indexing its transactions counts as "none yet".
+func FindReceipt(ctx context.Context, c *Client, hashes []common.Hash) (*types.Receipt, error) {
 	for i := len(hashes) - 1; i >= 0; i-- {
 		r, err := c.TransactionReceipt(ctx, hashes[i])
 		switch {

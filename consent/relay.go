@@ -506,14 +506,11 @@ func (r *Relay) Status(ctx context.Context, h common.Hash) (TxStatus, error) {
 			return st, nil
 		}
 	}
-	for i := len(hashes) - 1; i >= 0; i-- {
-		rc, err := r.c.TransactionReceipt(ctx, hashes[i])
-		if errors.Is(err, ethereum.NotFound) || (err == nil && rc == nil) {
-			continue
-		}
-		if err != nil {
-			return TxStatus{}, fmt.Errorf("%w: %v", ErrRelayUnavailable, err)
-		}
+	rc, err := chain.FindReceipt(ctx, r.c, hashes)
+	if err != nil {
+		return TxStatus{}, fmt.Errorf("%w: %v", ErrRelayUnavailable, err)
+	}
+	if rc != nil {
 		head, err := r.c.BlockNumber(ctx)
 		if err != nil {
 			return TxStatus{}, fmt.Errorf("%w: %v", ErrRelayUnavailable, err)

@@ -204,14 +204,18 @@ func BenchmarkDecision(b *testing.B) {
 		if !d.Decide(p, Read, targets[42], "").Allow {
 			b.Fatal("not allowed")
 		}
-		for _, mode := range []string{"repeat", "spread"} {
+		for _, mode := range []string{"repeat", "spread", "cold"} {
 			b.Run(fmt.Sprintf("grants=%d/%s", n, mode), func(b *testing.B) {
 				lat := make([]time.Duration, 0, b.N)
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
 					t := targets[42]
-					if mode == "spread" {
+					switch mode {
+					case "spread":
 						t = targets[(i*7919)%n]
+					case "cold": // a first-time decision at any size: the memo forgets
+						t = targets[(i*7919)%n]
+						g.gen.Add(1)
 					}
 					start := time.Now()
 					d.Decide(p, Read, t, "")
