@@ -55,7 +55,10 @@ type Consent struct {
 	memo   memo
 }
 
-type decisionKey struct{ grantee, patient, scope string }
+type decisionKey struct {
+	grantee, patient, typ string
+	perm                  Perm
+}
 
 type decision struct {
 	gen   uint64
@@ -63,43 +66,54 @@ type decision struct {
 	until int64 // Unix seconds: the answer holds while now < until
 }
 
-// memo holds remembered decisions in shards (by patient) of plain maps: a
-// miss adds a key, which sync.Map makes costly under churn.
+// memo remembers decisions in a fixed table of slots, each key in the one
+// slot its hash names (a newer key takes the slot over), split in shards
+// with a lock each. Nothing grows or is allocated after the first use of
+// a shard: a map here rehashed as it grew, and at a million grants, where
+// nearly every decision is new, that growth was most of the p99.
 type memo struct {
 	seed   maphash.Seed
 	shards [memoShards]memoShard
 }
 
 type memoShard struct {
-	mu sync.RWMutex
-	m  map[decisionKey]decision
+	mu    sync.RWMutex
+	slots []memoSlot // memoSlots of them, made on first use
+}
+
+type memoSlot struct {
+	key decisionKey
+	d   decision
+	set bool
 }
 
 const (
 	memoShards = 64
-	// memoShardSize bounds a shard; past it, the shard starts over.
-	memoShardSize = 2048
+	memoSlots  = 2048 // per shard
 )
 
-func (m *memo) shard(k *decisionKey) *memoShard {
-	return &m.shards[maphash.String(m.seed, k.patient)%memoShards]
+func (m *memo) slot(k *decisionKey) (*memoShard, uint64) {
+	h := maphash.Comparable(m.seed, *k)
+	return &m.shards[h%memoShards], (h / memoShards) % memoSlots
 }
 
 func (m *memo) get(k *decisionKey) (decision, bool) {
-	s := m.shard(k)
+	s, i := m.slot(k)
 	s.mu.RLock()
-	d, ok := s.m[*k]
-	s.mu.RUnlock()
-	return d, ok
+	defer s.mu.RUnlock()
+	if s.slots == nil || !s.slots[i].set || s.slots[i].key != *k {
+		return decision{}, false
+	}
+	return s.slots[i].d, true
 }
 
 func (m *memo) put(k *decisionKey, d decision) {
-	s := m.shard(k)
+	s, i := m.slot(k)
 	s.mu.Lock()
-	if s.m == nil || len(s.m) >= memoShardSize {
-		s.m = make(map[decisionKey]decision, 64)
+	if s.slots == nil {
+		s.slots = make([]memoSlot, memoSlots)
 	}
-	s.m[*k] = d
+	s.slots[i] = memoSlot{key: *k, d: d, set: true}
 	s.mu.Unlock()
 }
 
@@ -134,13 +148,13 @@ func (c *Consent) Allowed(grantee, patient, typ string, perm Perm) bool {
 	if grantee == "" || patient == "" {
 		return false
 	}
-	key := decisionKey{grantee, patient, typ + "." + perm.String()}
+	key := decisionKey{grantee, patient, typ, perm}
 	gen := c.grants.gen.Load()
 	now := c.grants.now().Unix()
 	if d, ok := c.memo.get(&key); ok && d.gen == gen && now < d.until {
 		return d.allow
 	}
-	ok, err := c.enf.Enforce(grantee, patient, key.scope)
+	ok, err := c.enf.Enforce(grantee, patient, typ+"."+perm.String())
 	if err != nil {
 		return false
 	}

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 )
@@ -140,4 +141,47 @@ func heap() (objects, bytes uint64) {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.HeapObjects, m.HeapAlloc
+}
+
+// TestConsentConcurrent: decisions race with grants and revocations; once
+// the writers stop, every answer is the current one (no remembered answer
+// outlives the change that ended it).
+func TestConsentConcurrent(t *testing.T) {
+	c, err := NewConsent(time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := c.Grants()
+	patient := func(i int) string { return fmt.Sprintf("Patient/%d", i%50) }
+	done := make(chan struct{})
+	var readers sync.WaitGroup
+	for w := range 4 {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			for i := w; ; i++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				c.Allowed("Practitioner/doc", patient(i), "Observation", PermRead)
+			}
+		}()
+	}
+	for i := range 5_000 {
+		if i%3 == 0 {
+			g.Remove(patient(i*7), "Practitioner/doc", "Observation.rs")
+		} else {
+			g.Set(Grant{Patient: patient(i * 7), Grantee: "Practitioner/doc", Scope: "Observation.rs", Expiry: Forever})
+		}
+	}
+	close(done)
+	readers.Wait()
+	for i := range 50 {
+		want := len(g.Of(patient(i))) == 1
+		if got := c.Allowed("Practitioner/doc", patient(i), "Observation", PermRead); got != want {
+			t.Errorf("%s: allowed %v, granted %v", patient(i), got, want)
+		}
+	}
 }
