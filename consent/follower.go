@@ -816,6 +816,29 @@ func (f *Follower) KnowsWallet(a common.Address) bool {
 	return ok
 }
 
+// PatientOf returns the patient a CAIP-10 wallet is mapped to, or "".
+func (f *Follower) PatientOf(wallet string) string {
+	id, addr, err := ParseCAIP10(wallet)
+	if err != nil || id != f.chainID {
+		return ""
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.patients[addr]
+}
+
+// Wallets lists every wallet mapped to a patient (CAIP-10, for the
+// gateway's start to drop mappings its records no longer hold).
+func (f *Follower) Wallets() []WalletPatient {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]WalletPatient, 0, len(f.patients))
+	for a, p := range f.patients {
+		out = append(out, WalletPatient{Wallet: CAIP10(f.chainID, a), Patient: p})
+	}
+	return out
+}
+
 // UnmappedWallets lists the wallets (CAIP-10) that hold grants on chain
 // but are mapped to no patient: the gateway may look them up and call
 // SetPatient.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -25,8 +26,12 @@ import (
 type consentWiring struct {
 	follower *consent.Follower
 	relay    *consent.Relay
+	st       *store.Store
 	chainID  uint64
 	log      *slog.Logger
+	// linking serializes wallet (un)mapping after Patient writes, so the
+	// last to run sees the newest record (see onWrite).
+	linking sync.Mutex
 }
 
 func setupConsent(ctx context.Context, chn *chainSetup, st *store.Store, grants *policy.Grants, confirmations uint64, maxLag time.Duration,
@@ -38,7 +43,7 @@ func setupConsent(ctx context.Context, chn *chainSetup, st *store.Store, grants 
 	if err != nil {
 		return nil, err
 	}
-	cw := &consentWiring{follower: f, chainID: chn.info.ChainID, log: log}
+	cw := &consentWiring{follower: f, st: st, chainID: chn.info.ChainID, log: log}
 	if err := cw.seed(ctx, st); err != nil {
 		return nil, err
 	}
@@ -51,7 +56,8 @@ func setupConsent(ctx context.Context, chn *chainSetup, st *store.Store, grants 
 }
 
 // seed tells the follower every wallet linked to a Patient and every
-// possible grantee already in the store.
+// possible grantee already in the store, and unmaps the wallets it still
+// maps that no Patient lists any more.
 func (cw *consentWiring) seed(ctx context.Context, st *store.Store) error {
 	var links []consent.WalletPatient
 	err := st.EachCurrent(ctx, "Patient", func(v store.Version) error {
@@ -63,7 +69,17 @@ func (cw *consentWiring) seed(ctx context.Context, st *store.Store) error {
 	if err != nil {
 		return err
 	}
-	if err := cw.follower.SetPatients(ctx, cw.onChain(links)); err != nil {
+	links = cw.onChain(links)
+	listed := map[string]string{}
+	for _, l := range links {
+		listed[strings.ToLower(l.Wallet)] = l.Patient
+	}
+	for _, w := range cw.follower.Wallets() {
+		if listed[strings.ToLower(w.Wallet)] == "" {
+			links = append(links, consent.WalletPatient{Wallet: w.Wallet}) // unmap
+		}
+	}
+	if err := cw.follower.SetPatients(ctx, links); err != nil {
 		return err
 	}
 	for _, typ := range []string{"Practitioner", "Organization"} {
@@ -93,15 +109,15 @@ func (cw *consentWiring) onChain(links []consent.WalletPatient) []consent.Wallet
 	return out
 }
 
-// onWrite keeps the follower's identities current as records change.
+// onWrite keeps the follower's identities current as records change. A
+// wallet taken off a Patient (or the Patient deleted) is unmapped: its
+// grants, past and future, no longer speak for that patient.
 func (cw *consentWiring) onWrite(v store.Version) {
 	ctx := context.Background()
 	switch v.Type {
 	case "Patient":
-		for _, w := range cw.onChain(wallets("Patient/"+v.ID, walletsOf(v.Body))) {
-			if err := cw.follower.SetPatient(ctx, w.Wallet, w.Patient); err != nil && !errors.Is(err, consent.ErrOtherChain) {
-				cw.log.Warn("consent: cannot map a wallet", "err", err)
-			}
+		if err := cw.relink(ctx, v); err != nil {
+			cw.log.Warn("consent: cannot map a wallet", "err", err)
 		}
 	case "Practitioner", "Organization":
 		if !v.Deleted {
@@ -110,6 +126,43 @@ func (cw *consentWiring) onWrite(v store.Version) {
 			}
 		}
 	}
+}
+
+// relink maps the wallets of the patient's newest record and unmaps those
+// that v or the version before it listed and the newest does not. Writes
+// of one patient can reach here out of order, so it reads the newest
+// record itself, under a lock: whichever call runs last maps what is
+// current.
+func (cw *consentWiring) relink(ctx context.Context, v store.Version) error {
+	cw.linking.Lock()
+	defer cw.linking.Unlock()
+	ref := "Patient/" + v.ID
+	cur, err := cw.st.Read(ctx, "Patient", v.ID) // a tombstone if deleted: no wallets
+	if err != nil {
+		return err
+	}
+	links := cw.onChain(wallets(ref, walletsOf(cur.Body)))
+	keep := map[string]bool{}
+	for _, l := range links {
+		keep[strings.ToLower(l.Wallet)] = true
+	}
+	seen := walletsOf(v.Body)
+	if v.VID > 1 {
+		if prev, err := cw.st.Version(ctx, "Patient", v.ID, v.VID-1); err == nil {
+			seen = append(seen, walletsOf(prev.Body)...)
+		}
+	}
+	for _, w := range cw.onChain(wallets("", seen)) {
+		if !keep[strings.ToLower(w.Wallet)] && cw.follower.PatientOf(w.Wallet) == ref {
+			links = append(links, w) // Patient "": unmap
+			keep[strings.ToLower(w.Wallet)] = true
+		}
+	}
+	err = cw.follower.SetPatients(ctx, links)
+	if errors.Is(err, consent.ErrOtherChain) {
+		return nil
+	}
+	return err
 }
 
 func wallets(patient string, ws []string) []consent.WalletPatient {
