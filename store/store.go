@@ -11,8 +11,9 @@ import (
 
 // Store is the versioned resource store over an Engine.
 type Store struct {
-	e    Engine
-	opts Options
+	e     Engine
+	opts  Options
+	cache *readCache // nil when off
 }
 
 // Options tune a Store.
@@ -23,11 +24,22 @@ type Options struct {
 	// Virtual maps resource types kept by other components to them (see
 	// Virtual).
 	Virtual map[string]Virtual
+	// ReadCacheBytes sizes the cache of current versions that Read
+	// answers from (see readCache): 0 for DefaultReadCacheBytes, negative
+	// for none.
+	ReadCacheBytes int
 }
 
 // New returns a Store over e.
 func New(e Engine, opts Options) *Store {
-	return &Store{e: e, opts: opts}
+	s := &Store{e: e, opts: opts}
+	switch {
+	case opts.ReadCacheBytes == 0:
+		s.cache = newReadCache(DefaultReadCacheBytes)
+	case opts.ReadCacheBytes > 0:
+		s.cache = newReadCache(opts.ReadCacheBytes)
+	}
+	return s
 }
 
 // Engine returns the underlying engine.
@@ -58,11 +70,23 @@ func (s *Store) Read(ctx context.Context, typ, id string) (Version, error) {
 	if v := s.virtual(typ); v != nil {
 		return v.Read(ctx, id)
 	}
+	var epoch uint64
+	if s.cache != nil {
+		v, e, ok := s.cache.get(typ, id)
+		if ok {
+			return v, nil
+		}
+		epoch = e
+	}
 	cur, err := s.Current(ctx, typ, id)
 	if err != nil {
 		return Version{}, err
 	}
-	return s.Version(ctx, typ, id, cur.VID)
+	v, err := s.Version(ctx, typ, id, cur.VID)
+	if err == nil && s.cache != nil {
+		s.cache.put(v, epoch)
+	}
+	return v, err
 }
 
 // Version returns one version.
@@ -132,7 +156,11 @@ func (s *Store) Commit(ctx context.Context, ws []Write) error {
 			return err
 		}
 	}
-	if err := s.e.Apply(ctx, &b); err != nil {
+	err := s.e.Apply(ctx, &b)
+	if s.cache != nil {
+		s.cache.drop(ws) // also on failure: the engine may have applied part of the way
+	}
+	if err != nil {
 		return err
 	}
 	if s.opts.ObserveCommit != nil {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +26,7 @@ func Run(t *testing.T, newEngine NewEngine) {
 	t.Run("Versions", func(t *testing.T) { runVersions(t, newEngine) })
 	t.Run("History", func(t *testing.T) { runHistory(t, newEngine) })
 	t.Run("Concurrency", func(t *testing.T) { runConcurrency(t, newEngine) })
+	t.Run("ReadsSeeCommits", func(t *testing.T) { runReadsSeeCommits(t, newEngine) })
 	t.Run("Search", func(t *testing.T) { runSearch(t, newEngine) })
 	t.Run("DateWindows", func(t *testing.T) { runDateWindows(t, newEngine) })
 	t.Run("Claims", func(t *testing.T) { runClaims(t, newEngine) })
@@ -436,6 +438,111 @@ func runConcurrency(t *testing.T, newEngine NewEngine) {
 	}
 	if len(wrote) != writers*each {
 		t.Fatalf("%d acknowledged writes, want %d", len(wrote), writers*each)
+	}
+}
+
+// runReadsSeeCommits: Read (answered from the store's cache when it can)
+// never goes back in time and shows every acknowledged write to whoever
+// reads after it, while writers that take their Prev from Read (as the
+// REST layer does) race on a few resources and readers read them.
+func runReadsSeeCommits(t *testing.T, newEngine NewEngine) {
+	ctx := context.Background()
+	_, s := open(t, newEngine)
+	ids := []string{"a", "b", "c", "d"}
+	for _, id := range ids {
+		if err := s.Commit(ctx, []store.Write{{New: version("Patient", id, 1, t0, `"`+id+`-1"`)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var acked [4]atomic.Uint64 // the newest acknowledged version of each
+	done := make(chan struct{})
+	var readers, writers sync.WaitGroup
+	for r := 0; r < 4; r++ {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			var seen [4]uint64
+			for n := 0; ; n++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				i := n % len(ids)
+				floor := acked[i].Load()
+				v, err := s.Read(ctx, "Patient", ids[i])
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if v.VID < seen[i] || v.VID < floor {
+					t.Errorf("read %s version %d after seeing %d and the ack of %d", ids[i], v.VID, seen[i], floor)
+					return
+				}
+				if want := fmt.Sprintf(`"%s-%d"`, ids[i], v.VID); string(v.Body) != want {
+					t.Errorf("read %s version %d with body %s", ids[i], v.VID, v.Body)
+					return
+				}
+				seen[i] = v.VID
+			}
+		}()
+	}
+	for w := 0; w < 8; w++ {
+		writers.Add(1)
+		go func() {
+			defer writers.Done()
+			for n := 0; n < 40; n++ {
+				i := (w + n) % len(ids)
+				for try := 0; ; try++ {
+					if try == 10_000 {
+						t.Errorf("%s: 10,000 conflicts in a row: Read keeps answering an old version", ids[i])
+						return
+					}
+					cur, err := s.Read(ctx, "Patient", ids[i])
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					prev := cur
+					prev.Body = nil
+					v := version("Patient", ids[i], cur.VID+1, cur.LastUpdated.Add(time.Microsecond), fmt.Sprintf(`"%s-%d"`, ids[i], cur.VID+1))
+					err = s.Commit(ctx, []store.Write{{Prev: &prev, New: v}})
+					if errors.Is(err, store.ErrConflict) {
+						continue
+					}
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					for { // acked only ever rises
+						old := acked[i].Load()
+						if old >= v.VID || acked[i].CompareAndSwap(old, v.VID) {
+							break
+						}
+					}
+					if got, err := s.Read(ctx, "Patient", ids[i]); err != nil || got.VID < v.VID {
+						t.Errorf("read after the ack of %s version %d: version %d (%v)", ids[i], v.VID, got.VID, err)
+						return
+					}
+					break
+				}
+			}
+		}()
+	}
+	writers.Wait()
+	close(done)
+	readers.Wait()
+	total := uint64(0)
+	for _, id := range ids {
+		cur, err := s.Current(ctx, "Patient", id)
+		got, err2 := s.Read(ctx, "Patient", id)
+		if err != nil || err2 != nil || got.VID != cur.VID {
+			t.Fatalf("%s: Read gives version %d, the engine %d (%v, %v)", id, got.VID, cur.VID, err, err2)
+		}
+		total += cur.VID - 1
+	}
+	if total != 8*40 {
+		t.Fatalf("%d versions written, want %d", total, 8*40)
 	}
 }
 
