@@ -37,6 +37,7 @@ type serveConfig struct {
 	anchorInterval      time.Duration
 	consentConfs        uint64
 	consentMaxLag       time.Duration
+	readCacheMB         int
 }
 
 func serve(args []string, stdout, stderr io.Writer) int {
@@ -48,6 +49,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.bodyLimit, "body-limit", rest.DefaultBodyLimit, "maximum request body in bytes")
 	fs.StringVar(&cfg.logFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.IntVar(&cfg.readCacheMB, "read-cache-mb", store.DefaultReadCacheBytes>>20, "memory for the current versions reads are answered from (0: none)")
 	fs.BoolVar(&cfg.noLog, "no-log", false, "benchmarking only: keep versions out of the audit log")
 	fs.StringVar(&cfg.clients, "clients", "", "SMART Backend Services client registry (JSON); empty: no client_credentials sign-in")
 	fs.StringVar(&cfg.chain.rpc, "eth-rpc", "", "Ethereum JSON-RPC URL (ws:// for subscriptions); empty: the embedded dev chain")
@@ -102,8 +104,12 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 		db.Close()
 		return err
 	}
+	cacheBytes := cfg.readCacheMB << 20
+	if cacheBytes <= 0 {
+		cacheBytes = -1 // none
+	}
 	st := store.New(db, store.Options{ObserveCommit: rest.NewCommitHistogram(reg),
-		Virtual: map[string]store.Virtual{"AuditEvent": trail}})
+		Virtual: map[string]store.Virtual{"AuditEvent": trail}, ReadCacheBytes: cacheBytes})
 	defer st.Close()
 
 	chn, err := setupChain(ctx, cfg.chain, cfg.data, log)
