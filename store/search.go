@@ -329,7 +329,7 @@ func clauseHolds(cp clausePlan, id string, keys [][]byte) bool {
 
 // accepts applies a query filter to the current record of id.
 func (ev *evaluator) accepts(filter func(*Version) bool, id string) (bool, error) {
-	cur, err := ev.s.Current(ev.ctx, ev.typ, id)
+	cur, err := ev.s.current(ev.ctx, ev.typ, id)
 	if errors.Is(err, ErrNotFound) {
 		return false, nil
 	}

@@ -64,6 +64,17 @@ func (s *Store) Current(ctx context.Context, typ, id string) (Version, error) {
 	return decodeCurrent(typ, id, b)
 }
 
+// current is Current answered from the read cache when it can be (with
+// the body, which callers may ignore).
+func (s *Store) current(ctx context.Context, typ, id string) (Version, error) {
+	if s.cache != nil && s.virtual(typ) == nil {
+		if v, _, ok := s.cache.get(typ, id); ok {
+			return v, nil
+		}
+	}
+	return s.Current(ctx, typ, id)
+}
+
 // Read returns the current version with its body (a tombstone for a
 // deleted resource).
 func (s *Store) Read(ctx context.Context, typ, id string) (Version, error) {

@@ -38,6 +38,7 @@ type serveConfig struct {
 	consentConfs        uint64
 	consentMaxLag       time.Duration
 	readCacheMB         int
+	debugAddr           string
 }
 
 func serve(args []string, stdout, stderr io.Writer) int {
@@ -50,6 +51,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.logFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.IntVar(&cfg.readCacheMB, "read-cache-mb", store.DefaultReadCacheBytes>>20, "memory for the current versions reads are answered from (0: none)")
+	fs.StringVar(&cfg.debugAddr, "debug-addr", "", "serve Go's profiler (/debug/pprof/) on this address, apart from the API (empty: nowhere; keep it private)")
 	fs.BoolVar(&cfg.noLog, "no-log", false, "benchmarking only: keep versions out of the audit log")
 	fs.StringVar(&cfg.clients, "clients", "", "SMART Backend Services client registry (JSON); empty: no client_credentials sign-in")
 	fs.StringVar(&cfg.chain.rpc, "eth-rpc", "", "Ethereum JSON-RPC URL (ws:// for subscriptions); empty: the embedded dev chain")
@@ -149,6 +151,13 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 	defer stopAudit()
 	go recorder.Run(auditCtx)
 
+	if cfg.debugAddr != "" {
+		stopDebug, err := serveDebug(cfg.debugAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopDebug()
+	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return err
