@@ -57,14 +57,17 @@ var (
 	leafPrefix  = append(slices.Clip(trailPrefix), 'L')
 )
 
-// Index families of the trail, and the search parameters they serve.
+// Index families of the trail, and the search parameters they serve. A
+// patient search reads the entity family: the events naming a Patient are
+// the events with that Patient as an entity, so a key of their own would
+// repeat those keys. (Trails written before kept them, under 'p'; they
+// are not read.)
 const (
-	famPatient = 'p'
-	famAgent   = 'a'
-	famEntity  = 'e'
+	famAgent  = 'a'
+	famEntity = 'e'
 )
 
-var families = map[string]byte{"patient": famPatient, "agent": famAgent, "entity": famEntity}
+var families = map[string]byte{"patient": famEntity, "agent": famAgent, "entity": famEntity}
 
 func timeKey(p []byte, t int64) []byte {
 	return binary.BigEndian.AppendUint64(slices.Clip(p), uint64(t))
@@ -169,11 +172,7 @@ func (e *Event) familyKeys(ts int64) [][]byte {
 		add(famAgent, p.Resource)
 	}
 	for _, en := range e.entityList() {
-		r := unversioned(en.ref)
-		add(famEntity, r)
-		if strings.HasPrefix(r, "Patient/") {
-			add(famPatient, r)
-		}
+		add(famEntity, unversioned(en.ref))
 	}
 	return ks
 }
