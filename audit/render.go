@@ -76,7 +76,12 @@ func byReference(p *policy.Principal) bool { return strings.HasPrefix(p.Resource
 // id, meta.versionId 1 and meta.lastUpdated at: the bytes the store keeps
 // and the log hashes.
 func (e *Event) JSON(id string, at time.Time) []byte {
-	b := make([]byte, 0, 1024)
+	return e.AppendJSON(make([]byte, 0, 2048), id, at)
+}
+
+// AppendJSON appends JSON(id, at) to b (the trail hashes events into
+// log leaves through one reused buffer per batch).
+func (e *Event) AppendJSON(b []byte, id string, at time.Time) []byte {
 	str := fhirjson.AppendString
 	coding := func(b []byte, system, code string) []byte {
 		b = append(b, `{"code":`...)

@@ -138,6 +138,7 @@ func (t *Trail) write(ctx context.Context, events []Event, noLog bool) error {
 	}
 	ts := t.times(len(events))
 	var b store.Batch
+	var buf []byte // each event's JSON, only to be hashed into its leaf
 	for start := 0; start < len(events); start += maxSegment {
 		end := min(start+maxSegment, len(events))
 		chunk, cts := events[start:end], ts[start:end]
@@ -146,7 +147,8 @@ func (t *Trail) write(ctx context.Context, events []Event, noLog bool) error {
 			e := &chunk[i]
 			id, at := ID(cts[i]), time.UnixMicro(cts[i]).UTC()
 			if !noLog {
-				a := store.Append{Data: anchor.NewLeaf("AuditEvent", id, 1, e.JSON(id, at)).Data()}
+				buf = e.AppendJSON(buf[:0], id, at)
+				a := store.Append{Data: anchor.NewLeaf("AuditEvent", id, 1, buf).Data()}
 				if i == 0 {
 					a.IndexKey = timeKey(leafPrefix, cts[0])
 				}
