@@ -230,3 +230,15 @@ func benchmarkRecord(b *testing.B, writers int) {
 	r.Close(ctx)
 	b.ReportMetric(float64(r.Written())/b.Elapsed().Seconds(), "events/s")
 }
+
+func TestIDRoundTrip(t *testing.T) {
+	for _, ts := range []int64{0, 1, 0xabcdef, 1_763_700_000_000_000, 1 << 62} {
+		id := ID(ts)
+		if want := idPrefix + fmt.Sprintf("%016x", uint64(ts)); id != want {
+			t.Fatalf("ID(%d) = %s, want %s", ts, id, want)
+		}
+		if got, ok := parseID(id); !ok || got != ts {
+			t.Fatalf("parseID(%s) = %d, %v", id, got, ok)
+		}
+	}
+}

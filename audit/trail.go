@@ -74,14 +74,20 @@ func timeKey(p []byte, t int64) []byte {
 }
 
 func famPrefix(fam byte, ref string) []byte {
-	k := append(slices.Clip(trailPrefix), fam)
+	k := make([]byte, 0, len(trailPrefix)+len(ref)+2+8) // room for the time
+	k = append(append(k, trailPrefix...), fam)
 	k = append(k, ref...)
 	return append(k, 0)
 }
 
 // ID returns the id of the event at time t (µs).
 func ID(t int64) string {
-	return idPrefix + fmt.Sprintf("%016x", uint64(t))
+	var b [len(idPrefix) + 16]byte
+	copy(b[:], idPrefix)
+	for i, u := len(b)-1, uint64(t); i >= len(idPrefix); i, u = i-1, u>>4 {
+		b[i] = "0123456789abcdef"[u&0xf]
+	}
+	return string(b[:])
 }
 
 // parseID returns the time of an event id.
@@ -137,7 +143,10 @@ func (t *Trail) write(ctx context.Context, events []Event, noLog bool) error {
 		return nil
 	}
 	ts := t.times(len(events))
-	var b store.Batch
+	b := store.Batch{Ops: make([]store.Op, 0, 4*len(events)+2)}
+	if !noLog {
+		b.Appends = make([]store.Append, 0, len(events))
+	}
 	var buf []byte // each event's JSON, only to be hashed into its leaf
 	for start := 0; start < len(events); start += maxSegment {
 		end := min(start+maxSegment, len(events))
@@ -167,7 +176,7 @@ func (e *Event) familyKeys(ts int64) [][]byte {
 	var ks [][]byte
 	add := func(fam byte, ref string) {
 		if ref != "" && !strings.ContainsRune(ref, 0) {
-			ks = append(ks, timeKey(famPrefix(fam, ref), ts))
+			ks = append(ks, binary.BigEndian.AppendUint64(famPrefix(fam, ref), uint64(ts)))
 		}
 	}
 	if p := e.Principal; p != nil && byReference(p) {
