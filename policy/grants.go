@@ -109,17 +109,44 @@ func (g *Grants) Set(gr Grant) error {
 		i = uint32(len(g.recs))
 		g.recs = append(g.recs, grant{})
 	}
-	g.recs[i] = grant{patient: p, grantee: e, typ: t, perms: perms, expiry: gr.Expiry.Unix(),
-		nextPair: g.byPair[pair], nextPat: g.byPatient[p], nextGr: g.byGrantee[e]}
-	if next := g.recs[i].nextPat; next != 0 {
-		g.recs[next].prevPat = i
-	}
-	if next := g.recs[i].nextGr; next != 0 {
-		g.recs[next].prevGr = i
-	}
-	g.byPair[pair], g.byPatient[p], g.byGrantee[e] = i, i, i
+	g.recs[i] = grant{patient: p, grantee: e, typ: t, perms: perms, expiry: gr.Expiry.Unix(), nextPair: g.byPair[pair]}
+	g.byPair[pair] = i
+	g.push(g.byPatient, p, i, patientLinks)
+	g.push(g.byGrantee, e, i, granteeLinks)
 	g.n++
 	return nil
+}
+
+// The two doubly linked lists a record is on: its patient's and its
+// grantee's (the pair list is singly linked).
+func patientLinks(r *grant) (prev, next *uint32) { return &r.prevPat, &r.nextPat }
+func granteeLinks(r *grant) (prev, next *uint32) { return &r.prevGr, &r.nextGr }
+
+// push puts record i first on k's list.
+func (g *Grants) push(heads map[uint32]uint32, k, i uint32, links func(*grant) (*uint32, *uint32)) {
+	_, next := links(&g.recs[i])
+	*next = heads[k]
+	if *next != 0 {
+		prev, _ := links(&g.recs[*next])
+		*prev = i
+	}
+	heads[k] = i
+}
+
+// unlink takes record i off k's list.
+func (g *Grants) unlink(heads map[uint32]uint32, k, i uint32, links func(*grant) (*uint32, *uint32)) {
+	prev, next := links(&g.recs[i])
+	p, n := *prev, *next
+	if p != 0 {
+		_, pn := links(&g.recs[p])
+		*pn = n
+	} else {
+		setHead(heads, k, n)
+	}
+	if n != 0 {
+		np, _ := links(&g.recs[n])
+		*np = p
+	}
 }
 
 // Remove deletes a grant and reports whether it existed.
@@ -144,28 +171,13 @@ func (g *Grants) Remove(patient, grantee, scope string) bool {
 		return false
 	}
 	defer g.gen.Add(1)
-	r := g.recs[i]
-	if prev != 0 {
-		g.recs[prev].nextPair = r.nextPair
+	if next := g.recs[i].nextPair; prev != 0 {
+		g.recs[prev].nextPair = next
 	} else {
-		setHead(g.byPair, pair, r.nextPair)
+		setHead(g.byPair, pair, next)
 	}
-	if r.prevPat != 0 {
-		g.recs[r.prevPat].nextPat = r.nextPat
-	} else {
-		setHead(g.byPatient, p, r.nextPat)
-	}
-	if r.nextPat != 0 {
-		g.recs[r.nextPat].prevPat = r.prevPat
-	}
-	if r.prevGr != 0 {
-		g.recs[r.prevGr].nextGr = r.nextGr
-	} else {
-		setHead(g.byGrantee, e, r.nextGr)
-	}
-	if r.nextGr != 0 {
-		g.recs[r.nextGr].prevGr = r.prevGr
-	}
+	g.unlink(g.byPatient, p, i, patientLinks)
+	g.unlink(g.byGrantee, e, i, granteeLinks)
 	g.recs[i] = grant{}
 	g.free = append(g.free, i)
 	g.n--
@@ -192,25 +204,26 @@ func (g *Grants) Len() int {
 func (g *Grants) Of(patient string) []Grant {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
-	return g.list(g.byPatient, g.names.lookup(patient), func(r *grant) uint32 { return r.nextPat })
+	return g.list(g.byPatient, g.names.lookup(patient), patientLinks)
 }
 
 // To lists the live grants a grantee holds, from every patient.
 func (g *Grants) To(grantee string) []Grant {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
-	return g.list(g.byGrantee, g.names.lookup(grantee), func(r *grant) uint32 { return r.nextGr })
+	return g.list(g.byGrantee, g.names.lookup(grantee), granteeLinks)
 }
 
 // list returns the live grants on k's list, sorted by grantee, patient
 // and scope.
-func (g *Grants) list(heads map[uint32]uint32, k uint32, next func(*grant) uint32) []Grant {
+func (g *Grants) list(heads map[uint32]uint32, k uint32, links func(*grant) (*uint32, *uint32)) []Grant {
 	if k == 0 {
 		return nil
 	}
 	now := g.now().Unix()
 	var out []Grant
-	for i := heads[k]; i != 0; i = next(&g.recs[i]) {
+	next := func(i uint32) uint32 { _, n := links(&g.recs[i]); return *n }
+	for i := heads[k]; i != 0; i = next(i) {
 		if r := &g.recs[i]; r.expiry > now {
 			out = append(out, Grant{Patient: g.names.name(r.patient), Grantee: g.names.name(r.grantee),
 				Scope: g.names.name(r.typ) + "." + r.perms.String(), Expiry: time.Unix(r.expiry, 0)})

@@ -44,18 +44,8 @@ func TestResearchSystemUseCase(t *testing.T) {
 	}
 	gw := testgateway.Start(t, "", "--anchor-interval", "1s")
 	root := strings.TrimSuffix(gw.Base, "/fhir")
-	var info struct {
-		ChainID   uint64            `json:"chainId"`
-		RPC       string            `json:"rpc"`
-		Contracts map[string]string `json:"contracts"`
-	}
-	mustJSON(t, get(t, root+"/.well-known/fhirgate", ""), &info)
-	eth, err := ethclient.Dial(info.RPC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eth.Close()
-	registry := common.HexToAddress(info.Contracts["ConsentRegistry"])
+	info := dialChain(t, root)
+	eth, registry := info.eth, info.registry
 	accounts := chain.DevAccounts()
 	patientKey, doctorKey, otherDoctorKey := accounts[1], accounts[2], accounts[3]
 	caip10 := func(a chain.Account) string { return fmt.Sprintf("eip155:%d:%s", info.ChainID, a.Address.Hex()) }
@@ -238,6 +228,29 @@ func TestResearchSystemUseCase(t *testing.T) {
 	// transaction's calldata or any log, from genesis to the head.
 	phi := []string{family, mrn, "Alex", patient, doctor, otherDoctor, report, appt, "LDL", "Lipid", "Santos", "Okafor"}
 	scanChain(t, eth, phi)
+}
+
+// gatewayChain is what /.well-known/fhirgate says of the gateway's chain,
+// with a client dialled to it (closed when the test ends).
+type gatewayChain struct {
+	ChainID   uint64            `json:"chainId"`
+	RPC       string            `json:"rpc"`
+	Contracts map[string]string `json:"contracts"`
+	eth       *ethclient.Client
+	registry  common.Address
+}
+
+func dialChain(t *testing.T, root string) gatewayChain {
+	t.Helper()
+	var info gatewayChain
+	mustJSON(t, get(t, root+"/.well-known/fhirgate", ""), &info)
+	eth, err := ethclient.Dial(info.RPC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(eth.Close)
+	info.eth, info.registry = eth, common.HexToAddress(info.Contracts["ConsentRegistry"])
+	return info
 }
 
 func mustJSON(t *testing.T, b []byte, v any) {

@@ -36,20 +36,9 @@ func TestWalletTakenOffEndsItsGrants(t *testing.T) {
 		registry  common.Address
 	}
 	connect := func() env {
-		e := env{root: strings.TrimSuffix(gw.Base, "/fhir"), ehr: gw.Token(t, "system/*.cruds")}
-		var info struct {
-			ChainID   uint64            `json:"chainId"`
-			RPC       string            `json:"rpc"`
-			Contracts map[string]string `json:"contracts"`
-		}
-		mustJSON(t, get(t, e.root+"/.well-known/fhirgate", ""), &info)
-		eth, err := ethclient.Dial(info.RPC)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(eth.Close)
-		e.chainID, e.eth, e.registry = info.ChainID, eth, common.HexToAddress(info.Contracts["ConsentRegistry"])
-		return e
+		root := strings.TrimSuffix(gw.Base, "/fhir")
+		c := dialChain(t, root)
+		return env{root: root, ehr: gw.Token(t, "system/*.cruds"), chainID: c.ChainID, eth: c.eth, registry: c.registry}
 	}
 	e := connect()
 	accounts := chain.DevAccounts()
