@@ -228,21 +228,30 @@ func (cw *consentWiring) relayHandler(ctx context.Context, p *policy.Principal, 
 	if err == nil {
 		h, err = cw.relay.Submit(ctx, s)
 	}
-	var r *consent.RefusedError
-	switch {
-	case err == nil:
-		return http.StatusAccepted, consent.RelayResponse{TxHash: h, State: "pending"}
-	case errors.As(err, &r) && r.Code == consent.CodeMalformed:
-		return refuse(http.StatusBadRequest, r.Code, r.Reason)
-	case errors.As(err, &r) && r.Code == consent.CodeNonce:
-		return refuse(http.StatusConflict, r.Code, r.Reason)
-	case errors.As(err, &r) && r.Code == consent.CodeBusy:
-		return refuse(http.StatusTooManyRequests, r.Code, r.Reason)
-	case errors.As(err, &r):
-		return refuse(http.StatusUnprocessableEntity, r.Code, r.Reason)
+	if err != nil {
+		return cw.relayRefusal(err, "consent relay failed")
 	}
-	cw.log.Error("consent relay failed", "err", err)
-	return refuse(http.StatusServiceUnavailable, "unavailable", "the chain is unavailable; try again later")
+	return http.StatusAccepted, consent.RelayResponse{TxHash: h, State: "pending"}
+}
+
+// relayRefusal answers an error of the relay: its refusals by their code,
+// anything else as the chain being unavailable (logged as what).
+func (cw *consentWiring) relayRefusal(err error, what string) (int, any) {
+	var r *consent.RefusedError
+	if !errors.As(err, &r) {
+		cw.log.Error(what, "err", err)
+		return http.StatusServiceUnavailable, consent.RelayErrorResponse{Code: "unavailable", Error: "the chain is unavailable; try again later"}
+	}
+	status := http.StatusUnprocessableEntity
+	switch r.Code {
+	case consent.CodeMalformed:
+		status = http.StatusBadRequest
+	case consent.CodeNonce:
+		status = http.StatusConflict
+	case consent.CodeBusy:
+		status = http.StatusTooManyRequests
+	}
+	return status, consent.RelayErrorResponse{Code: r.Code, Error: r.Reason}
 }
 
 // relayPrepare is POST /consent/relay/prepare: the EIP-712 typed data a
@@ -264,17 +273,10 @@ func (cw *consentWiring) relayPrepare(ctx context.Context, p *policy.Principal, 
 		return refuse(http.StatusForbidden, "forbidden", "patient must be the wallet you signed in with")
 	}
 	td, err := cw.relay.Prepare(ctx, req)
-	var r *consent.RefusedError
-	switch {
-	case err == nil:
-		return http.StatusOK, td
-	case errors.As(err, &r) && r.Code == consent.CodeMalformed:
-		return refuse(http.StatusBadRequest, r.Code, r.Reason)
-	case errors.As(err, &r):
-		return refuse(http.StatusUnprocessableEntity, r.Code, r.Reason)
+	if err != nil {
+		return cw.relayRefusal(err, "consent relay prepare failed")
 	}
-	cw.log.Error("consent relay prepare failed", "err", err)
-	return refuse(http.StatusServiceUnavailable, "unavailable", "the chain is unavailable; try again later")
+	return http.StatusOK, td
 }
 
 // relayStatus is GET /consent/relay/:tx: pending, mined, confirmed or
