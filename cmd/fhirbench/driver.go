@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -26,6 +27,11 @@ type driveConfig struct {
 	// InProcess: the server runs inside this process, so this process's
 	// CPU time is client and server together.
 	InProcess bool
+	// Rate, if above 0, paces the clients: operation k is due at
+	// start + k/Rate, the next idle client sends it then, and its latency
+	// counts from when it was due, not from when it was sent, so a server
+	// that falls behind shows it in the figures (no coordinated omission).
+	Rate float64
 }
 
 // worker is one closed-loop client: it sends its next request when the
@@ -40,6 +46,7 @@ type worker struct {
 	n    int // operations this worker started
 
 	hist      Histogram
+	sent      Histogram // with a rate: latency from when sent (hist: from when due)
 	ok        int64
 	codes     map[int]int64
 	transport int64
@@ -70,6 +77,8 @@ type Result struct {
 	Transport int64         // requests without an HTTP answer
 	FirstErr  string
 	Hist      Histogram
+	Sent      Histogram // with a rate: latency from when each was sent
+	Pace      float64 // the driveConfig.Rate it ran at
 	Results   int64
 	CPU       cpuDelta
 	InProcess bool
@@ -145,6 +154,7 @@ func drive(cfg driveConfig, setup func(w *worker), op opFunc) *Result {
 		}()
 	}
 
+	var tickets atomic.Int64 // operations handed out, with cfg.Rate
 	var wg sync.WaitGroup
 	for _, w := range workers {
 		wg.Add(1)
@@ -154,6 +164,15 @@ func drive(cfg driveConfig, setup func(w *worker), op opFunc) *Result {
 				w.n++
 				results := w.results
 				begin := time.Now()
+				if cfg.Rate > 0 {
+					k := tickets.Add(1) - 1
+					begin = start.Add(time.Duration(float64(k) / cfg.Rate * float64(time.Second)))
+					if begin.After(t1) {
+						return
+					}
+					time.Sleep(time.Until(begin))
+				}
+				sent := time.Now()
 				status, err := op(w)
 				end := time.Now()
 				if end.After(t1) || err == errDone {
@@ -165,6 +184,9 @@ func drive(cfg driveConfig, setup func(w *worker), op opFunc) *Result {
 					continue
 				}
 				w.hist.Record(end.Sub(begin))
+				if cfg.Rate > 0 {
+					w.sent.Record(end.Sub(sent))
+				}
 				switch {
 				case err != nil:
 					w.transport++
@@ -191,9 +213,10 @@ func drive(cfg driveConfig, setup func(w *worker), op opFunc) *Result {
 		<-snapDone
 	}
 
-	r := &Result{Name: cfg.Name, Clients: cfg.Clients, Elapsed: elapsed, Codes: map[int]int64{}, InProcess: cfg.InProcess}
+	r := &Result{Name: cfg.Name, Clients: cfg.Clients, Elapsed: elapsed, Codes: map[int]int64{}, InProcess: cfg.InProcess, Pace: cfg.Rate}
 	for _, w := range workers {
 		r.Hist.Merge(&w.hist)
+		r.Sent.Merge(&w.sent)
 		r.OK += w.ok
 		r.Transport += w.transport
 		r.Results += w.results
@@ -236,6 +259,10 @@ func (r *Result) String() string {
 	}
 	if r.Note != "" {
 		fmt.Fprintf(&b, " %s", r.Note)
+	}
+	if r.Pace > 0 {
+		fmt.Fprintf(&b, "\n           paced at %.0f/s; from when sent (without the wait for a client or timer): p50=%s p99=%s p99.9=%s",
+			r.Pace, fmtDur(r.Sent.Quantile(0.5)), fmtDur(r.Sent.Quantile(0.99)), fmtDur(r.Sent.Quantile(0.999)))
 	}
 	b.WriteString("\n           " + r.CPU.describe(r.OK, r.InProcess))
 	return b.String()

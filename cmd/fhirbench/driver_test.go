@@ -41,6 +41,38 @@ func TestDriveTimed(t *testing.T) {
 	}
 }
 
+func TestDrivePaced(t *testing.T) {
+	tests := []struct {
+		name    string
+		clients int
+		service time.Duration
+		// the rate is 400/s for 500 ms: 200 operations are due
+		minOK, maxOK   int64
+		minP99, maxP99 time.Duration // latency counted from when each was due
+	}{
+		{"keeps up", 4, time.Millisecond, 150, 210, time.Millisecond, 100 * time.Millisecond},
+		// 2 clients of a 20 ms server do 100/s: by the end the operation
+		// answered was due at ~125 ms, so it waited ~375 ms, and the
+		// latencies must show that.
+		{"falls behind", 2, 20 * time.Millisecond, 30, 70, 250 * time.Millisecond, time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := drive(driveConfig{Name: "p", Clients: tc.clients, Duration: 500 * time.Millisecond, Rate: 400}, nil,
+				func(w *worker) (int, error) {
+					time.Sleep(tc.service)
+					return 200, nil
+				})
+			if r.OK < tc.minOK || r.OK > tc.maxOK {
+				t.Errorf("%d operations in 500 ms at 400/s, want %d..%d", r.OK, tc.minOK, tc.maxOK)
+			}
+			if p99 := r.Hist.Quantile(0.99); p99 < tc.minP99 || p99 > tc.maxP99 {
+				t.Errorf("p99 %v, want %v..%v", p99, tc.minP99, tc.maxP99)
+			}
+		})
+	}
+}
+
 func TestDriveCounted(t *testing.T) {
 	var next atomic.Int64
 	r := drive(driveConfig{Name: "n", Clients: 8}, nil, func(w *worker) (int, error) {

@@ -402,6 +402,7 @@ searches/s, latency and the mean number of matches per search. Kinds:
 	ids := f.String("ids", "", "patient ids written by load -ids (default: look patients up by MRN)")
 	discover := f.Int("discover", 2000, "patients to look up by MRN for reference searches when there is no -ids file")
 	pid := f.Int("pid", 0, "gateway process id, to report its CPU time per search (optional)")
+	rate := f.Float64("rate", 0, "searches per second the clients send together, on a fixed schedule, latency counted from when each was due (0: closed loop, as fast as answered)")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -409,7 +410,7 @@ searches/s, latency and the mean number of matches per search. Kinds:
 		return err
 	}
 	_, err := runSearch(searchConfig{base: *base, token: *token, n: *n, seed: *f.seed, clients: *f.clients, warmup: *f.warmup,
-		duration: *f.duration, kinds: splitKinds(*kinds), idsFile: *ids, discover: *discover, serverPID: *pid}, stdout)
+		duration: *f.duration, kinds: splitKinds(*kinds), idsFile: *ids, discover: *discover, serverPID: *pid, rate: *rate}, stdout)
 	return err
 }
 

@@ -26,6 +26,7 @@ type searchConfig struct {
 	idsFile     string
 	discover    int // patients to look up for reference searches without an ids file
 	serverPID   int
+	rate        float64 // searches/s on a fixed schedule (0: closed loop)
 }
 
 // searchKinds are the searches the search command can run, each a
@@ -49,6 +50,9 @@ func runSearch(cfg searchConfig, out io.Writer) ([]*Result, error) {
 		return nil, err
 	}
 	fmt.Fprintf(out, "search: data set of %d Patients (seed %d, -n %d), %d clients\n", plan.Patients, cfg.seed, cfg.n, cfg.clients)
+	if cfg.rate > 0 {
+		fmt.Fprintf(out, "search: paced at %.0f searches/s, latency counted from when each search was due\n", cfg.rate)
+	}
 	q := url.QueryEscape
 	var results []*Result
 	for _, kind := range cfg.kinds {
@@ -97,7 +101,7 @@ func runSearch(cfg searchConfig, out io.Writer) ([]*Result, error) {
 		default:
 			return results, fmt.Errorf("search: unknown kind %q (known: token, reference, date, string)", kind)
 		}
-		r := drive(driveConfig{Name: kind, Clients: cfg.clients, Warmup: cfg.warmup, Duration: cfg.duration, ServerPID: cfg.serverPID},
+		r := drive(driveConfig{Name: kind, Clients: cfg.clients, Warmup: cfg.warmup, Duration: cfg.duration, ServerPID: cfg.serverPID, Rate: cfg.rate},
 			t.prepare, func(w *worker) (int, error) {
 				w.buf = build(w.rng, w.buf[:0])
 				status, err := t.get(w, w.buf)
