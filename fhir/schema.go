@@ -18,7 +18,9 @@ import (
 type element struct {
 	msg      protoreflect.MessageDescriptor // nil for resources held in Any
 	repeated bool
-	resource bool // a nested resource (contained, Bundle.entry.resource)
+	resource bool                         // a nested resource (contained, Bundle.entry.resource)
+	field    protoreflect.FieldDescriptor // the proto field (of a choice: the option's)
+	choice   protoreflect.FieldDescriptor // the choice element (value[x]) the key is one type of
 }
 
 var (
@@ -47,15 +49,15 @@ func elements(md protoreflect.MessageDescriptor) map[string]element {
 		switch {
 		case fm == nil:
 		case fm.FullName() == "google.protobuf.Any" || fm.Name() == "ContainedResource":
-			m[f.JSONName()] = element{repeated: f.IsList(), resource: true}
+			m[f.JSONName()] = element{repeated: f.IsList(), resource: true, field: f}
 		case isChoice(fm):
 			opts := fm.Oneofs().Get(0).Fields()
 			for j := 0; j < opts.Len(); j++ {
 				o := opts.Get(j)
-				m[f.JSONName()+upperFirst(o.JSONName())] = element{msg: o.Message(), repeated: f.IsList()}
+				m[f.JSONName()+upperFirst(o.JSONName())] = element{msg: o.Message(), repeated: f.IsList(), field: o, choice: f}
 			}
 		default:
-			m[f.JSONName()] = element{msg: fm, repeated: f.IsList()}
+			m[f.JSONName()] = element{msg: fm, repeated: f.IsList(), field: f}
 		}
 	}
 	if md.Name() == "Reference" {
