@@ -60,6 +60,12 @@ func jsonError(err error) error {
 	return Errorf(kind, code, je.Path, "invalid JSON at byte %d: %s", je.Offset, je.Msg)
 }
 
+// FromTree is Parse for a body already parsed into root (strictly, with
+// Limits): it skips parsing body again.
+func FromTree(root fhirjson.Value, body []byte) (*Resource, error) {
+	return fromTree(root, body)
+}
+
 func fromTree(root fhirjson.Value, body []byte) (*Resource, error) {
 	if root.Kind != fhirjson.Object {
 		return nil, Errorf(ErrInvalid, "structure", "", "a resource must be a JSON object, not %s", root.Kind)

@@ -76,7 +76,7 @@ func (s *Server) bundleRequest(c *fiber.Ctx) error {
 			return err
 		}
 		res = &fhir.Resource{Type: "Bundle", Root: root}
-	} else if res, err = fhir.Parse(c.Body()); err != nil {
+	} else if res, err = fhir.FromTree(root, c.Body()); err != nil {
 		return err
 	}
 	entries, err := readEntries(res)
