@@ -38,6 +38,7 @@ type serveConfig struct {
 	consentConfs        uint64
 	consentMaxLag       time.Duration
 	readCacheMB         int
+	blockCacheMB        int
 	debugAddr           string
 }
 
@@ -51,6 +52,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.logFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.IntVar(&cfg.readCacheMB, "read-cache-mb", store.DefaultReadCacheBytes>>20, "memory for the current versions reads are answered from (0: none)")
+	fs.IntVar(&cfg.blockCacheMB, "block-cache-mb", pebble.DefaultCacheBytes>>20, "memory for the store's blocks (indexes and versions) read from disk")
 	fs.StringVar(&cfg.debugAddr, "debug-addr", "", "serve Go's profiler (/debug/pprof/) on this address, apart from the API (empty: nowhere; keep it private)")
 	fs.BoolVar(&cfg.noLog, "no-log", false, "benchmarking only: keep versions out of the audit log")
 	fs.StringVar(&cfg.clients, "clients", "", "SMART Backend Services client registry (JSON); empty: no client_credentials sign-in")
@@ -95,7 +97,7 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 		return err
 	}
 	reg := prometheus.NewRegistry()
-	db, err := pebble.New(ctx, pebble.Config{Dir: filepath.Join(cfg.data, "store")})
+	db, err := pebble.New(ctx, pebble.Config{Dir: filepath.Join(cfg.data, "store"), CacheBytes: int64(max(cfg.blockCacheMB, 1)) << 20})
 	if err != nil {
 		return err
 	}

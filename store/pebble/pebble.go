@@ -23,7 +23,7 @@ var _ store.Engine = (*DB)(nil)
 // Config says where and how to open the database.
 type Config struct {
 	Dir string
-	// CacheBytes is the block cache size; default 256 MiB.
+	// CacheBytes is the block cache size; default DefaultCacheBytes.
 	CacheBytes int64
 
 	fs vfs.FS // tests: a filesystem that observes syncs
@@ -41,13 +41,18 @@ type DB struct {
 	logSize uint64
 }
 
+// DefaultCacheBytes is the block cache size when the Config sets none.
+// Blocks are cached as they are read, so a small store never fills it; at
+// a million resources it doubles reference searches (BENCHMARKS.md §3).
+const DefaultCacheBytes = 1 << 30
+
 // New opens (creating if needed) the database in cfg.Dir.
 func New(ctx context.Context, cfg Config) (*DB, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("pebble: no directory")
 	}
 	if cfg.CacheBytes == 0 {
-		cfg.CacheBytes = 256 << 20
+		cfg.CacheBytes = DefaultCacheBytes
 	}
 	cache := pebble.NewCache(cfg.CacheBytes)
 	defer cache.Unref()
