@@ -78,7 +78,7 @@ type Result struct {
 	FirstErr  string
 	Hist      Histogram
 	Sent      Histogram // with a rate: latency from when each was sent
-	Pace      float64 // the driveConfig.Rate it ran at
+	Pace      float64   // the driveConfig.Rate it ran at
 	Results   int64
 	CPU       cpuDelta
 	InProcess bool
