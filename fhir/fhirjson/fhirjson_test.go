@@ -27,8 +27,12 @@ func TestCanonical(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Parse: %v", err)
 			}
-			if got := string(Canonical(&v)); got != tt.want {
+			got := string(Canonical(&v))
+			if got != tt.want {
 				t.Errorf("Canonical = %s, want %s", got, tt.want)
+			}
+			if n := encodedSize(&v); n > len(got) || !strings.Contains(got, `\\`) && n != len(got) {
+				t.Errorf("size estimate %d for %d bytes", n, len(got))
 			}
 		})
 	}
@@ -126,6 +130,11 @@ func FuzzParse(f *testing.F) {
 		}
 		if !Equal(&v, &v2) {
 			t.Fatalf("round trip changed the value")
+		}
+		// The buffer Canonical sizes up front is exact unless strings
+		// needed escapes, and never too large.
+		if n := encodedSize(&v2); n > len(c1) || !bytes.ContainsRune(c1, '\\') && n != len(c1) {
+			t.Fatalf("size estimate %d for %d bytes of %q", n, len(c1), c1)
 		}
 	})
 }

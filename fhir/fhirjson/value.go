@@ -79,7 +79,7 @@ func Int(n int) Value { return Value{Kind: Number, Str: strconv.Itoa(n)} }
 
 // Obj returns an object with the given members (in any order).
 func Obj(ms ...Member) Value {
-	o := Value{Kind: Object}
+	o := Value{Kind: Object, Members: make([]Member, 0, len(ms))}
 	for _, m := range ms {
 		o.Set(m.Key, m.Value)
 	}
