@@ -242,3 +242,46 @@ func TestIDRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestRecorderLingers: events arriving a few milliseconds apart share a
+// commit when the writer lingers, and each get their own when it does
+// not; either way every one is written.
+func TestRecorderLingers(t *testing.T) {
+	tests := []struct {
+		name       string
+		linger     time.Duration
+		minBatches int64
+		maxBatches int64
+	}{
+		{"lingers", 500 * time.Millisecond, 1, 1},
+		{"at once", -1, 15, 20},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, tr := openTrail(t, nil)
+			r := NewRecorder(tr, Options{Writers: 1, Linger: tc.linger})
+			ctx := context.Background()
+			go r.Run(ctx)
+			for i := range 20 {
+				if err := r.Record(Event{Time: time.Now(), Principal: doctor, Interaction: "read", Outcome: Success,
+					Entities: []string{"DiagnosticReport/r" + fmt.Sprint(i)}}); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for r.Written() < 20 && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			if err := r.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if r.Written() != 20 {
+				t.Fatalf("written %d of 20", r.Written())
+			}
+			if b := r.Batches(); b < tc.minBatches || b > tc.maxBatches {
+				t.Errorf("%d commits for 20 events 5 ms apart, want %d..%d", b, tc.minBatches, tc.maxBatches)
+			}
+		})
+	}
+}

@@ -27,6 +27,13 @@ type Options struct {
 	// Writers is how many batches are built and committed at once, so that
 	// one batch is prepared while another waits for its fsync. Default 2.
 	Writers int
+	// Linger is how long a writer waits for more events after the first
+	// before committing. Requests do not wait for the commit, so this
+	// costs them nothing, while at a few thousand reads a second it turns
+	// a synced commit per event or two into one per few dozen (the fsyncs
+	// and memtable work were the noise in search tail latency). Default
+	// 2 ms; negative: commit at once.
+	Linger time.Duration
 	// NoLog leaves audit events out of the anchored log (benchmarking).
 	NoLog  bool
 	Logger *slog.Logger
@@ -41,6 +48,7 @@ type Recorder struct {
 	queue   chan Event
 	failing atomic.Pointer[error]
 	written atomic.Int64
+	batches atomic.Int64
 	closing chan struct{}
 	done    chan struct{}
 	once    sync.Once
@@ -57,6 +65,9 @@ func NewRecorder(trail *Trail, opts Options) *Recorder {
 	}
 	if opts.Writers <= 0 {
 		opts.Writers = 2
+	}
+	if opts.Linger == 0 {
+		opts.Linger = 2 * time.Millisecond
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -95,6 +106,9 @@ func (r *Recorder) Healthy() error {
 // Written is the number of events stored so far.
 func (r *Recorder) Written() int64 { return r.written.Load() }
 
+// Batches is the number of commits that stored them.
+func (r *Recorder) Batches() int64 { return r.batches.Load() }
+
 // Run writes queued events until Close; it returns when the queue is
 // drained.
 func (r *Recorder) Run(ctx context.Context) {
@@ -113,6 +127,8 @@ func (r *Recorder) Run(ctx context.Context) {
 // writer takes batches off the queue and commits them.
 func (r *Recorder) writer(ctx context.Context) {
 	batch := make([]Event, 0, r.opts.BatchSize)
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
 	for {
 		batch = batch[:0]
 		select {
@@ -138,15 +154,30 @@ func (r *Recorder) writer(ctx context.Context) {
 			}
 			return
 		}
+		if r.opts.Linger > 0 {
+			linger.Reset(r.opts.Linger)
+		}
 	fill:
 		for len(batch) < r.opts.BatchSize {
+			if r.opts.Linger <= 0 {
+				select {
+				case e := <-r.queue:
+					batch = append(batch, e)
+					continue
+				default:
+					break fill
+				}
+			}
 			select {
 			case e := <-r.queue:
 				batch = append(batch, e)
-			default:
+			case <-linger.C:
 				break fill
+			case <-r.closing:
+				break fill // the outer loop drains the rest
 			}
 		}
+		linger.Stop()
 		r.write(ctx, batch)
 	}
 }
@@ -159,6 +190,7 @@ func (r *Recorder) write(ctx context.Context, batch []Event) {
 		if err == nil {
 			r.failing.Store(nil)
 			r.written.Add(int64(len(batch)))
+			r.batches.Add(1)
 			return
 		}
 		e := fmt.Errorf("%w: %v", ErrUnavailable, err)
