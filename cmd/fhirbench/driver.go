@@ -47,6 +47,7 @@ type worker struct {
 
 	hist      Histogram
 	sent      Histogram // with a rate: latency from when sent (hist: from when due)
+	slow      []int64   // with a rate: operations over slowMark, per second of the measured window
 	ok        int64
 	codes     map[int]int64
 	transport int64
@@ -55,6 +56,10 @@ type worker struct {
 	ids       []string // create: ids of the created resources
 	state     any      // per-worker state of an operation
 }
+
+// slowMark: paced runs count, second by second, the operations slower
+// than this, to show whether a tail is steady or comes in bursts.
+const slowMark = 10 * time.Millisecond
 
 // watchdogGrace is how long a timed phase waits for answers after its
 // end.
@@ -78,6 +83,7 @@ type Result struct {
 	FirstErr  string
 	Hist      Histogram
 	Sent      Histogram // with a rate: latency from when each was sent
+	Slow      []int64   // with a rate: operations slower than slowMark, per second
 	Pace      float64   // the driveConfig.Rate it ran at
 	Results   int64
 	CPU       cpuDelta
@@ -186,6 +192,13 @@ func drive(cfg driveConfig, setup func(w *worker), op opFunc) *Result {
 				w.hist.Record(end.Sub(begin))
 				if cfg.Rate > 0 {
 					w.sent.Record(end.Sub(sent))
+					if end.Sub(begin) > slowMark {
+						sec := int(end.Sub(t0) / time.Second)
+						for len(w.slow) <= sec {
+							w.slow = append(w.slow, 0)
+						}
+						w.slow[sec]++
+					}
 				}
 				switch {
 				case err != nil:
@@ -217,6 +230,12 @@ func drive(cfg driveConfig, setup func(w *worker), op opFunc) *Result {
 	for _, w := range workers {
 		r.Hist.Merge(&w.hist)
 		r.Sent.Merge(&w.sent)
+		for i, n := range w.slow {
+			for len(r.Slow) <= i {
+				r.Slow = append(r.Slow, 0)
+			}
+			r.Slow[i] += n
+		}
 		r.OK += w.ok
 		r.Transport += w.transport
 		r.Results += w.results
@@ -263,6 +282,7 @@ func (r *Result) String() string {
 	if r.Pace > 0 {
 		fmt.Fprintf(&b, "\n           paced at %.0f/s; from when sent (without the wait for a client or timer): p50=%s p99=%s p99.9=%s",
 			r.Pace, fmtDur(r.Sent.Quantile(0.5)), fmtDur(r.Sent.Quantile(0.99)), fmtDur(r.Sent.Quantile(0.999)))
+		fmt.Fprintf(&b, "\n           over %s, second by second: %v", fmtDur(slowMark), r.Slow)
 	}
 	b.WriteString("\n           " + r.CPU.describe(r.OK, r.InProcess))
 	return b.String()
