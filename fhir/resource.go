@@ -32,7 +32,8 @@ var unmarshaller = func() *jsonformat.Unmarshaller {
 
 // Parse parses and validates one resource: strict JSON (valid UTF-8, no
 // duplicate keys, bounded depth and size), a known resourceType, the R4
-// structure and datatypes (jsonformat), and the core JSON rules jsonformat
+// structure and datatypes (jsonformat, which vouch spares the resources
+// whose acceptance it decides exactly), and the core JSON rules jsonformat
 // does not check (no empty or null values, safe narrative, Bundle entry
 // rules). Errors are *Error values naming the element at fault.
 func Parse(body []byte) (*Resource, error) {
