@@ -10,8 +10,10 @@ import (
 
 // corpusDir is the shared test corpus beside the checkout (third-party
 // files: read in place, never copied into the repo).
+var corpusRoot = filepath.Join("..", "..", "shared", "corpus")
+
 func corpusDir(t testing.TB) string {
-	dir := filepath.Join("..", "..", "shared", "corpus")
+	dir := corpusRoot
 	if _, err := os.Stat(dir); err != nil {
 		if os.Getenv("FHIRGATE_REQUIRE_SERVICES") == "1" {
 			t.Fatalf("corpus missing at %s", dir)

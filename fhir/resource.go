@@ -41,7 +41,7 @@ func Parse(body []byte) (*Resource, error) {
 	if err != nil {
 		return nil, jsonError(err)
 	}
-	return fromTree(root, body)
+	return FromTree(root, body)
 }
 
 // jsonError turns a fhirjson error into an *Error.
@@ -64,10 +64,6 @@ func jsonError(err error) error {
 // FromTree is Parse for a body already parsed into root (strictly, with
 // Limits): it skips parsing body again.
 func FromTree(root fhirjson.Value, body []byte) (*Resource, error) {
-	return fromTree(root, body)
-}
-
-func fromTree(root fhirjson.Value, body []byte) (*Resource, error) {
 	if root.Kind != fhirjson.Object {
 		return nil, Errorf(ErrInvalid, "structure", "", "a resource must be a JSON object, not %s", root.Kind)
 	}

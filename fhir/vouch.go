@@ -35,12 +35,18 @@ import (
 // accepted and every error message are as before; only the cost changes.
 // TestVouchOnlyWhatJsonformatAccepts and FuzzVouch hold it to that.
 func vouch(root *fhirjson.Value, typ string, body []byte) bool {
+	ok, _ := vouchWhy(root, typ, body)
+	return ok
+}
+
+// vouchWhy is vouch, also saying where it gave up (for tests).
+func vouchWhy(root *fhirjson.Value, typ string, body []byte) (bool, string) {
 	md := resourceMsgs()[typ]
 	if md == nil {
-		return false
+		return false, "resourceType"
 	}
 	v := voucher{altEscapes: altEscapes(body)}
-	return v.message(root, md, true)
+	return v.message(root, md, true), v.why
 }
 
 // altEscapes reports whether body has the JSON escapes that can stand for

@@ -23,8 +23,8 @@ func vouchFor(body []byte) (vouched, ok bool, why string) {
 	if !IsResourceType(typ) || len(checkRules(&root, typ)) > 0 {
 		return false, false, ""
 	}
-	v := voucher{altEscapes: altEscapes(body)}
-	return v.message(&root, resourceMsgs()[typ], true), true, v.why
+	v, why := vouchWhy(&root, typ, body)
+	return v, true, why
 }
 
 // corpusBodies are every body of the shared corpus: official examples and
@@ -237,7 +237,7 @@ func FuzzVouch(f *testing.F) {
 	for _, tc := range benchBodies() {
 		f.Add(tc.body)
 	}
-	if dir := filepath.Join("..", "..", "shared", "corpus", "examples"); dirExists(dir) {
+	if dir := filepath.Join(corpusRoot, "examples"); dirExists(dir) {
 		files, _ := filepath.Glob(filepath.Join(dir, "*", "*.json"))
 		for _, file := range files {
 			if b, err := os.ReadFile(file); err == nil && len(b) < 20_000 {
