@@ -11,11 +11,13 @@ import (
 // record, then the version): in a read profile those were a fifth of the
 // gateway's CPU.
 //
-// It is exact, never stale: every commit drops the entries of the
-// resources it wrote once the engine has applied it (before the writer is
-// answered), and a reader that missed stores what it read from the engine
-// only if no commit dropped anything in its shard since the miss (the
-// shard's epoch), and never over a newer version.
+// It is exact, never stale: a commit drops the entries of the resources
+// it writes before the engine applies it and again once it has (before
+// the writer is answered); while it is in flight no reader stores a
+// version of those resources (a reader may have read the engine just
+// before the commit applied), and afterwards a reader that missed stores
+// what it read only if no commit dropped anything in its shard since the
+// miss (the shard's epoch), and never over a newer version.
 type readCache struct {
 	seed   maphash.Seed
 	budget int // bytes per shard
@@ -27,6 +29,8 @@ type cacheShard struct {
 	epoch uint64
 	bytes int
 	m     map[cacheKey]Version
+	// writing counts the commits in flight per resource (begin to drop).
+	writing map[cacheKey]int
 }
 
 type cacheKey struct{ typ, id string }
@@ -71,7 +75,7 @@ func (c *readCache) put(v Version, epoch uint64) {
 	s := c.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.epoch != epoch {
+	if s.epoch != epoch || s.writing[k] > 0 {
 		return // a commit may have made v old
 	}
 	if old, ok := s.m[k]; ok {
@@ -91,19 +95,43 @@ func (c *readCache) put(v Version, epoch uint64) {
 	s.bytes += size
 }
 
-// drop forgets the resources ws wrote; called after the engine applied
-// (or failed to apply) their commit.
+// begin forgets the resources ws are about to write and keeps them out
+// of the cache until drop; called before the engine applies their commit.
+func (c *readCache) begin(ws []Write) {
+	for i := range ws {
+		k := cacheKey{ws[i].New.Type, ws[i].New.ID}
+		s := c.shard(k)
+		s.mu.Lock()
+		if s.writing == nil {
+			s.writing = map[cacheKey]int{}
+		}
+		s.writing[k]++
+		s.forget(k)
+		s.mu.Unlock()
+	}
+}
+
+// drop forgets the resources ws wrote and ends begin's hold on them;
+// called after the engine applied (or failed to apply) their commit.
 func (c *readCache) drop(ws []Write) {
 	for i := range ws {
 		k := cacheKey{ws[i].New.Type, ws[i].New.ID}
 		s := c.shard(k)
 		s.mu.Lock()
 		s.epoch++
-		if old, ok := s.m[k]; ok {
-			s.bytes -= cost(&old)
-			delete(s.m, k)
+		if s.writing[k]--; s.writing[k] <= 0 {
+			delete(s.writing, k)
 		}
+		s.forget(k)
 		s.mu.Unlock()
+	}
+}
+
+// forget removes k's entry; the caller holds s.mu.
+func (s *cacheShard) forget(k cacheKey) {
+	if old, ok := s.m[k]; ok {
+		s.bytes -= cost(&old)
+		delete(s.m, k)
 	}
 }
 

@@ -167,6 +167,9 @@ func (s *Store) Commit(ctx context.Context, ws []Write) error {
 			return err
 		}
 	}
+	if s.cache != nil {
+		s.cache.begin(ws)
+	}
 	err := s.e.Apply(ctx, &b)
 	if s.cache != nil {
 		s.cache.drop(ws) // also on failure: the engine may have applied part of the way
