@@ -1,8 +1,10 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"math"
+	"slices"
 	"strings"
 	"unicode"
 
@@ -54,10 +56,10 @@ const (
 	subString   = 's' // norm(text) text
 	subToken    = 'c' // code system
 	subTokenTxt = 'x' // norm(text)
-	subRef      = 'r' // ref
+	subRef      = 'r' // ref, for references that are not Type/id
 	subRefID    = 'j' // id of the target (any type), target type
 	subDateLo   = 'd' // lo hi
-	subDateHi   = 'e' // hi lo
+	subDateHi   = 'e' // hi lo, only for values wider than narrowDate
 	subDateWide = 'w' // lo hi, only for values wider than narrowDate
 	subDateMany = 'm' // (nothing): the resource has several values
 	subNumber   = 'n' // num
@@ -107,85 +109,143 @@ func keyBody(k []byte) []byte {
 const narrowDate = uint64(24 * 3600 * 1_000_000)
 
 // resourceKeys returns the index keys of resource typ/id with index
-// values idx, each once: every value's entries, plus a marker per date
-// parameter with several distinct values (a bounded date window must
-// consider those resources whole: each bound may hold through a different
-// value).
+// values idx, each once and in key order: every value's entries, plus a
+// marker per date parameter with several distinct values (a bounded date
+// window must consider those resources whole: each bound may hold through
+// a different value). The keys share one array, sized up front: a
+// resource has tens of keys and they are written on every version.
 func resourceKeys(typ, id string, idx []IndexValue) [][]byte {
-	var keys [][]byte
-	seen := make(map[string]bool, len(idx)*3)
-	add := func(k []byte) {
-		if !seen[string(k)] {
-			seen[string(k)] = true
-			keys = append(keys, k)
-		}
-	}
+	n := 0
 	for i := range idx {
 		iv := &idx[i]
-		for _, k := range iv.entries(typ, id) {
-			add(k)
-		}
+		n += 3 * (len(typ) + len(iv.Param) + len(id) + 32 + 2*len(iv.Text) + len(iv.System) + len(iv.Code) + 2*len(iv.Ref))
+	}
+	kb := keyBuilder{arena: make([]byte, 0, n), keys: make([][]byte, 0, 2*len(idx))}
+	for i := range idx {
+		iv := &idx[i]
+		iv.entries(&kb, typ, id)
 		if iv.Kind != IndexDate {
 			continue
 		}
 		// Another value of the same parameter before this one?
 		for j := range i {
 			if p := &idx[j]; p.Kind == IndexDate && p.Param == iv.Param && (p.Lo != iv.Lo || p.Hi != iv.Hi) {
-				add(indexPrefix(typ, iv.Param, subDateMany).id(id))
+				kb.add(kb.prefix(typ, iv.Param, subDateMany).id(id))
 				break
 			}
 		}
 	}
-	return keys
+	slices.SortFunc(kb.keys, bytes.Compare)
+	return slices.CompactFunc(kb.keys, bytes.Equal)
 }
 
-// entries returns the index keys of one value of resource typ/id. Each
+// keyBuilder builds keys in one shared array: prefix starts a key at the
+// end of the arena, add ends it there.
+type keyBuilder struct {
+	arena []byte
+	keys  [][]byte
+}
+
+func (kb *keyBuilder) prefix(typ, param string, sub byte) keyBuf {
+	k := append(keyBuf(kb.arena[len(kb.arena):]), tagIndex)
+	return append(k.str(typ).str(param), sub)
+}
+
+// add records k, built from prefix. If k outgrew the arena it has an
+// array of its own and the arena is left as it was.
+func (kb *keyBuilder) add(k keyBuf) {
+	if free := kb.arena[len(kb.arena):cap(kb.arena)]; len(k) <= len(free) && &free[0] == &k[0] {
+		kb.arena = kb.arena[:len(kb.arena)+len(k)]
+	}
+	kb.keys = append(kb.keys, k[:len(k):len(k)])
+}
+
+// entries adds the index keys of one value of resource typ/id. Each
 // value costs one or two keys: writes are the price of every index entry.
-func (iv *IndexValue) entries(typ, id string) [][]byte {
-	p := func(sub byte) keyBuf { return indexPrefix(typ, iv.Param, sub) }
+func (iv *IndexValue) entries(kb *keyBuilder, typ, id string) {
+	p := func(sub byte) keyBuf { return kb.prefix(typ, iv.Param, sub) }
 	switch iv.Kind {
 	case IndexString:
-		return [][]byte{p(subString).str(Normalize(iv.Text)).str(iv.Text).id(id)}
+		kb.add(p(subString).str(Normalize(iv.Text)).str(iv.Text).id(id))
 	case IndexURI:
-		return [][]byte{p(subURI).str(iv.Text).id(id)}
+		kb.add(p(subURI).str(iv.Text).id(id))
 	case IndexToken:
-		var es [][]byte
 		if iv.Code != "" {
 			// Code first: "code", "system|code" and "|code" are all
 			// prefixes of one key.
-			es = append(es, p(subToken).str(iv.Code).str(iv.System).id(id))
+			kb.add(p(subToken).str(iv.Code).str(iv.System).id(id))
 		}
 		if iv.Text != "" {
-			es = append(es, p(subTokenTxt).str(Normalize(iv.Text)).id(id))
+			kb.add(p(subTokenTxt).str(Normalize(iv.Text)).id(id))
 		}
-		return es
 	case IndexReference:
-		es := [][]byte{p(subRef).str(iv.Ref).id(id)}
-		if t, rid, ok := strings.Cut(iv.Ref, "/"); ok && !strings.Contains(rid, "/") && !strings.Contains(t, ":") {
-			es = append(es, p(subRefID).str(rid).str(t).id(id))
+		// Type/id once, id first: it serves Type/id, id and :Type
+		// searches. (Stores written before this also hold an 'r' key for
+		// it; searches read the 'j' key, so both forms answer alike.)
+		if t, rid, ok := localRef(iv.Ref); ok {
+			kb.add(p(subRefID).str(rid).str(t).id(id))
+		} else {
+			kb.add(p(subRef).str(iv.Ref).id(id))
 		}
-		return es
 	case IndexDate:
 		lo, hi := orderedInt(iv.Lo), orderedInt(iv.Hi)
-		es := [][]byte{p(subDateLo).u64(lo).u64(hi).id(id), p(subDateHi).u64(hi).u64(lo).id(id)}
+		// A narrow value's end is within narrowDate of its start, so
+		// searches on ends find narrow values among the starts: only
+		// wide ones need keys ordered by their ends. (Stores written
+		// before this hold end keys for narrow values too; searches take
+		// both.)
+		kb.add(p(subDateLo).u64(lo).u64(hi).id(id))
 		if hi-lo > narrowDate {
-			es = append(es, p(subDateWide).u64(lo).u64(hi).id(id))
+			kb.add(p(subDateHi).u64(hi).u64(lo).id(id))
+			kb.add(p(subDateWide).u64(lo).u64(hi).id(id))
 		}
-		return es
 	case IndexNumber:
-		return [][]byte{p(subNumber).u64(orderedFloat(iv.Num)).id(id)}
+		kb.add(p(subNumber).u64(orderedFloat(iv.Num)).id(id))
 	case IndexQuantity:
 		n := orderedFloat(iv.Num)
-		es := [][]byte{
-			p(subQuantity).str(iv.System).str(iv.Code).u64(n).id(id),
-			p(subQuantity).str("").str("").u64(n).id(id),
-		}
+		kb.add(p(subQuantity).str(iv.System).str(iv.Code).u64(n).id(id))
+		kb.add(p(subQuantity).str("").str("").u64(n).id(id))
 		if iv.System != "" && iv.Code != "" {
-			es = append(es, p(subQuantity).str("").str(iv.Code).u64(n).id(id))
+			kb.add(p(subQuantity).str("").str(iv.Code).u64(n).id(id))
 		}
-		return es
 	}
-	return nil
+}
+
+// localRef splits a reference of the form Type/id (no URL, no version).
+func localRef(ref string) (typ, id string, ok bool) {
+	typ, id, ok = strings.Cut(ref, "/")
+	return typ, id, ok && !strings.Contains(id, "/") && !strings.Contains(typ, ":")
+}
+
+// refPrefix is the start of the index keys that hold reference ref for
+// a parameter whose keys start with base ('i' type param).
+func refPrefix(base keyBuf, ref string) keyBuf {
+	if t, rid, ok := localRef(ref); ok {
+		return append(base, subRefID).str(rid).str(t)
+	}
+	return append(base, subRef).str(ref)
+}
+
+// keyRef decodes the reference an index key holds, given the length of
+// its parameter's prefix ('i' type param): ok is false for keys of other
+// kinds.
+func keyRef(k []byte, base int) (string, bool) {
+	if len(k) <= base {
+		return "", false
+	}
+	switch k[base] {
+	case subRef:
+		ref, _, ok := readStr(k[base+1:])
+		return ref, ok
+	case subRefID:
+		rid, rest, ok := readStr(k[base+1:])
+		if !ok {
+			return "", false
+		}
+		t, _, ok := readStr(rest)
+		return t + "/" + rid, ok
+	}
+	return "", false
 }
 
 // orderedInt maps int64 to uint64 preserving order.
@@ -225,12 +285,22 @@ func Normalize(s string) string {
 	if plain {
 		return s
 	}
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			ascii = false
+			break
+		}
+	}
+	if !ascii {
+		s = norm.NFD.String(s) // ASCII is its own decomposition
+	}
 	var b strings.Builder
 	b.Grow(len(s))
 	space := false
-	for _, r := range norm.NFD.String(s) {
+	for _, r := range s {
 		switch {
-		case unicode.Is(unicode.Mn, r):
+		case r >= 0x80 && unicode.Is(unicode.Mn, r):
 			continue
 		case unicode.IsSpace(r):
 			space = b.Len() > 0
@@ -240,7 +310,14 @@ func Normalize(s string) string {
 			b.WriteByte(' ')
 			space = false
 		}
-		b.WriteString(strings.ToLower(string(r)))
+		if r < 0x80 {
+			if 'A' <= r && r <= 'Z' {
+				r += 'a' - 'A'
+			}
+			b.WriteByte(byte(r))
+		} else {
+			b.WriteRune(unicode.ToLower(r))
+		}
 	}
 	return b.String()
 }

@@ -155,7 +155,7 @@ func (s *Store) compile(ctx context.Context, q *Query, p *Pred, depth int) (*pla
 	case OpTokenText:
 		return prefix(append(pre(subTokenTxt), Normalize(p.Text)...)), nil
 	case OpRef:
-		return prefix(pre(subRef).str(p.Ref)), nil
+		return prefix(refPrefix(paramPrefix(q.Type, p.Param), p.Ref)), nil
 	case OpRefID:
 		k := pre(subRefID).str(p.Code)
 		if p.System != "" {
@@ -164,8 +164,9 @@ func (s *Store) compile(ctx context.Context, q *Query, p *Pred, depth int) (*pla
 		return prefix(k), nil
 	case OpRefIn:
 		pl := &plan{}
+		base := paramPrefix(q.Type, p.Param)
 		for _, r := range p.Refs {
-			pl.ranges = append(pl.ranges, PrefixRange(pre(subRef).str(r)))
+			pl.ranges = append(pl.ranges, PrefixRange(refPrefix(base, r)))
 		}
 		return pl, nil
 	case OpURI:
@@ -207,6 +208,21 @@ func datePlan(loKeys, hiKeys keyBuf, p *Pred) *plan {
 	after := func(k keyBuf, n int64) []byte { return PrefixEnd(at(k, n)) }
 	second := func(k []byte, base int) int64 { return unorderedInt(beU64(k[base+8:])) }
 	lb := len(loKeys)
+	// Only wide values have end keys (hiKeys: hi lo); a narrow value ends
+	// within narrowDate of its start, so its end is found among the
+	// starts, a bounded scan, and read from the start key.
+	hiOf := func(k []byte) int64 {
+		if k[lb-1] == subDateHi {
+			return unorderedInt(beU64(k[lb:]))
+		}
+		return second(k, lb)
+	}
+	endsFrom := func(a int64) *plan { // values with hi >= a
+		return &plan{ranges: []Range{
+			{Start: at(hiKeys, a), End: PrefixEnd(hiKeys)},
+			{Start: at(loKeys, satAdd(a, -int64(narrowDate))), End: PrefixEnd(loKeys)},
+		}, filter: func(k []byte) bool { return hiOf(k) >= a }}
+	}
 	switch p.Cmp {
 	case Eq: // the value lies within the query range
 		return &plan{ranges: []Range{{Start: at(loKeys, p.Lo), End: after(loKeys, p.Hi)}},
@@ -217,17 +233,18 @@ func datePlan(loKeys, hiKeys keyBuf, p *Pred) *plan {
 			return !(lo >= p.Lo && hi <= p.Hi)
 		}}
 	case Gt: // some of the value is after the query range
-		return &plan{ranges: []Range{{Start: after(hiKeys, p.Hi), End: PrefixEnd(hiKeys)}}}
+		return endsFrom(satAdd(p.Hi, 1))
 	case Lt:
 		return &plan{ranges: []Range{{Start: loKeys, End: at(loKeys, p.Lo)}}}
 	case Ge:
-		return &plan{ranges: []Range{{Start: at(hiKeys, p.Lo), End: PrefixEnd(hiKeys)}}}
+		return endsFrom(p.Lo)
 	case Le:
 		return &plan{ranges: []Range{{Start: loKeys, End: after(loKeys, p.Hi)}}}
 	case Sa: // starts after the query range
 		return &plan{ranges: []Range{{Start: after(loKeys, p.Hi), End: PrefixEnd(loKeys)}}}
 	case Eb: // ends before it
-		return &plan{ranges: []Range{{Start: hiKeys, End: at(hiKeys, p.Lo)}}}
+		return &plan{ranges: []Range{{Start: hiKeys, End: at(hiKeys, p.Lo)}, {Start: loKeys, End: at(loKeys, p.Lo)}},
+			filter: func(k []byte) bool { return hiOf(k) < p.Lo }}
 	case Ap: // overlaps the query range (the caller widens it, search.html#prefix)
 		return &plan{ranges: []Range{{Start: loKeys, End: after(loKeys, p.Hi)}},
 			filter: func(k []byte) bool { return second(k, lb) >= p.Lo }}
@@ -278,8 +295,9 @@ type dateWindow struct {
 // matching all those clauses: a value with hi >= A (each lower bound
 // implies it) and lo <= B (each upper bound implies it). It reads:
 //
-//   - values starting in [A, B] and values ending in [A, B];
-//   - narrow values spanning the window: they start in [B-narrowDate, A);
+//   - values starting in [A-narrowDate, B] and ending at or after A (a
+//     narrow value that overlaps the window starts there);
+//   - values ending in [A, B] (only wide values have end keys);
 //   - wide values spanning it, from their own family;
 //   - resources with several values of the parameter (one bound may hold
 //     through one value and the other through another).
@@ -335,13 +353,14 @@ func dateWindows(typ string, clauses []Clause) []dateWindow {
 			return func(k []byte) bool { return unorderedInt(beU64(k[base+8:])) > w.b }
 		}
 		var pls []*plan
-		if w.a <= w.b {
-			pls = append(pls,
-				&plan{ranges: []Range{{Start: at(loKeys, w.a), End: PrefixEnd(at(loKeys, w.b))}}},
-				&plan{ranges: []Range{{Start: at(hiKeys, w.a), End: PrefixEnd(at(hiKeys, w.b))}}})
+		// Narrow values overlapping it start at most narrowDate before A.
+		if from := satAdd(w.a, -int64(narrowDate)); from <= w.b {
+			lb := len(loKeys)
+			pls = append(pls, &plan{ranges: []Range{{Start: at(loKeys, from), End: PrefixEnd(at(loKeys, w.b))}},
+				filter: func(k []byte) bool { return unorderedInt(beU64(k[lb+8:])) >= w.a }})
 		}
-		if from := satAdd(w.b, -int64(narrowDate)); from < w.a {
-			pls = append(pls, &plan{ranges: []Range{{Start: at(loKeys, from), End: at(loKeys, w.a)}}, filter: hiAbove(len(loKeys))})
+		if w.a <= w.b { // wide values ending in it
+			pls = append(pls, &plan{ranges: []Range{{Start: at(hiKeys, w.a), End: PrefixEnd(at(hiKeys, w.b))}}})
 		}
 		pls = append(pls,
 			&plan{ranges: []Range{{Start: wide, End: at(wide, w.a)}}, filter: hiAbove(len(wide))},

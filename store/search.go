@@ -501,25 +501,40 @@ func (ev *evaluator) sortKey(id string, so Sort) ([]byte, error) {
 		}
 		return binary.BigEndian.AppendUint64(nil, uint64(cur.LastUpdated.UnixMicro())), nil
 	}
-	var sub byte
+	base := len(paramPrefix(ev.typ, so.Param))
+	// value returns the bytes key k sorts by, if it is a key of the kind.
+	var value func(k []byte) ([]byte, bool)
+	simple := func(sub byte) func(k []byte) ([]byte, bool) {
+		return func(k []byte) ([]byte, bool) { return keyBody(k)[base+1:], k[base] == sub }
+	}
 	switch so.Kind {
 	case IndexString:
-		sub = subString
+		value = simple(subString)
 	case IndexToken:
-		sub = subToken
+		value = simple(subToken)
 	case IndexReference:
-		sub = subRef
+		value = func(k []byte) ([]byte, bool) {
+			ref, ok := keyRef(k, base)
+			return []byte(ref), ok
+		}
 	case IndexDate:
-		sub = subDateLo
-		if so.Desc {
-			sub = subDateHi
+		// Every value has a 'd' key (lo hi); descending sorts by hi.
+		value = func(k []byte) ([]byte, bool) {
+			v := keyBody(k)[base+1:]
+			if k[base] != subDateLo || len(v) != 16 {
+				return nil, false
+			}
+			if so.Desc {
+				return append(slices.Clone(v[8:]), v[:8]...), true
+			}
+			return v, true
 		}
 	case IndexNumber:
-		sub = subNumber
+		value = simple(subNumber)
 	case IndexQuantity:
-		sub = subQuantity
+		value = simple(subQuantity)
 	case IndexURI:
-		sub = subURI
+		value = simple(subURI)
 	default:
 		return nil, nil
 	}
@@ -527,13 +542,16 @@ func (ev *evaluator) sortKey(id string, so Sort) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	prefix := indexPrefix(ev.typ, so.Param, sub)
+	prefix := paramPrefix(ev.typ, so.Param)
 	var best []byte
 	for _, k := range keys {
-		if !bytes.HasPrefix(k, prefix) {
+		if !bytes.HasPrefix(k, prefix) || len(k) <= base {
 			continue
 		}
-		v := keyBody(k)[len(prefix):]
+		v, ok := value(k)
+		if !ok {
+			continue
+		}
 		if best == nil || (!so.Desc && bytes.Compare(v, best) < 0) || (so.Desc && bytes.Compare(v, best) > 0) {
 			best = v
 		}
@@ -668,10 +686,10 @@ func (s *Store) linkPlan(ctx context.Context, q *Query, p *Pred, depth int) (*pl
 		for i, id := range page.IDs {
 			refs[i] = inner.Type + "/" + id
 		}
-		pre := indexPrefix(q.Type, p.Param, subRef)
+		base := paramPrefix(q.Type, p.Param)
 		pl := &plan{}
 		for _, r := range refs {
-			pl.ranges = append(pl.ranges, PrefixRange(pre.str(r)))
+			pl.ranges = append(pl.ranges, PrefixRange(refPrefix(base, r)))
 		}
 		return pl, nil
 	}
@@ -693,7 +711,7 @@ func (s *Store) linkPlan(ctx context.Context, q *Query, p *Pred, depth int) (*pl
 		return &plan{ids: ids}, nil
 	}
 	ev := &evaluator{s: s, ctx: ctx, typ: inner.Type, lists: map[string][][]byte{}}
-	pre := indexPrefix(inner.Type, p.HasParam, subRef)
+	pre := paramPrefix(inner.Type, p.HasParam)
 	ids := map[string]bool{}
 	for _, id := range page.IDs {
 		keys, err := ev.list(id)
@@ -704,7 +722,7 @@ func (s *Store) linkPlan(ctx context.Context, q *Query, p *Pred, depth int) (*pl
 			if !bytes.HasPrefix(k, pre) {
 				continue
 			}
-			ref, _, ok := readStr(k[len(pre):])
+			ref, ok := keyRef(k, len(pre))
 			if t, rid, found := strings.Cut(ref, "/"); ok && found && t == q.Type {
 				ids[rid] = true
 			}
@@ -724,34 +742,30 @@ func (s *Store) References(ctx context.Context, typ, id, param string) ([]string
 	if err != nil {
 		return nil, err
 	}
+	// Keys are in key order; a store written before references were
+	// indexed once may hold a local reference twice ('r' and 'j').
 	var out []string
+	seen := map[string]bool{}
+	typPrefix := newKey(tagIndex, len(typ)+2).str(typ)
+	pre := paramPrefix(typ, param)
 	for _, k := range keys {
+		base := len(pre)
 		if param == "*" {
-			if ref, ok := refOfKey(k, typ); ok {
-				out = append(out, ref)
+			if !bytes.HasPrefix(k, typPrefix) {
+				continue
 			}
+			_, rest, ok := readStr(k[len(typPrefix):])
+			if !ok {
+				continue
+			}
+			base = len(k) - len(rest)
+		} else if !bytes.HasPrefix(k, pre) {
 			continue
 		}
-		pre := indexPrefix(typ, param, subRef)
-		if bytes.HasPrefix(k, pre) {
-			if ref, _, ok := readStr(k[len(pre):]); ok {
-				out = append(out, ref)
-			}
+		if ref, ok := keyRef(k, base); ok && !seen[ref] {
+			seen[ref] = true
+			out = append(out, ref)
 		}
 	}
 	return out, nil
-}
-
-// refOfKey decodes the reference of any 'r' index key of typ.
-func refOfKey(k []byte, typ string) (string, bool) {
-	p := newKey(tagIndex, len(typ)+2).str(typ)
-	if !bytes.HasPrefix(k, p) {
-		return "", false
-	}
-	_, rest, ok := readStr(k[len(p):])
-	if !ok || len(rest) == 0 || rest[0] != subRef {
-		return "", false
-	}
-	ref, _, ok := readStr(rest[1:])
-	return ref, ok
 }

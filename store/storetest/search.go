@@ -80,7 +80,8 @@ var searchFixtures = []fixture{
 		qty("value-quantity", 110, "http://unitsofmeasure.org", "/min"), date("date", "2020-03-15")}},
 	{"Observation", "o3", []store.IndexValue{
 		ref("subject", "Patient/p3"), ref("patient", "Patient/p3"), tok("code", "http://loinc.org", "29463-7"),
-		qty("value-quantity", 80.5, "http://unitsofmeasure.org", "kg"), date("date", "2021-01-01")}},
+		qty("value-quantity", 80.5, "http://unitsofmeasure.org", "kg"), date("date", "2021-01-01"),
+		ref("performer", "http://other.example.org/fhir/Practitioner/x9"), ref("performer", "Practitioner/d2")}},
 	{"RiskAssessment", "r1", []store.IndexValue{num("probability", 0.25)}},
 	{"RiskAssessment", "r2", []store.IndexValue{num("probability", 0.5)}},
 	{"ValueSet", "v1", []store.IndexValue{uri("url", "http://hl7.org/fhir/ValueSet/a/b")}},
@@ -204,6 +205,11 @@ func runSearch(t *testing.T, newEngine NewEngine) {
 		{"sort by two keys", store.Query{Type: "Patient", Sort: []store.Sort{
 			{Param: "gender", Kind: store.IndexToken}, {Param: "birthdate", Kind: store.IndexDate, Desc: true}}}, "[p2 p3 p1 p4]"},
 		{"sort by _lastUpdated desc", store.Query{Type: "Observation", Sort: []store.Sort{{Param: "_lastUpdated", Desc: true}}}, "[o3 o2 o1]"},
+		{"sort by reference", store.Query{Type: "Patient", Sort: []store.Sort{{Param: "general-practitioner", Kind: store.IndexReference, Desc: true}}}, "[p3 p1 p2 p4]"},
+		{"reference by absolute URL", store.Query{Type: "Observation",
+			Clauses: one(store.Pred{Op: store.OpRef, Param: "performer", Ref: "http://other.example.org/fhir/Practitioner/x9"})}, "[o3]"},
+		{"reference of two kinds", store.Query{Type: "Observation",
+			Clauses: one(store.Pred{Op: store.OpRefIn, Param: "performer", Refs: []string{"Practitioner/d2", "http://other.example.org/fhir/Practitioner/x9"}})}, "[o3]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -219,6 +225,23 @@ func runSearch(t *testing.T, newEngine NewEngine) {
 				}
 			}
 		})
+	}
+
+	// _include reads the references a resource holds, each once.
+	for _, tc := range []struct{ id, param, want string }{
+		{"o3", "performer", "[Practitioner/d2 http://other.example.org/fhir/Practitioner/x9]"},
+		{"o3", "*", "[Patient/p3 Practitioner/d2 http://other.example.org/fhir/Practitioner/x9]"},
+		{"o1", "subject", "[Patient/p1]"},
+		{"o1", "code", "[]"},
+	} {
+		refs, err := s.References(ctx, "Observation", tc.id, tc.param)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(refs)
+		if got := fmt.Sprint(refs); got != tc.want {
+			t.Errorf("References(%s, %s) = %s, want %s", tc.id, tc.param, got, tc.want)
+		}
 	}
 
 	// Deletes and updates remove stale index entries.
