@@ -13,6 +13,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/fhirgate/fhirgate/store"
@@ -60,10 +61,26 @@ func New(ctx context.Context, cfg Config) (*DB, error) {
 		Cache:        cache,
 		MemTableSize: 64 << 20,
 		Logger:       slogLogger{},
+		// One compaction at a time (Pebble's default) fell behind a
+		// sustained load: writes stalled on L0 for seconds while a core
+		// sat idle. A second one runs when compactions are owed, and a
+		// further memtable may queue behind a flush (BENCHMARKS.md §3).
+		CompactionConcurrencyRange:  func() (int, int) { return 1, 2 },
+		MemTableStopWritesThreshold: 4,
 	}
 	if cfg.fs != nil {
 		opts.FS = cfg.fs
 	}
+	// Blocks are compressed only in the last level, where most data ends
+	// up: compressing every level cost a tenth of the gateway's CPU under
+	// a sustained load (each index entry is rewritten at every level it
+	// passes), for a third less disk (BENCHMARKS.md §3).
+	lastLevel := pebble.DBCompressionSettings{Name: "last-level"}
+	for i := range lastLevel.Levels {
+		lastLevel.Levels[i] = sstable.NoCompression
+	}
+	lastLevel.Levels[len(lastLevel.Levels)-1] = sstable.SnappyCompression
+	opts.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return lastLevel })
 	opts.EnsureDefaults()
 	for i := range opts.Levels {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
