@@ -3,6 +3,7 @@ package store
 import (
 	"hash/maphash"
 	"slices"
+	"strings"
 	"sync"
 )
 
@@ -65,11 +66,17 @@ func (c *readCache) get(typ, id string) (Version, uint64, bool) {
 
 // put stores v, read from the engine after a miss at epoch.
 func (c *readCache) put(v Version, epoch uint64) {
-	k := cacheKey{v.Type, v.ID}
 	size := cost(&v)
 	if size > c.budget/8 {
 		return // one big resource would push out many small ones
 	}
+	// The type and id may be the caller's view of a request buffer that
+	// the next request overwrites: a key that changes under the map can
+	// neither be found nor deleted, so the cache grew past its budget (to
+	// 200,000 entries for a 64 MB budget), and a hit could hand out a
+	// version whose Type read as another request's bytes.
+	v.Type, v.ID = strings.Clone(v.Type), strings.Clone(v.ID)
+	k := cacheKey{v.Type, v.ID}
 	// Callers may append to what they get: make them copy.
 	v.Body, v.Compartments = slices.Clip(v.Body), slices.Clip(v.Compartments)
 	s := c.shard(k)
@@ -119,7 +126,9 @@ func (c *readCache) drop(ws []Write) {
 		s := c.shard(k)
 		s.mu.Lock()
 		s.epoch++
-		if s.writing[k]--; s.writing[k] <= 0 {
+		if n, ok := s.writing[k]; ok && n > 1 {
+			s.writing[k] = n - 1
+		} else {
 			delete(s.writing, k)
 		}
 		s.forget(k)
