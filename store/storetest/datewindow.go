@@ -82,11 +82,17 @@ func runDateWindows(t *testing.T, newEngine NewEngine) {
 		u := units[rng.IntN(len(units))]
 		lo := start - 365*dayµ + rng.Int64N(span+2*365*dayµ)
 		lo -= (lo - start) % u
+		if rng.IntN(2) == 0 { // on or next to a value's edge, where > and >= differ
+			v := index[ids[rng.IntN(len(ids))]][0]
+			if e := []int64{v.Lo, v.Hi, v.Lo + 1, v.Hi + 1, v.Lo - 1, v.Hi - u + 1}[rng.IntN(6)]; v.Hi < start+2*span {
+				lo = e
+			}
+		}
 		return store.Pred{Op: store.OpDate, Param: "date", Cmp: cmps[rng.IntN(len(cmps))], Lo: lo, Hi: lo + u - 1}
 	}
 	lowers := []store.Cmp{store.Ge, store.Gt, store.Sa, store.Eq, store.Ap}
 	uppers := []store.Cmp{store.Le, store.Lt, store.Eb, store.Eq, store.Ap}
-	for i := range 80 {
+	for i := range 400 {
 		q := store.Query{Type: "Encounter", Count: n, Total: true}
 		preds := []store.Pred{bound(lowers), bound(uppers)}
 		if i%2 == 0 { // mostly narrow windows: the upper bound near the lower
@@ -99,6 +105,12 @@ func runDateWindows(t *testing.T, newEngine NewEngine) {
 		for _, p := range preds {
 			q.Clauses = append(q.Clauses, store.Clause{Preds: []store.Pred{p}})
 		}
+		if i >= 80 { // one bound alone, any comparator
+			all := []store.Cmp{store.Eq, store.Ne, store.Gt, store.Lt, store.Ge, store.Le, store.Sa, store.Eb, store.Ap}
+			p := bound(all)
+			q.Clauses = []store.Clause{{Preds: []store.Pred{p}}}
+			preds = []store.Pred{p}
+		}
 		m, err := s.NewMatcher(ctx, &q)
 		if err != nil {
 			t.Fatal(err)
@@ -109,6 +121,17 @@ func runDateWindows(t *testing.T, newEngine NewEngine) {
 				want = append(want, id)
 			}
 		}
+		// The matcher runs the same plans as the search: check both
+		// against the comparators as search.html defines them too.
+		var model []string
+		for _, id := range ids {
+			if allHold(preds, index[id]) {
+				model = append(model, id)
+			}
+		}
+		if !slices.Equal(want, model) {
+			t.Fatalf("query %d %+v: the matcher finds %d, the definition %d\n got %v\nwant %v", i, preds, len(want), len(model), want, model)
+		}
 		page, err := s.Search(ctx, &q)
 		if err != nil {
 			t.Fatalf("query %d %+v: %v", i, preds, err)
@@ -118,4 +141,44 @@ func runDateWindows(t *testing.T, newEngine NewEngine) {
 			t.Fatalf("query %d %+v: %d matches (total %d), want %d\n got %v\nwant %v", i, preds, len(got), page.Total, len(want), got, want)
 		}
 	}
+}
+
+// allHold says whether values satisfy every date predicate, each by some
+// value: the prefixes of search.html#prefix, a value [lo, hi] against the
+// query range [Lo, Hi] (ap as the store takes it: already widened, any
+// overlap).
+func allHold(preds []store.Pred, values []store.IndexValue) bool {
+	for _, p := range preds {
+		held := false
+		for _, v := range values {
+			lo, hi := v.Lo, v.Hi
+			switch p.Cmp {
+			case store.Eq:
+				held = lo >= p.Lo && hi <= p.Hi
+			case store.Ne:
+				held = !(lo >= p.Lo && hi <= p.Hi)
+			case store.Gt:
+				held = hi > p.Hi
+			case store.Lt:
+				held = lo < p.Lo
+			case store.Ge:
+				held = hi >= p.Lo
+			case store.Le:
+				held = lo <= p.Hi
+			case store.Sa:
+				held = lo > p.Hi
+			case store.Eb:
+				held = hi < p.Lo
+			case store.Ap:
+				held = lo <= p.Hi && hi >= p.Lo
+			}
+			if held {
+				break
+			}
+		}
+		if !held {
+			return false
+		}
+	}
+	return true
 }
