@@ -276,24 +276,18 @@ func Normalize(s string) string {
 	plain := true
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if c >= 0x80 || c >= 'A' && c <= 'Z' || c == '\t' || c == '\n' || c == '\r' ||
-			c == ' ' && (i == 0 || i == len(s)-1 || s[i+1] == ' ') {
+		if c >= 0x80 {
+			s = norm.NFD.String(s) // ASCII is its own decomposition
 			plain = false
 			break
+		}
+		if c >= 'A' && c <= 'Z' || c >= '\t' && c <= '\r' || // \t \n \v \f \r
+			c == ' ' && (i == 0 || i == len(s)-1 || s[i+1] == ' ') {
+			plain = false
 		}
 	}
 	if plain {
 		return s
-	}
-	ascii := true
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			ascii = false
-			break
-		}
-	}
-	if !ascii {
-		s = norm.NFD.String(s) // ASCII is its own decomposition
 	}
 	var b strings.Builder
 	b.Grow(len(s))

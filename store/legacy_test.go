@@ -6,7 +6,7 @@ import (
 )
 
 // LegacyLayout wraps e so that the store's index entries are written as
-// stores written before 2026-11-22 hold them: a local reference also under
+// stores written before commit 9f2a320 hold them: a local reference also under
 // an 'r' key, and a narrow date also under an end ('e') key. Searches must
 // answer the same on such a store (the extra keys are read, never needed),
 // and later writes must remove them with the rest of a version's entries.
