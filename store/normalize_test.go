@@ -42,7 +42,7 @@ func TestNormalize(t *testing.T) {
 		{"e\u0301", "e"},               // already decomposed
 		{"Straße", "straße"},           // no case folding beyond lower case
 		{"a\u00a0b", "a b"},            // no-break space is space
-		{"\fA\vb\f", "a b"},            // form feed and vertical tab are space too
+		{"\fa\vb\f", "a b"},            // form feed and vertical tab are space too
 		{"\xff\xfeX", "\ufffd\ufffdx"}, // invalid UTF-8 stays replaced, not dropped
 	} {
 		if got := Normalize(tc.in); got != tc.want {
