@@ -12,12 +12,15 @@ import (
 //
 //	'c' type id                    -> current record (version, flags, time)
 //	'v' type id vid                -> version record (header + body)
-//	'h' ts type id vid             -> ""  (system history, time order)
+//	'h' ts type id vid             -> log position of the version's leaf
+//	                                  (8 bytes), or "" if it has none
+//	                                  (system history, time order)
 //	't' type ts id vid             -> ""  (type history, time order)
 //	'x' type id                    -> index keys held by the current version
 //	'i' type param value... id     -> index payload (see index.go)
 //	'u' type name                  -> id owning a unique claim
-//	'l' type id vid                -> log position of the version's leaf
+//	'l' type id vid                -> log position of the version's leaf,
+//	                                  in stores written before 'h' held it
 //	'X' name 0x00 ...              -> a component's own keys (ExtensionPrefix)
 //	'L' n                          -> log leaf n (Engine.Apply assigns n)
 //	'M' name                       -> store metadata (log size, schema)

@@ -5,26 +5,41 @@ import (
 	"sync/atomic"
 )
 
-// LegacyLayout wraps e so that the store's index entries are written as
-// stores written before commit 9f2a320 hold them: a local reference also under
-// an 'r' key, and a narrow date also under an end ('e') key. Searches must
-// answer the same on such a store (the extra keys are read, never needed),
-// and later writes must remove them with the rest of a version's entries.
+// LegacyLayout wraps e so that the store's keys are written as earlier
+// stores hold them: index entries as before commit 9f2a320 (a local
+// reference also under an 'r' key, a narrow date also under an end ('e')
+// key), and a version's log position under an 'l' key of its own rather
+// than in its system history key. Searches must answer the same on such a
+// store (the extra keys are read, never needed), later writes must remove
+// them with the rest of a version's entries, and LeafIndex must find the
+// old positions.
 // (Exported for the external test that runs storetest over it.)
 func LegacyLayout(e Engine) *LegacyEngine { return &LegacyEngine{Engine: e} }
 
 // LegacyEngine is the Engine LegacyLayout returns.
 type LegacyEngine struct {
 	Engine
-	added atomic.Int64
+	added, leafKeys atomic.Int64
 }
 
-// Added is the number of legacy keys written so far.
+// Added is the number of legacy index keys written so far.
 func (l *LegacyEngine) Added() int64 { return l.added.Load() }
+
+// LeafKeys is the number of legacy 'l' keys written so far.
+func (l *LegacyEngine) LeafKeys() int64 { return l.leafKeys.Load() }
 
 func (l *LegacyEngine) Apply(ctx context.Context, b *Batch) error {
 	nb := *b
 	nb.Ops = nil
+	nb.Appends = nil
+	for _, a := range b.Appends {
+		if len(a.IndexKey) > 0 && a.IndexKey[0] == tagSysHistory {
+			nb.Ops = append(nb.Ops, Op{Key: a.IndexKey})
+			a.IndexKey = legacyLeafKey(a.IndexKey)
+			l.leafKeys.Add(1)
+		}
+		nb.Appends = append(nb.Appends, a)
+	}
 	for _, op := range b.Ops {
 		if op.Delete || len(op.Key) == 0 {
 			nb.Ops = append(nb.Ops, op)
@@ -59,6 +74,19 @@ func (l *LegacyEngine) Apply(ctx context.Context, b *Batch) error {
 		}
 	}
 	return l.Engine.Apply(ctx, &nb)
+}
+
+// legacyLeafKey returns the 'l' key of the version whose system history
+// key is h.
+func legacyLeafKey(h []byte) []byte {
+	_, rest, ok := readU64(h[1:])
+	typ, rest, ok1 := readStr(rest)
+	id, rest, ok2 := readStr(rest)
+	vid, _, ok3 := readU64(rest)
+	if !ok || !ok1 || !ok2 || !ok3 {
+		panic("legacy: bad history key")
+	}
+	return leafIndexKey(typ, id, vid)
 }
 
 // legacyKeys returns the keys the earlier layout wrote besides index key k.

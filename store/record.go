@@ -151,15 +151,25 @@ func encodeVersion(v *Version) []byte {
 	return append(b, v.Body...)
 }
 
-func decodeVersion(typ, id string, vid uint64, b []byte) (Version, error) {
+// versionMicros returns the LastUpdated of a version record, in Unix
+// microseconds: the time its history keys start with.
+func versionMicros(b []byte) (int64, error) {
 	if len(b) < 12 || b[0] != recordFormat {
-		return Version{}, errCorrupt
+		return 0, errCorrupt
+	}
+	return int64(binary.BigEndian.Uint64(b[3:11])), nil
+}
+
+func decodeVersion(typ, id string, vid uint64, b []byte) (Version, error) {
+	ts, err := versionMicros(b)
+	if err != nil {
+		return Version{}, err
 	}
 	v := Version{
 		Type: typ, ID: id, VID: vid,
 		Deleted:     b[1]&flagDeleted != 0,
 		Method:      Method(b[2]),
-		LastUpdated: time.UnixMicro(int64(binary.BigEndian.Uint64(b[3:11]))).UTC(),
+		LastUpdated: time.UnixMicro(ts).UTC(),
 	}
 	rest, ok := b[11:], false
 	if v.Author, rest, ok = readString(rest); !ok {

@@ -222,10 +222,15 @@ func (s *Store) addWrite(ctx context.Context, b *Batch, w *Write) error {
 	}
 	b.Set(ck, encodeCurrent(v))
 	b.Set(versionKey(v.Type, v.ID, v.VID), encodeVersion(v))
-	b.Set(sysHistoryKey(ts, v.Type, v.ID, v.VID), nil)
 	b.Set(typeHistoryKey(v.Type, ts, v.ID, v.VID), nil)
 	if w.Leaf != nil {
-		b.Appends = append(b.Appends, Append{Data: w.Leaf, IndexKey: leafIndexKey(v.Type, v.ID, v.VID)})
+		// The system history key holds the log position of the
+		// version's leaf: one key less per version than a key of its
+		// own. (Older stores hold it under an 'l' key; LeafIndex reads
+		// both.)
+		b.Appends = append(b.Appends, Append{Data: w.Leaf, IndexKey: sysHistoryKey(ts, v.Type, v.ID, v.VID)})
+	} else {
+		b.Set(sysHistoryKey(ts, v.Type, v.ID, v.VID), nil)
 	}
 	var idx []IndexValue
 	if !v.Deleted {
@@ -331,7 +336,22 @@ func (s *Store) LeafIndex(ctx context.Context, typ, id string, vid uint64) (uint
 	if v := s.virtual(typ); v != nil {
 		return v.LeafIndex(ctx, id, vid)
 	}
-	b, err := s.e.Get(ctx, leafIndexKey(typ, id, vid))
+	rec, err := s.e.Get(ctx, versionKey(typ, id, vid))
+	if err != nil {
+		return 0, err
+	}
+	ts, err := versionMicros(rec)
+	if err != nil {
+		return 0, err
+	}
+	b, err := s.e.Get(ctx, sysHistoryKey(ts, typ, id, vid))
+	if errors.Is(err, ErrNotFound) {
+		return 0, fmt.Errorf("store: version %s/%s/%d has no history entry: %w", typ, id, vid, errCorrupt)
+	}
+	if err == nil && len(b) == 0 {
+		// Written without a leaf, or before the history key held it.
+		b, err = s.e.Get(ctx, leafIndexKey(typ, id, vid))
+	}
 	if err != nil {
 		return 0, err
 	}
