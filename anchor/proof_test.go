@@ -244,6 +244,14 @@ func TestVerifyResourceTamper(t *testing.T) {
 		t.Fatalf("deleted resource: %+v", checks)
 	}
 
+	// The chain unreachable: unverified (warning), not failed.
+	fx.f.setDown(true)
+	checks, _ = fx.l.VerifyResource(ctx, "Patient", "p0")
+	if c := checks[0]; c.Status != CheckUnverified || c.Severity() != "warning" {
+		t.Fatalf("chain down: %+v", c)
+	}
+	fx.f.setDown(false)
+
 	// Alter version 2's body in the engine: one byte of the JSON.
 	k := versionKey("Patient", "p1", 2)
 	rec, err := e.Get(ctx, k)
@@ -270,18 +278,35 @@ func TestVerifyResourceTamper(t *testing.T) {
 	}
 	t.Logf("altered version: %s", c.Message())
 
-	// A tree node altered as well (to hide it): the chain's root exposes it.
-	// Rewrite the leaf so that the stored body matches again, the tree node,
-	// and the local checkpoint root; only the chain still disagrees.
+	// The log entry rewritten as well, so that the stored body matches it
+	// again: the tree, recomputed from the log, no longer matches its
+	// stored node above the entry.
 	v, _ := fx.st.Version(ctx, "Patient", "p1", 2)
 	idx, _ := fx.st.LeafIndex(ctx, "Patient", "p1", 2)
+	anc := compact.NewNodeID(storedLevel, idx>>storedLevel)
+	if _, end := anc.Coverage(); end > fx.l.Size() {
+		t.Fatalf("leaf %d: its stored ancestor is not complete in a tree of %d", idx, fx.l.Size())
+	}
 	old, _ := fx.l.leafAt(ctx, idx)
 	forged := NewLeaf("Patient", "p1", 2, v.Body)
 	forged.Salt = old.Salt
 	b = store.Batch{}
 	b.Set(store.LogKey(idx), forged.Data())
-	lh := LeafHash(forged.Data())
-	b.Set(fx.l.k.nodeKey(compact.NewNodeID(0, idx)), lh[:])
+	if err := e.Apply(ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	checks, _ = fx.l.VerifyResource(ctx, "Patient", "p1")
+	if c := checks[1]; c.Status != CheckFailed || !errors.Is(c.Err, ErrTreeMismatch) {
+		t.Fatalf("forged leaf: %+v", c)
+	}
+	// The tree node altered too (to hide it): the chain's root exposes it.
+	// Only the chain still disagrees.
+	h, err := fx.l.subtree(ctx, anc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = store.Batch{}
+	b.Set(fx.l.k.nodeKey(anc), h)
 	if err := e.Apply(ctx, &b); err != nil {
 		t.Fatal(err)
 	}
@@ -296,12 +321,6 @@ func TestVerifyResourceTamper(t *testing.T) {
 	checks, _ = fx.l.VerifyResource(ctx, "Patient", "p1")
 	if c := checks[2]; c.Status != CheckFailed || !errors.Is(c.Err, ErrVersionMissing) {
 		t.Fatalf("removed version: %+v", c)
-	}
-	// The chain unreachable: unverified (warning), not failed.
-	fx.f.setDown(true)
-	checks, _ = fx.l.VerifyResource(ctx, "Patient", "p0")
-	if c := checks[0]; c.Status != CheckUnverified || c.Severity() != "warning" {
-		t.Fatalf("chain down: %+v", c)
 	}
 }
 

@@ -15,17 +15,26 @@ import (
 
 // The tree is RFC 6962's: leaf hash SHA-256(0x00 || data), node hash
 // SHA-256(0x01 || left || right), the root of n leaves splits at the
-// largest power of two below n. Every perfect subtree's hash (every node
-// whose leaves all exist, leaves included) is stored once, when its last
-// leaf is integrated, under the anchor's extension keyspace:
+// largest power of two below n. The hash of every perfect subtree of at
+// least 2^storedLevel leaves (every node at level storedLevel or above
+// whose leaves all exist) is stored once, when its last leaf is
+// integrated, under the anchor's extension keyspace:
 //
 //	X anchor 0x00 's'                      -> integrated size (8 bytes BE)
 //	X anchor 0x00 'n' level(1) index(8 BE) -> node hash (32 bytes)
 //	X anchor 0x00 'c' ref(8) treeSize(8 BE)-> checkpoint record (JSON)
 //
+// A node below storedLevel is recomputed from the log entries it covers.
 // Any root, inclusion proof or consistency proof up to the integrated
-// size is then O(log n) point reads (transparency-dev/merkle's node lists
-// and Rehash).
+// size is then O(log n) point reads plus at most storedLevel short scans
+// of the log (transparency-dev/merkle's node lists and Rehash).
+
+// storedLevel is the lowest level whose nodes are stored. Storing every
+// node cost two keys per leaf, a twelfth of the keys a resource version
+// writes, each rewritten at every compaction level; from level 4 up it is
+// an eighth of a key, and a lower node is the hash of at most 8 entries.
+// (Stores written before hold the lower nodes too; they are not read.)
+const storedLevel = 4
 
 var (
 	hasher = rfc6962.DefaultHasher
@@ -141,7 +150,9 @@ func (l *Log) integrateChunk(ctx context.Context, limit uint64) (int, error) {
 		}
 		h := LeafHash(data)
 		if aerr = rng.Append(h[:], func(id compact.NodeID, hash []byte) {
-			b.Set(l.k.nodeKey(id), append([]byte(nil), hash...))
+			if id.Level >= storedLevel {
+				b.Set(l.k.nodeKey(id), append([]byte(nil), hash...))
+			}
 		}); aerr != nil {
 			return false
 		}
@@ -196,7 +207,50 @@ func (l *Log) have(ctx context.Context, size uint64) bool {
 	return size <= l.Size()
 }
 
+// node returns the hash of a perfect subtree within the integrated size.
 func (l *Log) node(ctx context.Context, id compact.NodeID) ([]byte, error) {
+	if id.Level < storedLevel {
+		return l.subtree(ctx, id)
+	}
+	return l.storedNode(ctx, id)
+}
+
+// subtree computes the hash of a perfect subtree from the log entries it
+// covers.
+func (l *Log) subtree(ctx context.Context, id compact.NodeID) ([]byte, error) {
+	begin, end := id.Coverage()
+	rng := ranges.NewEmptyRange(begin)
+	next := begin
+	var aerr error
+	err := l.st.Leaves(ctx, begin, func(i uint64, data []byte) bool {
+		if i != next {
+			return false
+		}
+		h := LeafHash(data)
+		if aerr = rng.Append(h[:], nil); aerr != nil {
+			return false
+		}
+		next++
+		return next < end
+	})
+	if err == nil {
+		err = aerr
+	}
+	if err == nil && next != end {
+		err = fmt.Errorf("log entry %d is missing", next)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("anchor: tree node (%d, %d): %w", id.Level, id.Index, err)
+	}
+	// The range of an aligned perfect subtree is that one node.
+	hs := rng.Hashes()
+	if len(hs) != 1 {
+		return nil, fmt.Errorf("anchor: tree node (%d, %d): %d hashes", id.Level, id.Index, len(hs))
+	}
+	return hs[0], nil
+}
+
+func (l *Log) storedNode(ctx context.Context, id compact.NodeID) ([]byte, error) {
 	v, err := l.e.Get(ctx, l.k.nodeKey(id))
 	if err != nil {
 		return nil, fmt.Errorf("anchor: tree node (%d, %d): %w", id.Level, id.Index, err)

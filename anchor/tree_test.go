@@ -146,6 +146,25 @@ func TestTreeAgainstReference(t *testing.T) {
 	if _, err := l.ConsistencyProof(ctx, 6, 5); err == nil {
 		t.Error("ConsistencyProof(6, 5) succeeded")
 	}
+	// Only nodes from storedLevel up are stored: about one per 8 leaves.
+	perLevel := map[byte]int{}
+	nodes := store.PrefixRange(l.k.key('n', 0))
+	if err := st.Engine().Scan(ctx, nodes, func(k, _ []byte) bool {
+		perLevel[k[len(nodes.Start)]]++
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for level, n := range perLevel {
+		if level < storedLevel {
+			t.Errorf("%d nodes stored at level %d", n, level)
+		}
+		total += n
+	}
+	if want := len(data) >> storedLevel; perLevel[storedLevel] != want || total > len(data)/8+16 {
+		t.Errorf("%d nodes stored for %d leaves (%d at level %d, want %d)", total, len(data), perLevel[storedLevel], storedLevel, want)
+	}
 }
 
 func equalPath(got []Hash, want [][]byte) bool {

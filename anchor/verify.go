@@ -180,11 +180,22 @@ func (l *Log) checkVersion(ctx context.Context, typ, id string, vid uint64, root
 		c.Status, c.Err = CheckPending, errors.New("not yet in the tree")
 		return c, nil
 	}
-	lh := LeafHash(data)
-	if node, err := l.node(ctx, compact.NewNodeID(0, idx)); err != nil {
-		return c, err
-	} else if !bytes.Equal(node, lh[:]) {
-		return fail(fmt.Errorf("%w: leaf %d", ErrTreeMismatch, idx))
+	// The entry must be one the tree was built from: recomputed from the
+	// log, the lowest stored node above it must match (once its subtree
+	// is complete; until then only the anchored root can tell).
+	anc := compact.NewNodeID(storedLevel, idx>>storedLevel)
+	if _, end := anc.Coverage(); end <= l.Size() {
+		stored, err := l.storedNode(ctx, anc)
+		if err != nil {
+			return c, err
+		}
+		got, err := l.subtree(ctx, anc)
+		if err != nil {
+			return c, err
+		}
+		if !bytes.Equal(stored, got) {
+			return fail(fmt.Errorf("%w: leaf %d", ErrTreeMismatch, idx))
+		}
 	}
 	if l.a == nil {
 		c.Status, c.Err = CheckUnverified, ErrAnchoringDisabled
