@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -134,6 +135,9 @@ func (cw *consentWiring) onWrite(v store.Version) {
 // record itself, under a lock: whichever call runs last maps what is
 // current.
 func (cw *consentWiring) relink(ctx context.Context, v store.Version) error {
+	if v.VID == 1 && walletsOf(v.Body) == nil {
+		return nil // nothing to map, nothing before it to unmap
+	}
 	cw.linking.Lock()
 	defer cw.linking.Unlock()
 	ref := "Patient/" + v.ID
@@ -173,9 +177,11 @@ func wallets(patient string, ws []string) []consent.WalletPatient {
 	return out
 }
 
-// walletsOf returns the CAIP-10 wallet identifiers of a resource body.
+// walletsOf returns the CAIP-10 wallet identifiers of a stored resource
+// body. Stored bodies are canonical JSON, which writes the system's URI as
+// is, so a body without it has none (most Patients: no parse).
 func walletsOf(body []byte) []string {
-	if body == nil {
+	if !bytes.Contains(body, []byte(siwe.CAIP10System)) {
 		return nil
 	}
 	root, err := fhirjson.Parse(body, fhir.Limits)
