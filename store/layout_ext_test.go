@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -53,5 +54,17 @@ func TestLeafPositionNeedsNoKeyOfItsOwn(t *testing.T) {
 	page, err := s.History(ctx, store.HistoryQuery{Count: 10})
 	if err != nil || len(page.Versions) != 4 {
 		t.Fatalf("history: %d versions, %v", len(page.Versions), err)
+	}
+	// A history entry removed behind the store's back: no leaf to name
+	// (a verifier reports the version as unlogged, not an outage).
+	var h []byte
+	db.Scan(ctx, store.PrefixRange([]byte{'h'}), func(k, _ []byte) bool { h = append([]byte(nil), k...); return false })
+	var b store.Batch
+	b.Delete(h)
+	if err := db.Apply(ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.LeafIndex(ctx, "Patient", "a", 1); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("LeafIndex without its history entry = %v, want ErrNotFound", err)
 	}
 }

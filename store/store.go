@@ -346,7 +346,8 @@ func (s *Store) LeafIndex(ctx context.Context, typ, id string, vid uint64) (uint
 	}
 	b, err := s.e.Get(ctx, sysHistoryKey(ts, typ, id, vid))
 	if errors.Is(err, ErrNotFound) {
-		return 0, fmt.Errorf("store: version %s/%s/%d has no history entry: %w", typ, id, vid, errCorrupt)
+		// Altered behind the store's back: no leaf can be named.
+		return 0, fmt.Errorf("store: version %s/%s/%d has no history entry: %w", typ, id, vid, ErrNotFound)
 	}
 	if err == nil && len(b) == 0 {
 		// Written without a leaf, or before the history key held it.
