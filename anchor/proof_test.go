@@ -301,7 +301,7 @@ func TestVerifyResourceTamper(t *testing.T) {
 	}
 	// The tree node altered too (to hide it): the chain's root exposes it.
 	// Only the chain still disagrees.
-	h, err := fx.l.subtree(ctx, anc)
+	h, err := fx.l.subtree(ctx, anc, &leafBlock{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,6 +321,17 @@ func TestVerifyResourceTamper(t *testing.T) {
 	checks, _ = fx.l.VerifyResource(ctx, "Patient", "p1")
 	if c := checks[2]; c.Status != CheckFailed || !errors.Is(c.Err, ErrVersionMissing) {
 		t.Fatalf("removed version: %+v", c)
+	}
+	// Another log entry of the same 16-entry block removed: the tree can
+	// no longer be recomputed from the log around version 1.
+	idx1, _ := fx.st.LeafIndex(ctx, "Patient", "p1", 1)
+	other := idx1 ^ 1
+	b = store.Batch{}
+	b.Delete(store.LogKey(other))
+	e.Apply(ctx, &b)
+	checks, _ = fx.l.VerifyResource(ctx, "Patient", "p1")
+	if c := checks[0]; c.Status != CheckFailed || !errors.Is(c.Err, ErrTreeMismatch) {
+		t.Fatalf("log entry %d removed: %+v", other, c)
 	}
 }
 

@@ -207,40 +207,25 @@ func (l *Log) have(ctx context.Context, size uint64) bool {
 	return size <= l.Size()
 }
 
-// node returns the hash of a perfect subtree within the integrated size.
-func (l *Log) node(ctx context.Context, id compact.NodeID) ([]byte, error) {
-	if id.Level < storedLevel {
-		return l.subtree(ctx, id)
-	}
-	return l.storedNode(ctx, id)
-}
-
-// subtree computes the hash of a perfect subtree from the log entries it
-// covers.
-func (l *Log) subtree(ctx context.Context, id compact.NodeID) ([]byte, error) {
+// subtree computes the hash of a perfect subtree below storedLevel from
+// the log entries it covers, read as part of their block of
+// 2^storedLevel entries (b caches the last block read: a proof's lower
+// nodes all lie in one or two blocks).
+func (l *Log) subtree(ctx context.Context, id compact.NodeID, b *leafBlock) ([]byte, error) {
 	begin, end := id.Coverage()
+	if start := begin >> storedLevel << storedLevel; b.hashes == nil || b.start != start {
+		if err := b.read(ctx, l.st, start); err != nil {
+			return nil, fmt.Errorf("anchor: tree node (%d, %d): %w", id.Level, id.Index, err)
+		}
+	}
+	if end > b.start+uint64(len(b.hashes)) {
+		return nil, fmt.Errorf("anchor: tree node (%d, %d): %w: %d", id.Level, id.Index, errEntryMissing, b.start+uint64(len(b.hashes)))
+	}
 	rng := ranges.NewEmptyRange(begin)
-	next := begin
-	var aerr error
-	err := l.st.Leaves(ctx, begin, func(i uint64, data []byte) bool {
-		if i != next {
-			return false
+	for _, h := range b.hashes[begin-b.start : end-b.start] {
+		if err := rng.Append(h[:], nil); err != nil {
+			return nil, err
 		}
-		h := LeafHash(data)
-		if aerr = rng.Append(h[:], nil); aerr != nil {
-			return false
-		}
-		next++
-		return next < end
-	})
-	if err == nil {
-		err = aerr
-	}
-	if err == nil && next != end {
-		err = fmt.Errorf("log entry %d is missing", next)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("anchor: tree node (%d, %d): %w", id.Level, id.Index, err)
 	}
 	// The range of an aligned perfect subtree is that one node.
 	hs := rng.Hashes()
@@ -248,6 +233,27 @@ func (l *Log) subtree(ctx context.Context, id compact.NodeID) ([]byte, error) {
 		return nil, fmt.Errorf("anchor: tree node (%d, %d): %d hashes", id.Level, id.Index, len(hs))
 	}
 	return hs[0], nil
+}
+
+// errEntryMissing: a log entry the tree was built from is gone.
+var errEntryMissing = errors.New("log entry missing")
+
+// leafBlock holds the leaf hashes of consecutive log entries from start,
+// up to 2^storedLevel of them (fewer at the end of the log or at a gap).
+type leafBlock struct {
+	start  uint64
+	hashes [][32]byte
+}
+
+func (b *leafBlock) read(ctx context.Context, st *store.Store, start uint64) error {
+	b.start, b.hashes = start, make([][32]byte, 0, 1<<storedLevel)
+	return st.Leaves(ctx, start, func(i uint64, data []byte) bool {
+		if i != start+uint64(len(b.hashes)) {
+			return false
+		}
+		b.hashes = append(b.hashes, LeafHash(data))
+		return len(b.hashes) < 1<<storedLevel
+	})
 }
 
 func (l *Log) storedNode(ctx context.Context, id compact.NodeID) ([]byte, error) {
@@ -261,14 +267,20 @@ func (l *Log) storedNode(ctx context.Context, id compact.NodeID) ([]byte, error)
 	return v, nil
 }
 
+// nodes returns the hashes of perfect subtrees within the integrated size.
 func (l *Log) nodes(ctx context.Context, ids []compact.NodeID) ([][]byte, error) {
 	out := make([][]byte, len(ids))
+	var b leafBlock
 	for i, id := range ids {
-		v, err := l.node(ctx, id)
+		var err error
+		if id.Level < storedLevel {
+			out[i], err = l.subtree(ctx, id, &b)
+		} else {
+			out[i], err = l.storedNode(ctx, id)
+		}
 		if err != nil {
 			return nil, err
 		}
-		out[i] = v
 	}
 	return out, nil
 }

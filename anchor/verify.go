@@ -189,7 +189,10 @@ func (l *Log) checkVersion(ctx context.Context, typ, id string, vid uint64, root
 		if err != nil {
 			return c, err
 		}
-		got, err := l.subtree(ctx, anc)
+		got, err := l.subtree(ctx, anc, &leafBlock{})
+		if errors.Is(err, errEntryMissing) {
+			return fail(fmt.Errorf("%w: %v", ErrTreeMismatch, err))
+		}
 		if err != nil {
 			return c, err
 		}
