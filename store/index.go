@@ -54,8 +54,8 @@ type IndexValue struct {
 // The trailing length byte finds the id from the end of the key.
 const (
 	subString   = 's' // norm(text) text
-	subToken    = 'c' // code system
-	subTokenTxt = 'x' // norm(text)
+	subToken    = 'c' // code system norm(display text)
+	subTokenTxt = 'x' // norm(text), for a text without a code
 	subRef      = 'r' // ref, for references that are not Type/id
 	subRefID    = 'j' // id of the target (any type), target type
 	subDateLo   = 'd' // lo hi
@@ -120,7 +120,7 @@ func resourceKeys(typ, id string, idx []IndexValue) [][]byte {
 		iv := &idx[i]
 		n += 3 * (len(typ) + len(iv.Param) + len(id) + 32 + 2*len(iv.Text) + len(iv.System) + len(iv.Code) + 2*len(iv.Ref))
 	}
-	kb := keyBuilder{arena: make([]byte, 0, n), keys: make([][]byte, 0, 2*len(idx))}
+	kb := keyBuilder{arena: make([]byte, 0, n), keys: make([][]byte, 0, 2*len(idx)), idx: idx}
 	for i := range idx {
 		iv := &idx[i]
 		iv.entries(&kb, typ, id)
@@ -144,6 +144,30 @@ func resourceKeys(typ, id string, idx []IndexValue) [][]byte {
 type keyBuilder struct {
 	arena []byte
 	keys  [][]byte
+	idx   []IndexValue // the values the keys are built from
+}
+
+// codedText reports whether a coded token value of param carries text as
+// its display (a CodeableConcept's text is often its coding's display):
+// that key already answers :text for it.
+func (kb *keyBuilder) codedText(param, text string) bool {
+	var norm string
+	for i := range kb.idx {
+		iv := &kb.idx[i]
+		if iv.Kind != IndexToken || iv.Param != param || iv.Code == "" || iv.Text == "" {
+			continue
+		}
+		if iv.Text == text {
+			return true
+		}
+		if norm == "" {
+			norm = Normalize(text)
+		}
+		if Normalize(iv.Text) == norm {
+			return true
+		}
+	}
+	return false
 }
 
 func (kb *keyBuilder) prefix(typ, param string, sub byte) keyBuf {
@@ -172,10 +196,13 @@ func (iv *IndexValue) entries(kb *keyBuilder, typ, id string) {
 	case IndexToken:
 		if iv.Code != "" {
 			// Code first: "code", "system|code" and "|code" are all
-			// prefixes of one key.
-			kb.add(p(subToken).str(iv.Code).str(iv.System).id(id))
-		}
-		if iv.Text != "" {
+			// prefixes of one key. The display text rides in the same key
+			// (:text scans the parameter's keys, as :contains does): a
+			// key of its own for it cost a random index key per coded
+			// value on every write. (Stores written before this hold
+			// 'c' code system keys and 'x' text keys; searches read both.)
+			kb.add(p(subToken).str(iv.Code).str(iv.System).str(Normalize(iv.Text)).id(id))
+		} else if iv.Text != "" && !kb.codedText(iv.Param, iv.Text) {
 			kb.add(p(subTokenTxt).str(Normalize(iv.Text)).id(id))
 		}
 	case IndexReference:
@@ -209,6 +236,21 @@ func (iv *IndexValue) entries(kb *keyBuilder, typ, id string) {
 			kb.add(p(subQuantity).str("").str(iv.Code).u64(n).id(id))
 		}
 	}
+}
+
+// tokenText returns the normalized display text a code key holds ('c'
+// code system text id), given the length of its prefix up to the sub
+// tag; ok is false for keys without one (written before it rode there).
+func tokenText(k []byte, base int) (string, bool) {
+	_, rest, ok := readStr(keyBody(k)[base:])
+	if !ok {
+		return "", false
+	}
+	if _, rest, ok = readStr(rest); !ok {
+		return "", false
+	}
+	text, _, ok := readStr(rest)
+	return text, ok
 }
 
 // localRef splits a reference of the form Type/id (no URL, no version).

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"testing"
 )
 
@@ -51,5 +52,54 @@ func TestIndexListRoundTrip(t *testing.T) {
 	}
 	if err := eachIndexKey([]byte{listCompact, 200}, typ, id, func([]byte) {}); err == nil {
 		t.Error("a truncated list was read")
+	}
+}
+
+// TestTokenTextKeys: a coded token value's display rides in its code key,
+// and a text without a code gets a key of its own unless a coded value of
+// the same parameter already carries it (a CodeableConcept's text is often
+// its coding's display).
+func TestTokenTextKeys(t *testing.T) {
+	coded := IndexValue{Param: "code", Kind: IndexToken, System: "http://loinc.org", Code: "4548-4", Text: "Hémoglobin A1c"}
+	tests := []struct {
+		name  string
+		idx   []IndexValue
+		want  int
+		texts []string // the texts of the code keys, in key order
+	}{
+		{"code with display", []IndexValue{coded}, 1, []string{"hemoglobin a1c"}},
+		{"code without display", []IndexValue{{Param: "code", Kind: IndexToken, Code: "x"}}, 1, []string{""}},
+		{"text equal to the display", []IndexValue{coded, {Param: "code", Kind: IndexToken, Text: "Hémoglobin A1c"}}, 1, nil},
+		{"text equal once normalized", []IndexValue{{Param: "code", Kind: IndexToken, Text: "HEMOGLOBIN a1c"}, coded}, 1, nil},
+		{"other text", []IndexValue{coded, {Param: "code", Kind: IndexToken, Text: "HbA1c"}}, 2, nil},
+		{"same text, other parameter", []IndexValue{coded, {Param: "category", Kind: IndexToken, Text: "Hémoglobin A1c"}}, 2, nil},
+		{"text alone", []IndexValue{{Param: "code", Kind: IndexToken, Text: "HbA1c"}}, 1, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			keys := resourceKeys("Observation", "o1", tt.idx)
+			if len(keys) != tt.want {
+				t.Fatalf("%d keys %q, want %d", len(keys), keys, tt.want)
+			}
+			base := len(indexPrefix("Observation", "code", subToken))
+			var texts []string
+			for _, k := range keys {
+				if k[base-1] == subToken {
+					text, ok := tokenText(k, base)
+					if !ok {
+						t.Fatalf("code key %q holds no text", k)
+					}
+					texts = append(texts, text)
+				}
+			}
+			if tt.texts != nil && fmt.Sprint(texts) != fmt.Sprint(tt.texts) {
+				t.Errorf("texts %q, want %q", texts, tt.texts)
+			}
+		})
+	}
+	// A code key of the earlier layout has no text.
+	old := indexPrefix("Observation", "code", subToken)
+	if _, ok := tokenText(old.str("x").str("").id("o1"), len(old)); ok {
+		t.Error("a code key without text gave one")
 	}
 }

@@ -12,7 +12,8 @@ import (
 // than in its system history key. Searches must answer the same on such a
 // store (the extra keys are read, never needed), later writes must remove
 // them with the rest of a version's entries, and LeafIndex must find the
-// old positions.
+// old positions. Token keys are written as before the display text rode in
+// the code key: the code key without it, the text under an 'x' key.
 // (Exported for the external test that runs storetest over it.)
 func LegacyLayout(e Engine) *LegacyEngine { return &LegacyEngine{Engine: e} }
 
@@ -47,8 +48,9 @@ func (l *LegacyEngine) Apply(ctx context.Context, b *Batch) error {
 		}
 		switch op.Key[0] {
 		case tagIndex:
-			nb.Ops = append(nb.Ops, op)
-			for _, k := range legacyKeys(op.Key) {
+			keep, extra := legacyKeys(op.Key)
+			nb.Ops = append(nb.Ops, Op{Key: keep, Value: op.Value})
+			for _, k := range extra {
 				nb.Ops = append(nb.Ops, Op{Key: k})
 				l.added.Add(1)
 			}
@@ -61,8 +63,9 @@ func (l *LegacyEngine) Apply(ctx context.Context, b *Batch) error {
 			prefix, suffix := indexKeyEnds(typ, id)
 			var list []byte
 			if err := eachIndexKey(op.Value, typ, id, func(k []byte) {
-				list = appendIndexKey(list, k, len(prefix), len(suffix))
-				for _, x := range legacyKeys(k) {
+				keep, extra := legacyKeys(k)
+				list = appendIndexKey(list, keep, len(prefix), len(suffix))
+				for _, x := range extra {
 					list = appendIndexKey(list, x, len(prefix), len(suffix))
 				}
 			}); err != nil {
@@ -89,8 +92,9 @@ func legacyLeafKey(h []byte) []byte {
 	return leafIndexKey(typ, id, vid)
 }
 
-// legacyKeys returns the keys the earlier layout wrote besides index key k.
-func legacyKeys(k []byte) [][]byte {
+// legacyKeys returns the key the earlier layout wrote for index key k, and
+// the keys it wrote besides.
+func legacyKeys(k []byte) (keep []byte, extra [][]byte) {
 	id, ok := keyID(k)
 	typ, rest, ok1 := readStr(k[1:])
 	param, rest, ok2 := readStr(rest)
@@ -99,15 +103,25 @@ func legacyKeys(k []byte) [][]byte {
 	}
 	sub, body := rest[0], keyBody(k)[len(k)-len(rest)+1:]
 	switch sub {
+	case subToken:
+		// A code key without its display; the display under an 'x' key.
+		code, more, _ := readStr(body)
+		system, more, _ := readStr(more)
+		text, _, _ := readStr(more)
+		keep = indexPrefix(typ, param, subToken).str(code).str(system).id(id)
+		if text != "" {
+			extra = [][]byte{indexPrefix(typ, param, subTokenTxt).str(text).id(id)}
+		}
+		return keep, extra
 	case subRefID:
 		rid, more, _ := readStr(body)
 		t, _, _ := readStr(more)
-		return [][]byte{indexPrefix(typ, param, subRef).str(t + "/" + rid).id(id)}
+		return k, [][]byte{indexPrefix(typ, param, subRef).str(t + "/" + rid).id(id)}
 	case subDateLo:
 		lo, hi := beU64(body), beU64(body[8:])
 		if hi-lo <= narrowDate {
-			return [][]byte{indexPrefix(typ, param, subDateHi).u64(hi).u64(lo).id(id)}
+			return k, [][]byte{indexPrefix(typ, param, subDateHi).u64(hi).u64(lo).id(id)}
 		}
 	}
-	return nil
+	return k, nil
 }

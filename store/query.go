@@ -153,7 +153,19 @@ func (s *Store) compile(ctx context.Context, q *Query, p *Pred, depth int) (*pla
 			return ok && sys == want
 		}}, nil
 	case OpTokenText:
-		return prefix(append(pre(subTokenTxt), Normalize(p.Text)...)), nil
+		// Texts without a code have keys of their own; a coded value's
+		// display rides in its code key, found by a scan of the
+		// parameter's codes (as for :contains).
+		want := Normalize(p.Text)
+		codes := pre(subToken)
+		return &plan{ranges: []Range{PrefixRange(append(pre(subTokenTxt), want...)), PrefixRange(codes)},
+			filter: func(k []byte) bool {
+				if k[len(codes)-1] != subToken {
+					return true
+				}
+				text, ok := tokenText(k, len(codes))
+				return ok && strings.HasPrefix(text, want)
+			}}, nil
 	case OpRef:
 		return prefix(refPrefix(paramPrefix(q.Type, p.Param), p.Ref)), nil
 	case OpRefID:

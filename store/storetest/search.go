@@ -37,6 +37,12 @@ func str(param, text string) store.IndexValue {
 func tok(param, system, code string) store.IndexValue {
 	return store.IndexValue{Param: param, Kind: store.IndexToken, System: system, Code: code}
 }
+
+// tokt is a token with display text (a coding's display, or with no code
+// a CodeableConcept's text).
+func tokt(param, system, code, text string) store.IndexValue {
+	return store.IndexValue{Param: param, Kind: store.IndexToken, System: system, Code: code, Text: text}
+}
 func ref(param, r string) store.IndexValue {
 	return store.IndexValue{Param: param, Kind: store.IndexReference, Ref: r}
 }
@@ -73,13 +79,16 @@ var searchFixtures = []fixture{
 	{"Practitioner", "d1", []store.IndexValue{str("name", "Adam Careful"), tok("active", "", "true")}},
 	{"Practitioner", "d2", []store.IndexValue{str("name", "Eve Careless"), tok("active", "", "false")}},
 	{"Observation", "o1", []store.IndexValue{
-		ref("subject", "Patient/p1"), ref("patient", "Patient/p1"), tok("code", "http://loinc.org", "8867-4"),
+		ref("subject", "Patient/p1"), ref("patient", "Patient/p1"),
+		tokt("code", "http://loinc.org", "8867-4", "Heart rate"), tokt("code", "", "", "heart RATE"),
 		qty("value-quantity", 72, "http://unitsofmeasure.org", "/min"), date("date", "2020-03-01")}},
 	{"Observation", "o2", []store.IndexValue{
-		ref("subject", "Patient/p2"), ref("patient", "Patient/p2"), tok("code", "http://loinc.org", "8867-4"),
+		ref("subject", "Patient/p2"), ref("patient", "Patient/p2"),
+		tokt("code", "http://loinc.org", "8867-4", "Heart rate"), tokt("code", "", "", "Pulse, résting"),
 		qty("value-quantity", 110, "http://unitsofmeasure.org", "/min"), date("date", "2020-03-15")}},
 	{"Observation", "o3", []store.IndexValue{
-		ref("subject", "Patient/p3"), ref("patient", "Patient/p3"), tok("code", "http://loinc.org", "29463-7"),
+		ref("subject", "Patient/p3"), ref("patient", "Patient/p3"),
+		tokt("code", "http://loinc.org", "29463-7", "Body weight"), tokt("code", "", "", "Weight"),
 		qty("value-quantity", 80.5, "http://unitsofmeasure.org", "kg"), date("date", "2021-01-01"),
 		ref("performer", "http://other.example.org/fhir/Practitioner/x9"), ref("performer", "Practitioner/d2")}},
 	{"RiskAssessment", "r1", []store.IndexValue{num("probability", 0.25)}},
@@ -134,6 +143,22 @@ func runSearch(t *testing.T, newEngine NewEngine) {
 			Clauses: one(store.Pred{Op: store.OpTokenSystemCode, Param: "identifier", System: "", Code: "12345"})}, "[p2]"},
 		{"token system|", store.Query{Type: "Observation",
 			Clauses: one(store.Pred{Op: store.OpTokenSystem, Param: "code", System: "http://loinc.org"})}, "[o1 o2 o3]"},
+		{"token :text in a coded value's display", store.Query{Type: "Observation",
+			Clauses: one(store.Pred{Op: store.OpTokenText, Param: "code", Text: "BODY W"})}, "[o3]"},
+		{"token :text in a text without a code", store.Query{Type: "Observation",
+			Clauses: one(store.Pred{Op: store.OpTokenText, Param: "code", Text: "pulse, rest"})}, "[o2]"},
+		{"token :text matches a text and a display alike", store.Query{Type: "Observation",
+			Clauses: one(store.Pred{Op: store.OpTokenText, Param: "code", Text: "heart"})}, "[o1 o2]"},
+		{"token :text starts with, not contains", store.Query{Type: "Observation",
+			Clauses: one(store.Pred{Op: store.OpTokenText, Param: "code", Text: "rate"})}, "[]"},
+		{"token :text as a second clause (checked on each match's keys)", store.Query{Type: "Observation",
+			Clauses: []store.Clause{
+				{Preds: []store.Pred{{Op: store.OpRef, Param: "subject", Ref: "Patient/p3"}}},
+				{Preds: []store.Pred{{Op: store.OpTokenText, Param: "code", Text: "weight"}}}}}, "[o3]"},
+		{"token :text second clause, display and text both miss", store.Query{Type: "Observation",
+			Clauses: []store.Clause{
+				{Preds: []store.Pred{{Op: store.OpRef, Param: "subject", Ref: "Patient/p1"}}},
+				{Preds: []store.Pred{{Op: store.OpTokenText, Param: "code", Text: "pulse"}}}}}, "[]"},
 		{"token :not includes missing", store.Query{Type: "Patient",
 			Clauses: []store.Clause{{Not: true, Preds: []store.Pred{{Op: store.OpTokenCode, Param: "gender", Code: "male"}}}}}, "[p2 p4]"},
 		{":missing=true", store.Query{Type: "Patient",
