@@ -145,6 +145,15 @@ func (w *writer) createMany(t testing.TB, ctx context.Context, n int) {
 	}
 }
 
+// currentKey mirrors store/keys.go's current-record key: 'c' type 0x00
+// 0x01 id 0x00 0x01.
+func currentKey(typ, id string) []byte {
+	k := append([]byte{'c'}, typ...)
+	k = append(k, 0, 1)
+	k = append(k, id...)
+	return append(k, 0, 1)
+}
+
 // versionKey mirrors store/keys.go's version key: 'v' type 0x00 0x01 id
 // 0x00 0x01 vid(8 BE), for tampering with records behind the store's back.
 func versionKey(typ, id string, vid uint64) []byte {

@@ -335,6 +335,49 @@ func TestVerifyResourceTamper(t *testing.T) {
 	}
 }
 
+// $verify on a store rolled back behind the gateway's back: its current
+// record names version 2 of a resource whose version 3 was written and
+// logged. The logged version after the current one is reported.
+func TestVerifyResourceRolledBack(t *testing.T) {
+	fx := newAnchoredFixture(t)
+	ctx := testCtx(t)
+	e := fx.st.Engine()
+	k := currentKey("Patient", "p1")
+	rec, err := e.Get(ctx, k)
+	if err != nil {
+		t.Fatalf("current key layout changed? %v", err)
+	}
+	// The record starts with its format byte, then the version number
+	// (a one-byte uvarint here).
+	if len(rec) < 2 || rec[1] != 3 {
+		t.Fatalf("current record %x does not name version 3", rec)
+	}
+	rec[1] = 2
+	var b store.Batch
+	b.Set(k, rec)
+	if err := e.Apply(ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	checks, err := fx.l.VerifyResource(ctx, "Patient", "p1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(checks) != 3 {
+		t.Fatalf("%d checks, want versions 1 and 2 and the extra version 3: %+v", len(checks), checks)
+	}
+	for _, c := range checks[:2] {
+		if c.Status != CheckOK {
+			t.Errorf("version %d: %+v", c.VersionID, c)
+		}
+	}
+	want, _ := fx.st.LeafIndex(ctx, "Patient", "p1", 3)
+	if c := checks[2]; c.VersionID != 3 || c.Status != CheckFailed || !errors.Is(c.Err, ErrExtraLeaf) ||
+		c.LeafIndex == nil || *c.LeafIndex != want {
+		t.Fatalf("rolled-back store: %+v, want version 3 failed with ErrExtraLeaf at leaf %d", c, want)
+	}
+	t.Logf("rolled back: %s", checks[2].Message())
+}
+
 func TestConsistencyAndCheckpoints(t *testing.T) {
 	fx := newAnchoredFixture(t)
 	ctx := testCtx(t)
