@@ -114,7 +114,7 @@ const narrowDate = uint64(24 * 3600 * 1_000_000)
 // window must consider those resources whole: each bound may hold through
 // a different value). The keys share one array, sized up front: a
 // resource has tens of keys and they are written on every version.
-func resourceKeys(typ, id string, idx []IndexValue) [][]byte {
+func resourceKeys(typ, id string, idx []IndexValue, shared func(param string) (string, string, bool)) [][]byte {
 	n := 0
 	for i := range idx {
 		iv := &idx[i]
@@ -123,6 +123,9 @@ func resourceKeys(typ, id string, idx []IndexValue) [][]byte {
 	kb := keyBuilder{arena: make([]byte, 0, n), keys: make([][]byte, 0, 2*len(idx)), idx: idx}
 	for i := range idx {
 		iv := &idx[i]
+		if skipShared(shared, iv) {
+			continue
+		}
 		iv.entries(&kb, typ, id)
 		if iv.Kind != IndexDate {
 			continue

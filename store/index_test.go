@@ -19,7 +19,7 @@ func TestIndexListRoundTrip(t *testing.T) {
 		{Param: "death-date", Kind: IndexDate, Lo: 1, Hi: 1 << 50}, // wide
 		{Param: "death-date", Kind: IndexDate, Lo: 5, Hi: 6},       // a second value
 	}
-	want := resourceKeys(typ, id, ivs)
+	want := resourceKeys(typ, id, ivs, nil)
 	if len(want) != 9 {
 		t.Fatalf("%d keys, want 9 (one per value, three for the wide one, a marker for the second)", len(want))
 	}
@@ -77,7 +77,7 @@ func TestTokenTextKeys(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			keys := resourceKeys("Observation", "o1", tt.idx)
+			keys := resourceKeys("Observation", "o1", tt.idx, nil)
 			if len(keys) != tt.want {
 				t.Fatalf("%d keys %q, want %d", len(keys), keys, tt.want)
 			}
@@ -101,5 +101,45 @@ func TestTokenTextKeys(t *testing.T) {
 	old := indexPrefix("Observation", "code", subToken)
 	if _, ok := tokenText(old.str("x").str("").id("o1"), len(old)); ok {
 		t.Error("a code key without text gave one")
+	}
+}
+
+// TestSharedKeys: a shared parameter's references to its target type on
+// this server get no keys (its base parameter's keys hold them); its other
+// values keep theirs.
+func TestSharedKeys(t *testing.T) {
+	shared := func(param string) (string, string, bool) {
+		if param == "patient" {
+			return "subject", "Patient", true
+		}
+		return "", "", false
+	}
+	ref := func(param, r string) IndexValue { return IndexValue{Param: param, Kind: IndexReference, Ref: r} }
+	tests := []struct {
+		name string
+		idx  []IndexValue
+		want []string // parameters of the keys, in key order
+	}{
+		{"local reference to the target", []IndexValue{ref("subject", "Patient/p1"), ref("patient", "Patient/p1")}, []string{"subject"}},
+		{"absolute URL", []IndexValue{ref("subject", "http://x.org/fhir/Patient/p1"), ref("patient", "http://x.org/fhir/Patient/p1")}, []string{"patient", "subject"}},
+		{"contained", []IndexValue{ref("subject", "#p1"), ref("patient", "#p1")}, []string{"patient", "subject"}},
+		{"another type", []IndexValue{ref("patient", "Group/g1")}, []string{"patient"}},
+		{"not shared", []IndexValue{ref("performer", "Patient/p1")}, []string{"performer"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for _, k := range resourceKeys("Observation", "o1", tt.idx, shared) {
+				_, rest, _ := readStr(k[1:])
+				param, _, _ := readStr(rest)
+				got = append(got, param)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("keys of %s, want %s", got, tt.want)
+			}
+			if n := len(resourceKeys("Observation", "o1", tt.idx, nil)); n != len(tt.idx) {
+				t.Errorf("without sharing: %d keys for %d values", n, len(tt.idx))
+			}
+		})
 	}
 }

@@ -91,7 +91,7 @@ func TestResourceKeysArena(t *testing.T) {
 		}
 		var want [][]byte
 		for i := range idx { // one value at a time, each key its own array
-			for _, k := range resourceKeys(typ, id, idx[i:i+1]) {
+			for _, k := range resourceKeys(typ, id, idx[i:i+1], nil) {
 				want = append(want, bytes.Clone(k))
 			}
 		}
@@ -118,7 +118,7 @@ func TestResourceKeysArena(t *testing.T) {
 				}
 			}
 		}
-		all := resourceKeys(typ, id, idx)
+		all := resourceKeys(typ, id, idx, nil)
 		if !slices.IsSortedFunc(all, bytes.Compare) {
 			t.Fatal("resourceKeys are not in key order")
 		}

@@ -167,17 +167,23 @@ func (s *Store) compile(ctx context.Context, q *Query, p *Pred, depth int) (*pla
 				return ok && strings.HasPrefix(text, want)
 			}}, nil
 	case OpRef:
-		return prefix(refPrefix(paramPrefix(q.Type, p.Param), p.Ref)), nil
+		return prefix(refPrefix(paramPrefix(q.Type, s.refOwner(q.Type, p.Param, p.Ref)), p.Ref)), nil
 	case OpRefID:
-		k := pre(subRefID).str(p.Code)
-		if p.System != "" {
-			k = k.str(p.System)
+		// A shared parameter's local references are all of its target
+		// type, and held by its base parameter's keys.
+		param, typ := p.Param, p.System
+		if base, target, ok := s.shared(q.Type, p.Param); ok && (typ == "" || typ == target) {
+			param, typ = base, target
+		}
+		k := indexPrefix(q.Type, param, subRefID).str(p.Code)
+		if typ != "" {
+			k = k.str(typ)
 		}
 		return prefix(k), nil
 	case OpRefIn:
 		pl := &plan{}
-		base := paramPrefix(q.Type, p.Param)
 		for _, r := range p.Refs {
+			base := paramPrefix(q.Type, s.refOwner(q.Type, p.Param, r))
 			pl.ranges = append(pl.ranges, PrefixRange(refPrefix(base, r)))
 		}
 		return pl, nil
@@ -194,7 +200,12 @@ func (s *Store) compile(ctx context.Context, q *Query, p *Pred, depth int) (*pla
 	case OpMissing:
 		// Missing=false: resources with any key of the parameter.
 		// Missing=true is the complement, a negated clause.
-		return prefix(paramPrefix(q.Type, p.Param)), nil
+		sk := s.keysOf(q.Type, p.Param)
+		if sk.other == nil {
+			return prefix(sk.own), nil
+		}
+		return &plan{ranges: []Range{PrefixRange(sk.own), PrefixRange(append(sk.other, subRefID))},
+			filter: func(k []byte) bool { _, ok := sk.match(k); return ok }}, nil
 	case OpDate:
 		return datePlan(pre(subDateLo), pre(subDateHi), p), nil
 	case OpNumber:

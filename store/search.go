@@ -501,7 +501,10 @@ func (ev *evaluator) sortKey(id string, so Sort) ([]byte, error) {
 		}
 		return binary.BigEndian.AppendUint64(nil, uint64(cur.LastUpdated.UnixMicro())), nil
 	}
-	base := len(paramPrefix(ev.typ, so.Param))
+	// The parameter's keys; a shared parameter's references to its target
+	// type are its base parameter's keys (see SharedFunc).
+	sk := ev.s.keysOf(ev.typ, so.Param)
+	var base int
 	// value returns the bytes key k sorts by, if it is a key of the kind.
 	var value func(k []byte) ([]byte, bool)
 	simple := func(sub byte) func(k []byte) ([]byte, bool) {
@@ -542,10 +545,10 @@ func (ev *evaluator) sortKey(id string, so Sort) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	prefix := paramPrefix(ev.typ, so.Param)
 	var best []byte
 	for _, k := range keys {
-		if !bytes.HasPrefix(k, prefix) || len(k) <= base {
+		var ok bool
+		if base, ok = sk.match(k); !ok || len(k) <= base {
 			continue
 		}
 		v, ok := value(k)
@@ -686,7 +689,7 @@ func (s *Store) linkPlan(ctx context.Context, q *Query, p *Pred, depth int) (*pl
 		for i, id := range page.IDs {
 			refs[i] = inner.Type + "/" + id
 		}
-		base := paramPrefix(q.Type, p.Param)
+		base := paramPrefix(q.Type, s.refParam(q.Type, p.Param, inner.Type))
 		pl := &plan{}
 		for _, r := range refs {
 			pl.ranges = append(pl.ranges, PrefixRange(refPrefix(base, r)))
@@ -711,7 +714,7 @@ func (s *Store) linkPlan(ctx context.Context, q *Query, p *Pred, depth int) (*pl
 		return &plan{ids: ids}, nil
 	}
 	ev := &evaluator{s: s, ctx: ctx, typ: inner.Type, lists: map[string][][]byte{}}
-	pre := paramPrefix(inner.Type, p.HasParam)
+	pre := paramPrefix(inner.Type, s.refParam(inner.Type, p.HasParam, q.Type))
 	ids := map[string]bool{}
 	for _, id := range page.IDs {
 		keys, err := ev.list(id)
@@ -747,9 +750,9 @@ func (s *Store) References(ctx context.Context, typ, id, param string) ([]string
 	var out []string
 	seen := map[string]bool{}
 	typPrefix := newKey(tagIndex, len(typ)+2).str(typ)
-	pre := paramPrefix(typ, param)
+	sk := s.keysOf(typ, param)
 	for _, k := range keys {
-		base := len(pre)
+		var base int
 		if param == "*" {
 			if !bytes.HasPrefix(k, typPrefix) {
 				continue
@@ -759,7 +762,9 @@ func (s *Store) References(ctx context.Context, typ, id, param string) ([]string
 				continue
 			}
 			base = len(k) - len(rest)
-		} else if !bytes.HasPrefix(k, pre) {
+		} else if b, ok := sk.match(k); ok {
+			base = b
+		} else {
 			continue
 		}
 		if ref, ok := keyRef(k, base); ok && !seen[ref] {

@@ -28,6 +28,9 @@ type Options struct {
 	// answers from (see readCache): 0 for DefaultReadCacheBytes, negative
 	// for none.
 	ReadCacheBytes int
+	// Shared, if set, names the parameters whose references to one type
+	// are kept as another parameter's keys (see SharedFunc).
+	Shared SharedFunc
 }
 
 // New returns a Store over e.
@@ -263,7 +266,11 @@ func (s *Store) replaceIndex(ctx context.Context, b *Batch, typ, id string, exis
 	}
 	var list []byte
 	prefix, suffix := indexKeyEnds(typ, id)
-	for _, k := range resourceKeys(typ, id, idx) {
+	var shared func(string) (string, string, bool)
+	if s.opts.Shared != nil {
+		shared = func(param string) (string, string, bool) { return s.shared(typ, param) }
+	}
+	for _, k := range resourceKeys(typ, id, idx, shared) {
 		b.Set(k, nil)
 		list = appendIndexKey(list, k, len(prefix), len(suffix))
 	}

@@ -63,7 +63,7 @@ func (m *Matcher) Match(id string, idx []IndexValue) bool {
 	if len(m.cps) == 0 {
 		return true
 	}
-	keys := resourceKeys(m.typ, id, idx)
+	keys := resourceKeys(m.typ, id, idx, nil) // virtual types share no keys
 	for _, cp := range m.cps {
 		if clauseHolds(cp, id, keys) == cp.not {
 			return false

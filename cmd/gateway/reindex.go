@@ -31,7 +31,7 @@ func reindex(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "gateway reindex: %v (is the gateway still running on this data directory?)\n", err)
 		return 1
 	}
-	st := store.New(db, store.Options{})
+	st := store.New(db, store.Options{Shared: shared})
 	defer st.Close()
 	start := time.Now()
 	n, err := reindexAll(ctx, st)

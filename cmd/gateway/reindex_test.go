@@ -35,7 +35,7 @@ func TestReindexMatchesFreshStore(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return store.New(db, store.Options{})
+		return store.New(db, store.Options{Shared: shared})
 	}
 	freshDir, staleDir := t.TempDir(), t.TempDir()
 	fresh, stale := open(freshDir), open(staleDir)

@@ -149,7 +149,7 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 		cacheBytes = -1 // none
 	}
 	st := store.New(db, store.Options{ObserveCommit: rest.NewCommitHistogram(reg),
-		Virtual: map[string]store.Virtual{"AuditEvent": trail}, ReadCacheBytes: cacheBytes})
+		Virtual: map[string]store.Virtual{"AuditEvent": trail}, ReadCacheBytes: cacheBytes, Shared: shared})
 	defer st.Close()
 
 	chn, err := setupChain(ctx, cfg.chain, cfg.data, log)

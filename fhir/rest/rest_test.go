@@ -33,7 +33,7 @@ func newTestServer(t testing.TB) (*Server, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := store.New(db, store.Options{})
+	st := store.New(db, store.Options{Shared: search.Shared})
 	t.Cleanup(func() { st.Close() })
 	key, err := auth.LoadOrCreateKey(dir)
 	if err != nil {

@@ -38,7 +38,17 @@ func open(t *testing.T, newEngine NewEngine) (store.Engine, *store.Store) {
 	t.Helper()
 	e := newEngine(t)
 	t.Cleanup(func() { e.Close() })
-	return e, store.New(e, store.Options{})
+	return e, store.New(e, store.Options{Shared: sharedParams})
+}
+
+// sharedParams: Observation.patient is subject.where(resolve() is Patient)
+// in R4, so the suite runs with its local Patient references kept as
+// subject's keys only (store.SharedFunc), as the gateway does.
+func sharedParams(typ, param string) (string, string, bool) {
+	if typ == "Observation" && param == "patient" {
+		return "subject", "Patient", true
+	}
+	return "", "", false
 }
 
 func runEngine(t *testing.T, newEngine NewEngine) {
