@@ -33,7 +33,7 @@ var sharedRefs = func() map[string]map[string]sharedRef {
 			}
 			target := rest[i+len(".where(resolve() is "):]
 			base, ok := byExpr[rest[:i]]
-			if !ok || !IsResourceType(target) || base == p.Code {
+			if !ok || !IsResourceType(target) {
 				continue
 			}
 			if m[typ] == nil {
