@@ -87,4 +87,3 @@ func (s *Server) audited(c *fiber.Ctx) error {
 	}
 	return err
 }
-
