@@ -37,8 +37,13 @@ type Config struct {
 	// BaseURL is the public FHIR base (e.g. https://fhir.example.org/fhir).
 	// Empty: derived from each request's scheme and Host.
 	BaseURL string
-	// BodyLimit caps request bodies in bytes; default 16 MiB.
+	// BodyLimit caps request bodies in bytes, after decompression; default
+	// 16 MiB.
 	BodyLimit int
+	// RequestBudget is how long one search, history page, $everything or
+	// batch/transaction may run before it is stopped as too costly;
+	// default DefaultRequestBudget.
+	RequestBudget time.Duration
 	// Registry receives the HTTP metrics; nil: a private registry.
 	Registry *prometheus.Registry
 	Logger   *slog.Logger
@@ -159,6 +164,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) routes() {
 	app := s.app
 	app.Use(s.observe)
+	app.Use(s.inflate) // every body is bounded after decompression
 	app.Get("/healthz", func(c *fiber.Ctx) error { return c.SendString("ok\n") })
 	app.Get("/readyz", s.readyz)
 	app.Get("/metrics", s.metrics.handler())
