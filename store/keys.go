@@ -143,6 +143,13 @@ func claimKey(typ, name string) []byte {
 	return newKey(tagClaim, len(typ)+len(name)+4).str(typ).str(name)
 }
 
+// Unique names live in the claim table under a pseudo-type no resource
+// type can have: '#unique' name -> holder "Type/id", and '#held' "Type/id"
+// -> the names it holds, one per line.
+func uniqueKey(name string) []byte { return claimKey("#unique", name) }
+
+func heldKey(ref string) []byte { return claimKey("#held", ref) }
+
 func leafIndexKey(typ, id string, vid uint64) []byte {
 	return newKey(tagLeafIndex, len(typ)+len(id)+12).str(typ).str(id).u64(vid)
 }

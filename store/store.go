@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -134,6 +136,38 @@ type Write struct {
 	// Leaf, if set, is appended to the log in the same commit; LeafIndex
 	// then finds its position.
 	Leaf []byte
+	// Unique, when HoldsUnique is set, is every unique name the new
+	// version holds (a wallet address linked to one record only): a name
+	// another resource holds fails the commit with a *TakenError, and the
+	// names the resource held before and no longer holds are released.
+	// Without HoldsUnique the resource's names are left as they are.
+	Unique      []string
+	HoldsUnique bool
+}
+
+// ErrTaken: a unique name is held by another resource (errors.Is; the
+// error is a *TakenError naming the holder).
+var ErrTaken = errors.New("unique name taken")
+
+// TakenError says which resource holds a unique name.
+type TakenError struct {
+	Name   string
+	Holder string // "Type/id"
+}
+
+func (e *TakenError) Error() string { return "store: " + e.Name + " is held by " + e.Holder }
+
+// Is makes errors.Is(err, ErrTaken) true.
+func (e *TakenError) Is(target error) bool { return target == ErrTaken }
+
+// UniqueHolder returns the resource ("Type/id") holding a unique name, or
+// "" if none does.
+func (s *Store) UniqueHolder(ctx context.Context, name string) (string, error) {
+	b, err := s.e.Get(ctx, uniqueKey(name))
+	if errors.Is(err, ErrNotFound) {
+		return "", nil
+	}
+	return string(b), err
 }
 
 // Claim is a unique name within a resource type, owned by one resource at
@@ -223,6 +257,11 @@ func (s *Store) addWrite(ctx context.Context, b *Batch, w *Write) error {
 		}
 		b.Set(k, []byte(v.ID))
 	}
+	if w.HoldsUnique {
+		if err := s.holdUnique(ctx, b, v, w.Unique); err != nil {
+			return err
+		}
+	}
 	b.Set(ck, encodeCurrent(v))
 	b.Set(versionKey(v.Type, v.ID, v.VID), encodeVersion(v))
 	b.Set(typeHistoryKey(v.Type, ts, v.ID, v.VID), nil)
@@ -240,6 +279,66 @@ func (s *Store) addWrite(ctx context.Context, b *Batch, w *Write) error {
 		idx = w.Index
 	}
 	return s.replaceIndex(ctx, b, v.Type, v.ID, w.Prev != nil, idx)
+}
+
+// holdUnique adds to b what makes v's resource hold exactly names (none
+// once deleted): each new name must be free, each dropped one is
+// released. The conditions make a concurrent taker fail the commit.
+func (s *Store) holdUnique(ctx context.Context, b *Batch, v *Version, names []string) error {
+	self := v.Type + "/" + v.ID
+	hk := heldKey(self)
+	old, err := s.e.Get(ctx, hk)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		old = nil
+		b.Require(hk, nil)
+	case err != nil:
+		return err
+	default:
+		b.Require(hk, old)
+	}
+	held := splitNames(old)
+	if v.Deleted {
+		names = nil
+	}
+	for _, n := range names {
+		if slices.Contains(held, n) {
+			continue
+		}
+		k := uniqueKey(n)
+		holder, err := s.e.Get(ctx, k)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			b.Require(k, nil)
+		case err != nil:
+			return err
+		case string(holder) != self:
+			return &TakenError{Name: n, Holder: string(holder)}
+		default:
+			b.Require(k, holder)
+		}
+		b.Set(k, []byte(self))
+	}
+	for _, n := range held {
+		if !slices.Contains(names, n) {
+			k := uniqueKey(n)
+			b.Require(k, []byte(self))
+			b.Delete(k)
+		}
+	}
+	if len(names) == 0 {
+		b.Delete(hk)
+	} else {
+		b.Set(hk, []byte(strings.Join(names, "\n")))
+	}
+	return nil
+}
+
+func splitNames(b []byte) []string {
+	if len(b) == 0 {
+		return nil
+	}
+	return strings.Split(string(b), "\n")
 }
 
 // replaceIndex adds to b the removal of the resource's current index

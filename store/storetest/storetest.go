@@ -30,6 +30,7 @@ func Run(t *testing.T, newEngine NewEngine) {
 	t.Run("Search", func(t *testing.T) { runSearch(t, newEngine) })
 	t.Run("DateWindows", func(t *testing.T) { runDateWindows(t, newEngine) })
 	t.Run("Claims", func(t *testing.T) { runClaims(t, newEngine) })
+	t.Run("Unique", func(t *testing.T) { runUnique(t, newEngine) })
 	t.Run("Reindex", func(t *testing.T) { runReindex(t, newEngine) })
 	t.Run("Leaves", func(t *testing.T) { runLeaves(t, newEngine) })
 }
@@ -583,6 +584,90 @@ func runClaims(t *testing.T, newEngine NewEngine) {
 	}
 	if owner, err := s.ClaimOwner(ctx, "Observation", name); err != nil || owner != "" {
 		t.Fatalf("claims are per type: owner = %q, %v", owner, err)
+	}
+}
+
+// runUnique: a unique name (a wallet) is held by one resource of any
+// type at a time; updates keep, add and release names; a delete releases
+// them all; of concurrent takers exactly one wins.
+func runUnique(t *testing.T, newEngine NewEngine) {
+	ctx := context.Background()
+	_, s := open(t, newEngine)
+	cur := func(typ, id string) *store.Version {
+		t.Helper()
+		v, err := s.Current(ctx, typ, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &v
+	}
+	commit := func(prev *store.Version, v store.Version, names ...string) error {
+		return s.Commit(ctx, []store.Write{{Prev: prev, New: v, Unique: names, HoldsUnique: true}})
+	}
+	holder := func(name, want string) {
+		t.Helper()
+		if got, err := s.UniqueHolder(ctx, name); err != nil || got != want {
+			t.Fatalf("holder of %s = %q, %v; want %q", name, got, err, want)
+		}
+	}
+	pa := version("Patient", "a", 1, t0, `"a"`)
+	if err := commit(nil, pa, "wallet:0x1", "wallet:0x2"); err != nil {
+		t.Fatal(err)
+	}
+	holder("wallet:0x1", "Patient/a")
+	// Another type may not take it either.
+	dr := version("Practitioner", "d", 1, t0, `"d"`)
+	var taken *store.TakenError
+	if err := commit(nil, dr, "wallet:0x2"); !errors.As(err, &taken) || taken.Holder != "Patient/a" || !errors.Is(err, store.ErrTaken) {
+		t.Fatalf("second holder = %v, want a TakenError naming Patient/a", err)
+	}
+	if _, err := s.Read(ctx, "Practitioner", "d"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the refused write is visible: %v", err)
+	}
+	// An update without HoldsUnique leaves the names alone; with it, the
+	// dropped name is released and can be taken.
+	pa2 := version("Patient", "a", 2, t0.Add(time.Second), `"a2"`)
+	if err := s.Commit(ctx, []store.Write{{Prev: cur("Patient", "a"), New: pa2}}); err != nil {
+		t.Fatal(err)
+	}
+	holder("wallet:0x2", "Patient/a")
+	pa3 := version("Patient", "a", 3, t0.Add(2*time.Second), `"a3"`)
+	if err := commit(cur("Patient", "a"), pa3, "wallet:0x1"); err != nil {
+		t.Fatal(err)
+	}
+	holder("wallet:0x2", "")
+	if err := commit(nil, dr, "wallet:0x2"); err != nil {
+		t.Fatal(err)
+	}
+	holder("wallet:0x2", "Practitioner/d")
+	// A delete releases everything.
+	del := version("Patient", "a", 4, t0.Add(3*time.Second), "")
+	if err := commit(cur("Patient", "a"), del); err != nil {
+		t.Fatal(err)
+	}
+	holder("wallet:0x1", "")
+	// Concurrent takers of one free name: one wins, the others conflict
+	// (and, retried, find it taken).
+	const n = 8
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			errs <- commit(nil, version("Patient", fmt.Sprintf("r%d", i), 1, t0, `"r"`), "wallet:0x9")
+		}()
+	}
+	won := 0
+	for range n {
+		err := <-errs
+		switch {
+		case err == nil:
+			won++
+		case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrTaken):
+		default:
+			t.Fatalf("racing taker: %v", err)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d racing takers won, want 1", won)
 	}
 }
 
