@@ -68,6 +68,7 @@ func New(ctx context.Context, cfg Config) (*DB, error) {
 		CompactionConcurrencyRange:  func() (int, int) { return 1, 2 },
 		MemTableStopWritesThreshold: 4,
 	}
+	opts.FS = privateFS{vfs.Default}
 	if cfg.fs != nil {
 		opts.FS = cfg.fs
 	}
