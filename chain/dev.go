@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ import (
 	"github.com/ethereum/go-ethereum/core"
 	"github.com/ethereum/go-ethereum/core/rawdb"
 	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/eth"
 	"github.com/ethereum/go-ethereum/eth/catalyst"
 	"github.com/ethereum/go-ethereum/eth/ethconfig"
@@ -57,12 +59,40 @@ type DevConfig struct {
 	DataDir string
 
 	// ListenAddr is host:port for JSON-RPC over HTTP and WebSocket (both on
-	// the same port, as geth can), with CORS and WebSocket origins open to
-	// any site, for wallets and tools. Port 0 picks a free port (see
-	// DevChain.HTTPURL). Empty: no listener; the gateway uses the
-	// in-process client either way. Only the eth, net, web3 and txpool
-	// namespaces are served over the network (no admin/debug/dev).
+	// the same port, as geth can), for wallets and tools. A missing host
+	// (":8545") means the loopback address 127.0.0.1: the chain answers
+	// other machines only when a host such as 0.0.0.0 is named. Port 0
+	// picks a free port (see DevChain.HTTPURL). Empty: no listener; the
+	// gateway uses the in-process client either way. Only the eth, net,
+	// web3 and txpool namespaces are served over the network (no
+	// admin/debug/dev).
 	ListenAddr string
+
+	// CORSOrigins are the browser origins whose pages may call the
+	// JSON-RPC endpoint (CORS for HTTP, the Origin check for WebSocket).
+	// Nil: LoopbackOrigins, pages served from this machine. Wallet
+	// extensions and programs are not browsers' pages: they are not
+	// subject to it. "*" lets every web site the operator's browser
+	// visits use the node.
+	CORSOrigins []string
+	// VirtualHosts are the host names the HTTP endpoint answers to (the
+	// Host header; requests naming an IP address are answered whatever
+	// it is, as in geth). Nil: "localhost" only, which stops DNS
+	// rebinding: a hostile site's name resolving to 127.0.0.1.
+	VirtualHosts []string
+
+	// GatewayKey is the gateway's own account: funded at genesis with
+	// DevAccountBalance, the recipient of the blocks' fees, and what Key
+	// returns. The DevMnemonic accounts are funded as well, for wallets
+	// and tests, but their keys are public: they must hold no role. Nil:
+	// Key returns dev account 0 (tests that need no protected account).
+	//
+	// A DataDir whose chain was made by an earlier version, when the
+	// gateway signed with dev account 0, has a genesis without this
+	// account: it keeps running on its own genesis, and Legacy reports
+	// it, for the caller to fund the key and move the contracts' roles
+	// to it.
+	GatewayKey *ecdsa.PrivateKey
 
 	// BlockPeriod is the time between blocks; it must be 0 or whole
 	// seconds (block timestamps are in seconds). 0: on demand, a block as
@@ -113,6 +143,8 @@ type DevChain struct {
 	beacon      *catalyst.SimulatedBeacon
 	client      *Client
 	accounts    []Account
+	key         *ecdsa.PrivateKey
+	legacy      bool
 	genesisHash common.Hash
 	period      time.Duration
 	idleBlocks  int
@@ -137,8 +169,16 @@ func StartDev(ctx context.Context, cfg DevConfig) (*DevChain, error) {
 	if cfg.CacheMB <= 0 {
 		cfg.CacheMB = 64
 	}
-	genesis := DevGenesis()
 	accounts := DevAccounts()
+	key := cfg.GatewayKey
+	var genesis, legacy *core.Genesis
+	if key == nil {
+		key = accounts[0].Key
+		genesis = DevGenesis()
+	} else {
+		genesis, legacy = DevGenesis(crypto.PubkeyToAddress(key.PublicKey)), DevGenesis()
+	}
+	feeRecipient := crypto.PubkeyToAddress(key.PublicKey)
 
 	nodeCfg := node.Config{
 		Name:                 "geth", // data in DataDir/geth: geth's own layout
@@ -165,23 +205,35 @@ func StartDev(ctx context.Context, cfg DevConfig) (*DevChain, error) {
 			return nil, fmt.Errorf("chain: listen address %q: bad port", cfg.ListenAddr)
 		}
 		if host == "" {
-			host = "0.0.0.0"
+			host = "127.0.0.1"
+		}
+		origins := cfg.CORSOrigins
+		if origins == nil {
+			origins = LoopbackOrigins()
+		}
+		vhosts := cfg.VirtualHosts
+		if vhosts == nil {
+			vhosts = []string{"localhost"}
 		}
 		modules := []string{"eth", "net", "web3", "txpool"}
 		nodeCfg.HTTPHost, nodeCfg.HTTPPort = host, port
 		nodeCfg.WSHost, nodeCfg.WSPort = host, port
 		nodeCfg.HTTPModules, nodeCfg.WSModules = modules, modules
-		nodeCfg.HTTPCors = []string{"*"}
-		nodeCfg.HTTPVirtualHosts = []string{"*"}
-		nodeCfg.WSOrigins = []string{"*"}
+		nodeCfg.HTTPCors = origins
+		nodeCfg.HTTPVirtualHosts = vhosts
+		nodeCfg.WSOrigins = wsOrigins(origins)
 	}
+	isLegacy := false
 	if cfg.DataDir != "" {
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 			return nil, fmt.Errorf("chain: %w", err)
 		}
-		if err := checkGenesis(cfg.DataDir, genesis); err != nil {
+		g, err := chooseGenesis(cfg.DataDir, genesis, legacy)
+		if err != nil {
 			return nil, err
 		}
+		isLegacy = g != genesis
+		genesis = g
 	}
 
 	stack, err := node.New(&nodeCfg)
@@ -214,7 +266,7 @@ func StartDev(ctx context.Context, cfg DevConfig) (*DevChain, error) {
 	ethCfg.NoPruning = true
 	ethCfg.Miner.GasCeil = DevGasLimit
 	ethCfg.Miner.GasPrice = big.NewInt(1) // as geth --dev: any tip is enough
-	ethCfg.Miner.PendingFeeRecipient = accounts[0].Address
+	ethCfg.Miner.PendingFeeRecipient = feeRecipient
 
 	backend, err := eth.New(stack, &ethCfg)
 	if err != nil {
@@ -237,7 +289,7 @@ func StartDev(ctx context.Context, cfg DevConfig) (*DevChain, error) {
 	}
 	// Period 0: the beacon's own loop stays off; blocks come from our loop
 	// below, so Mine and automatic blocks never run concurrently.
-	beacon, err := catalyst.NewSimulatedBeacon(0, accounts[0].Address, backend)
+	beacon, err := catalyst.NewSimulatedBeacon(0, feeRecipient, backend)
 	if err != nil {
 		return nil, fmt.Errorf("chain: simulated beacon: %w", err)
 	}
@@ -247,6 +299,8 @@ func StartDev(ctx context.Context, cfg DevConfig) (*DevChain, error) {
 		beacon:      beacon,
 		client:      newClient(stack.Attach(), "inproc://"),
 		accounts:    accounts,
+		key:         key,
+		legacy:      isLegacy,
 		genesisHash: backend.BlockChain().Genesis().Hash(),
 		period:      cfg.BlockPeriod,
 		idleBlocks:  cfg.IdleBlocks,
@@ -271,32 +325,66 @@ func StartDev(ctx context.Context, cfg DevConfig) (*DevChain, error) {
 	return d, nil
 }
 
-// checkGenesis compares DataDir/genesis.json with g, or writes it on first
-// start. The database's own genesis check (in eth.New) backs this up.
-func checkGenesis(dir string, g *core.Genesis) error {
-	want, err := json.MarshalIndent(g, "", "  ")
-	if err != nil {
-		return fmt.Errorf("chain: genesis: %w", err)
-	}
+// chooseGenesis returns the genesis of the chain in dir: g for a new
+// chain (DataDir/genesis.json is written on first start), g or legacy
+// (nil: none) as DataDir/genesis.json records. A chain made before
+// genesis.json was kept is taken for legacy (or g without one). The
+// database's own genesis check (in eth.New) backs this up.
+func chooseGenesis(dir string, g, legacy *core.Genesis) (*core.Genesis, error) {
 	path := filepath.Join(dir, "genesis.json")
 	have, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		return writeFileAtomic(path, append(want, '\n'))
+		pick := g
+		if _, err := os.Stat(filepath.Join(dir, "geth", "chaindata")); err == nil && legacy != nil {
+			pick = legacy
+		}
+		return pick, writeGenesis(path, pick, nil)
 	case err != nil:
-		return fmt.Errorf("chain: %w", err)
+		return nil, fmt.Errorf("chain: %w", err)
 	}
 	var stored core.Genesis
 	if err := json.Unmarshal(have, &stored); err != nil {
-		return fmt.Errorf("%w: %s: %v", ErrGenesisMismatch, path, err)
+		return nil, fmt.Errorf("%w: %s: %v", ErrGenesisMismatch, path, err)
 	}
-	if stored.ToBlock().Hash() != g.ToBlock().Hash() {
-		return fmt.Errorf("%w: %s describes another genesis (move %s away to start a fresh dev chain)", ErrGenesisMismatch, path, dir)
+	h := stored.ToBlock().Hash()
+	for _, c := range []*core.Genesis{g, legacy} {
+		if c != nil && h == c.ToBlock().Hash() {
+			return c, writeGenesis(path, c, have)
+		}
 	}
-	if !bytes.Equal(bytes.TrimSpace(have), want) {
-		return writeFileAtomic(path, append(want, '\n'))
+	return nil, fmt.Errorf("%w: %s describes another genesis (move %s away to start a fresh dev chain)", ErrGenesisMismatch, path, dir)
+}
+
+// writeGenesis writes g's JSON to path unless have holds it already.
+func writeGenesis(path string, g *core.Genesis, have []byte) error {
+	want, err := json.MarshalIndent(g, "", "  ")
+	if err != nil {
+		return fmt.Errorf("chain: genesis: %w", err)
 	}
-	return nil
+	if bytes.Equal(bytes.TrimSpace(have), want) {
+		return nil
+	}
+	return writeFileAtomic(path, append(want, '\n'))
+}
+
+// LoopbackOrigins are the browser origins of pages served from this
+// machine (any port): the default DevConfig.CORSOrigins.
+func LoopbackOrigins() []string {
+	return []string{"http://localhost", "http://localhost:*", "http://127.0.0.1", "http://127.0.0.1:*", "http://[::1]", "http://[::1]:*"}
+}
+
+// wsOrigins turns CORS origins into geth's WebSocket origin rules, which
+// have no wildcard port: a rule without a port allows every port.
+func wsOrigins(origins []string) []string {
+	out := make([]string, 0, len(origins))
+	for _, o := range origins {
+		o = strings.TrimSuffix(o, ":*")
+		if !slices.Contains(out, o) {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // reachable rewrites a URL on a wildcard address (0.0.0.0, ::) to the
@@ -337,11 +425,18 @@ func (d *DevChain) ChainID() uint64 { return DevChainID }
 // GenesisHash returns the hash of block 0.
 func (d *DevChain) GenesisHash() common.Hash { return d.genesisHash }
 
-// Accounts returns the funded dev accounts; account 0 is the gateway's.
+// Accounts returns the funded dev accounts of DevMnemonic, for wallets
+// and tests. Their keys are public: none of them is the gateway's.
 func (d *DevChain) Accounts() []Account { return append([]Account(nil), d.accounts...) }
 
-// Key returns the gateway's key on the dev chain (dev account 0).
-func (d *DevChain) Key() *ecdsa.PrivateKey { return d.accounts[0].Key }
+// Key returns the gateway's key on the dev chain: DevConfig.GatewayKey
+// (dev account 0 without one).
+func (d *DevChain) Key() *ecdsa.PrivateKey { return d.key }
+
+// Legacy reports whether the chain predates DevConfig.GatewayKey: it was
+// made by an earlier version (genesis without the gateway's account, whose
+// contracts dev account 0 deployed and may still own).
+func (d *DevChain) Legacy() bool { return d.legacy }
 
 // BlockPeriod returns the configured period (0: on demand).
 func (d *DevChain) BlockPeriod() time.Duration { return d.period }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/params"
 	"github.com/ethereum/go-ethereum/rpc"
 )
@@ -139,18 +141,47 @@ func TestDevChainRPC(t *testing.T) {
 		t.Errorf("recipient balance %v, %v", bal, err)
 	}
 
-	// CORS for wallets served from any origin.
-	req, _ := http.NewRequest(http.MethodOptions, d.HTTPURL(), nil)
-	req.Header.Set("Origin", "https://wallet.example")
-	req.Header.Set("Access-Control-Request-Method", "POST")
-	req.Header.Set("Access-Control-Request-Headers", "content-type")
+	// CORS for pages served from this machine (the portal), not for any
+	// web site the operator's browser visits (issue 14).
+	for origin, allowed := range map[string]bool{
+		"http://localhost:8080": true, "http://127.0.0.1:3000": true, "http://[::1]:8080": true,
+		"https://wallet.example": false, "http://localhost.evil.example": false,
+	} {
+		req, _ := http.NewRequest(http.MethodOptions, d.HTTPURL(), nil)
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		req.Header.Set("Access-Control-Request-Headers", "content-type")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		got := resp.Header.Get("Access-Control-Allow-Origin")
+		if allowed && got != origin || !allowed && got != "" {
+			t.Errorf("CORS for %s: allow origin %q", origin, got)
+		}
+	}
+	// A host name other than localhost is refused (DNS rebinding).
+	req, _ := http.NewRequest(http.MethodPost, d.HTTPURL(), strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Host = "rebind.evil.example"
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "*" && got != "https://wallet.example" {
-		t.Errorf("CORS allow origin %q", got)
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("Host rebind.evil.example: status %d, want 403", resp.StatusCode)
+	}
+	// WebSocket: a foreign page's Origin is refused, a local one accepted.
+	for origin, allowed := range map[string]bool{"http://localhost:8080": true, "https://wallet.example": false} {
+		c, err := rpc.DialOptions(ctx, d.WSURL(), rpc.WithHeader("Origin", origin))
+		if allowed && err != nil || !allowed && err == nil {
+			t.Errorf("WebSocket from %s: %v", origin, err)
+		}
+		if c != nil {
+			c.Close()
+		}
 	}
 	// Only the harmless namespaces are served to the network.
 	for _, m := range []string{"admin_nodeInfo", "debug_setHead", "miner_setExtra"} {
@@ -358,6 +389,108 @@ var (
 	// returns clz(1) = 255 when CLZ exists.
 	clzProbe = common.FromHex("0x60011e60005260206000f3")
 )
+
+// ":port" listens on the loopback address only: another machine cannot
+// reach the chain unless a host is named (issue 14).
+func TestDevChainListensOnLoopback(t *testing.T) {
+	d := startDev(t, DevConfig{ListenAddr: ":0", Manual: true})
+	for _, ep := range []string{d.node.HTTPEndpoint(), d.node.WSEndpoint()} {
+		_, hostport, _ := strings.Cut(ep, "://")
+		host, _, err := net.SplitHostPort(hostport)
+		if err != nil || host != "127.0.0.1" {
+			t.Errorf("endpoint %s: host %q, want 127.0.0.1", ep, host)
+		}
+	}
+	if id, err := dial(t, d.HTTPURL()).ChainID(testCtx(t)); err != nil || id.Uint64() != DevChainID {
+		t.Errorf("chain id over loopback %v, %v", id, err)
+	}
+}
+
+// The gateway's own key is funded at genesis and is what Key returns; a
+// chain made before (genesis without it) keeps running and says so.
+func TestDevChainGatewayKey(t *testing.T) {
+	ctx := testCtx(t)
+	key, _ := crypto.GenerateKey()
+	addr := crypto.PubkeyToAddress(key.PublicKey)
+
+	dir := t.TempDir()
+	d := startDev(t, DevConfig{DataDir: dir, GatewayKey: key, Manual: true})
+	if d.Key() != key || d.Legacy() {
+		t.Fatalf("Key is not the gateway key, or Legacy = %v", d.Legacy())
+	}
+	if bal, err := d.Client().BalanceAt(ctx, addr, common.Big0); err != nil || bal.Cmp(DevAccountBalance) != 0 {
+		t.Errorf("gateway balance at genesis %v, %v", bal, err)
+	}
+	for _, a := range d.Accounts() {
+		if a.Address == addr {
+			t.Error("the gateway key is among the public dev accounts")
+		}
+	}
+	if d.GenesisHash() == DevGenesis().ToBlock().Hash() {
+		t.Error("the genesis does not depend on the gateway key")
+	}
+	genesis := d.GenesisHash()
+	d.Close()
+	// Same key: same chain.
+	d = startDev(t, DevConfig{DataDir: dir, GatewayKey: key, Manual: true})
+	if d.GenesisHash() != genesis || d.Legacy() {
+		t.Errorf("restart: genesis %s (was %s), legacy %v", d.GenesisHash(), genesis, d.Legacy())
+	}
+	d.Close()
+	// Another key: refused, not silently another chain.
+	other, _ := crypto.GenerateKey()
+	if d, err := StartDev(ctx, DevConfig{DataDir: dir, GatewayKey: other, Manual: true}); !errors.Is(err, ErrGenesisMismatch) {
+		if d != nil {
+			d.Close()
+		}
+		t.Errorf("another key: %v, want ErrGenesisMismatch", err)
+	}
+
+	// A chain of an earlier version (no gateway key at genesis).
+	old := t.TempDir()
+	d = startDev(t, DevConfig{DataDir: old, Manual: true})
+	legacyGenesis := d.GenesisHash()
+	d.Close()
+	d = startDev(t, DevConfig{DataDir: old, GatewayKey: key, Manual: true})
+	if !d.Legacy() || d.GenesisHash() != legacyGenesis || d.Key() != key {
+		t.Fatalf("legacy %v, genesis %s (was %s)", d.Legacy(), d.GenesisHash(), legacyGenesis)
+	}
+	if bal, _ := d.Client().BalanceAt(ctx, addr, nil); bal.Sign() != 0 {
+		t.Errorf("gateway balance on the old chain %v", bal)
+	}
+	// FundFromDevAccounts gives it ether from a development account.
+	done := make(chan error, 1)
+	go func() {
+		_, err := FundFromDevAccounts(ctx, d.Client(), addr, SenderOptions{PollInterval: 10 * time.Millisecond})
+		done <- err
+	}()
+	mineUntil(t, d, done)
+	// (It also receives the blocks' tips: it is the fee recipient.)
+	if bal, _ := d.Client().BalanceAt(ctx, addr, nil); bal.Cmp(DevFunding) < 0 || bal.Cmp(new(big.Int).Add(DevFunding, ether(1))) > 0 {
+		t.Errorf("gateway balance after funding %v, want %v", bal, DevFunding)
+	}
+	if sent, err := FundFromDevAccounts(ctx, d.Client(), addr, SenderOptions{}); sent || err != nil {
+		t.Errorf("funding again: sent %v, %v", sent, err)
+	}
+}
+
+// mineUntil mines blocks until done delivers (for Manual chains).
+func mineUntil(t *testing.T, d *DevChain, done <-chan error) {
+	t.Helper()
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			return
+		case <-time.After(20 * time.Millisecond):
+			if _, err := d.Mine(testCtx(t)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
 
 func TestDevChainKeyAndInfo(t *testing.T) {
 	d := startDev(t, DevConfig{})

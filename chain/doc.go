@@ -3,9 +3,11 @@
 // With zero configuration the gateway runs an embedded, persistent dev
 // chain (StartDev): a go-ethereum node in the gateway's process, driven by
 // a simulated beacon client, chain id 1337, today's mainnet fork rules,
-// ten accounts of the well-known development mnemonic funded at genesis
-// (DevAccounts; account 0 is the gateway's key), serving JSON-RPC over
-// HTTP and WebSocket on one port for wallets and tools.
+// the gateway's own key (generated in its data directory,
+// LoadOrCreateKeyFile) and ten accounts of the well-known development
+// mnemonic (DevAccounts, for wallets and tests: public keys, no role)
+// funded at genesis, serving JSON-RPC over HTTP and WebSocket on one
+// loopback port for wallets and tools.
 //
 // Against a real network the gateway dials a node (Dial) and signs with a
 // key from a keystore file (LoadKeyFile).

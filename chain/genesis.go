@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 
+	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/params"
@@ -33,16 +34,23 @@ var DevAccountBalance = new(big.Int).Mul(big.NewInt(10_000), big.NewInt(params.E
 //   - mainnet's fork rules (see MainnetRules) instead of the dev config's
 //     pre-release forks, so gas figures match mainnet;
 //   - the DevAccountCount accounts of DevMnemonic funded with
-//     DevAccountBalance each;
+//     DevAccountBalance each, and every address of funded (the gateway's
+//     own account: see DevConfig.GatewayKey) with the same;
 //   - a DevGasLimit block gas limit.
 //
 // The JSON encoding of the result is a valid `geth init` genesis file: a
 // `geth --dev --datadir D` initialised with it runs the same chain.
-func DevGenesis() *core.Genesis {
+// Without funded addresses the result is a pure function of the
+// go-ethereum version (what `gateway dev-genesis` prints, and the genesis
+// of embedded chains made before the gateway had a key of its own).
+func DevGenesis(funded ...common.Address) *core.Genesis {
 	g := core.DeveloperGenesisBlock(DevGasLimit, nil)
 	g.Config = MainnetRules(g.Config)
 	for _, a := range DevAccounts() {
 		g.Alloc[a.Address] = types.Account{Balance: new(big.Int).Set(DevAccountBalance)}
+	}
+	for _, a := range funded {
+		g.Alloc[a] = types.Account{Balance: new(big.Int).Set(DevAccountBalance)}
 	}
 	return g
 }

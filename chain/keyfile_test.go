@@ -59,3 +59,32 @@ func TestPassphrase(t *testing.T) {
 		t.Error("missing passphrase file accepted")
 	}
 }
+
+// The gateway's own chain key: made once, private to its user, readable
+// as a keystore file with the empty passphrase.
+func TestLoadOrCreateKeyFile(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "keys")
+	path := filepath.Join(dir, "eth-gateway-key.json")
+	k1, created, err := LoadOrCreateKeyFile(path)
+	if err != nil || !created {
+		t.Fatalf("first: created %v, %v", created, err)
+	}
+	k2, created, err := LoadOrCreateKeyFile(path)
+	if err != nil || created || !k1.Equal(k2) {
+		t.Fatalf("second: created %v, same %v, %v", created, k1.Equal(k2), err)
+	}
+	if k3, err := LoadKeyFile(path, ""); err != nil || !k1.Equal(k3) {
+		t.Fatalf("LoadKeyFile: %v", err)
+	}
+	for p, want := range map[string]os.FileMode{path: 0o600, dir: 0o700} {
+		fi, err := os.Stat(p)
+		if err != nil || fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %v, want %o (%v)", p, fi.Mode().Perm(), want, err)
+		}
+	}
+	for _, a := range DevAccounts() {
+		if a.Key.Equal(k1) {
+			t.Fatal("generated a development key")
+		}
+	}
+}
