@@ -14,6 +14,9 @@ import (
 type Limits struct {
 	MaxDepth  int // nesting of arrays and objects; default 100
 	MaxValues int // values in the whole document; default 1<<20
+	// MaxItems bounds the items of one array and the members of one
+	// object; 0: only MaxValues bounds them.
+	MaxItems int
 }
 
 const (
@@ -41,15 +44,36 @@ func (e *Error) Error() string {
 
 // Parse parses one JSON document strictly.
 func Parse(data []byte, lim Limits) (Value, error) {
+	return parse(data, lim, true)
+}
+
+// parse is Parse; without sized it skips the first pass (the tests'
+// reference).
+func parse(data []byte, lim Limits, sized bool) (Value, error) {
 	if lim.MaxDepth <= 0 {
 		lim.MaxDepth = defaultMaxDepth
 	}
 	if lim.MaxValues <= 0 {
 		lim.MaxValues = defaultMaxValues
 	}
+	if lim.MaxItems <= 0 {
+		lim.MaxItems = lim.MaxValues
+	}
 	// One copy of the input as a string lets every unescaped string value
 	// be a substring of it instead of its own allocation.
 	p := parser{src: string(data), lim: lim}
+	// A first pass counts the entries of every array and object without
+	// building anything: a document over a limit is refused before any of
+	// it is allocated, and the tree is then built with slices of exactly
+	// the right size (growing them by doubling cost five times the
+	// document's final size in a 1 MB array of zeros).
+	if sized {
+		sz := sizer{src: p.src, lim: lim}
+		if err := sz.run(); err != nil {
+			return Value{}, err
+		}
+		p.sizes = sz.sizes
+	}
 	p.skipSpace()
 	v, err := p.value(0)
 	if err != nil {
@@ -73,11 +97,30 @@ type parser struct {
 	lim    Limits
 	values int
 	path   []pathSeg
+	// sizes are the entry counts of the arrays and objects in the order
+	// they open (the sizer's pass); next is the next one's.
+	sizes []int32
+	next  int
+}
+
+// capacity returns the entry count the sizer found for the container
+// opening now, bounded by what the rest of the input could hold.
+func (p *parser) capacity() int {
+	if p.next >= len(p.sizes) {
+		return 0
+	}
+	n := int(p.sizes[p.next])
+	p.next++
+	return min(n, (len(p.src)-p.pos)/2+1)
 }
 
 func (p *parser) pathString() string {
+	return pathString(p.path)
+}
+
+func pathString(path []pathSeg) string {
 	var b strings.Builder
-	for i, s := range p.path {
+	for i, s := range path {
 		if b.Len() > 200 {
 			b.WriteString("...")
 			break
@@ -145,6 +188,13 @@ func (p *parser) value(depth int) (Value, error) {
 	}
 }
 
+// tooMany refuses the array or object being parsed for its size.
+func (p *parser) tooMany(what string, limit int) *Error {
+	e := p.fail("more than %d %s", limit, what)
+	e.TooLarge = true
+	return e
+}
+
 func (p *parser) checkDepth(depth int) error {
 	if depth > p.lim.MaxDepth {
 		e := p.fail("nested deeper than %d levels", p.lim.MaxDepth)
@@ -160,6 +210,9 @@ func (p *parser) object(depth int) (Value, error) {
 	}
 	p.pos++ // {
 	v := Value{Kind: Object}
+	if n := p.capacity(); n > 0 {
+		v.Members = make([]Member, 0, n)
+	}
 	p.skipSpace()
 	if p.pos < len(p.src) && p.src[p.pos] == '}' {
 		p.pos++
@@ -180,6 +233,9 @@ func (p *parser) object(depth int) (Value, error) {
 		}
 		p.pos++
 		p.skipSpace()
+		if len(v.Members) == p.lim.MaxItems {
+			return Value{}, p.tooMany("members", p.lim.MaxItems)
+		}
 		p.path = append(p.path, pathSeg{key: key, idx: -1})
 		mv, err := p.value(depth)
 		if err != nil {
@@ -245,6 +301,9 @@ func (p *parser) array(depth int) (Value, error) {
 	}
 	p.pos++ // [
 	v := Value{Kind: Array}
+	if n := p.capacity(); n > 0 {
+		v.Items = make([]Value, 0, n)
+	}
 	p.skipSpace()
 	if p.pos < len(p.src) && p.src[p.pos] == ']' {
 		p.pos++
@@ -252,6 +311,9 @@ func (p *parser) array(depth int) (Value, error) {
 	}
 	for i := 0; ; i++ {
 		p.skipSpace()
+		if i == p.lim.MaxItems {
+			return Value{}, p.tooMany("items", p.lim.MaxItems)
+		}
 		p.path = append(p.path, pathSeg{idx: i})
 		item, err := p.value(depth)
 		if err != nil {
