@@ -60,6 +60,16 @@ type Config struct {
 	ChainPollInterval time.Duration
 	// ChainTimeout bounds one round of chain reads and sends (default 15s).
 	ChainTimeout time.Duration
+	// PreflightInterval: an Anchorer that is a Preflighter is asked
+	// whether it can anchor before each send and at least this often
+	// (default 15s), so that a lost role shows while the log is idle.
+	PreflightInterval time.Duration
+	// MaxFailures: Health fails once this many anchoring transactions
+	// failed in a row (default 3).
+	MaxFailures int
+	// StallAfter: Health fails once a checkpoint has waited this long to
+	// be anchored (default 10 minutes).
+	StallAfter time.Duration
 
 	// OnConfirmed, if set, is called (from the anchoring goroutine, after
 	// the record is durable) each time a checkpoint becomes anchored.
@@ -100,6 +110,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ChainTimeout <= 0 {
 		c.ChainTimeout = 15 * time.Second
+	}
+	if c.PreflightInterval <= 0 {
+		c.PreflightInterval = 15 * time.Second
+	}
+	if c.MaxFailures <= 0 {
+		c.MaxFailures = 3
+	}
+	if c.StallAfter <= 0 {
+		c.StallAfter = 10 * time.Minute
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -148,6 +167,11 @@ type Log struct {
 
 	statMu sync.Mutex
 	stat   Status
+	// blocked: the last Preflight's refusal (nil: none); lastPreflight:
+	// when it was asked.
+	blocked       error
+	lastPreflight time.Time
+	opened        time.Time // when Open ran (stall times start there)
 	// latency estimates cut → confirmed (EWMA), for retry hints.
 	latency time.Duration
 }
@@ -177,6 +201,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		wake: make(chan struct{}, 1),
 		done: map[uint64]doneReport{},
 	}
+	l.opened = cfg.Now()
 	if err := l.loadTree(ctx); err != nil {
 		return nil, err
 	}
@@ -253,6 +278,13 @@ type Status struct {
 	// (anchoring stops until it is resolved): it means the log was
 	// rewritten or something else anchors to the contract.
 	Alarm string `json:"alarm,omitzero"`
+	// Blocked says why the Anchorer cannot anchor now (the account lost
+	// the anchorer role, or its funds): nothing is sent until it can.
+	Blocked string `json:"blocked,omitzero"`
+	// Failures counts anchoring transactions that failed in a row
+	// (reverted, given up, refused by the node); LastFailure is the last.
+	Failures    int    `json:"failures,omitzero"`
+	LastFailure string `json:"lastFailure,omitzero"`
 }
 
 // Status returns the current status.
@@ -432,7 +464,11 @@ func (l *Log) chainFailed(err error) {
 	first := l.stat.ChainError == ""
 	l.stat.ChainError = err.Error()
 	l.statMu.Unlock()
-	if first {
+	switch {
+	case !first:
+	case errors.Is(err, ErrCannotAnchor):
+		l.log.Warn("anchor: the chain refused an anchoring transaction; checkpoints stay queued", "err", err)
+	default:
 		l.log.Warn("anchor: chain unreachable; checkpoints stay queued", "err", err)
 	}
 }

@@ -2,6 +2,7 @@ package anchor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 )
@@ -49,8 +50,18 @@ func (l *Log) chainRound(ctx context.Context) error {
 	if err := l.reconcile(ctx, cs, from, anchs, recs); err != nil {
 		return err
 	}
-	if err := l.send(ctx, cs, recs); err != nil {
+	toSend := false
+	for _, r := range recs {
+		toSend = toSend || (r.State == StatePending && r.TreeSize > cs.TreeSize)
+	}
+	canSend, err := l.preflight(ctx, toSend)
+	if err != nil {
 		return err
+	}
+	if canSend {
+		if err := l.send(ctx, cs, recs); err != nil {
+			return err
+		}
 	}
 	l.prune()
 	queued, inflight := 0, 0
@@ -261,6 +272,7 @@ func (l *Log) reconcile(ctx context.Context, cs ChainState, from uint64, anchs m
 			}
 			if d, ok := done[r.TreeSize]; ok && d.attempt == r.Attempts && d.err != nil {
 				l.log.Warn("anchor: anchoring transaction failed; sending again", "treeSize", r.TreeSize, "tx", d.tx.Hash, "err", d.err)
+				l.failed(r.TreeSize, d.err)
 				r.State = StatePending
 			} else if l.cfg.Now().Sub(r.Submitted) > l.cfg.ResubmitAfter {
 				l.log.Warn("anchor: anchoring transaction not mined; sending again", "treeSize", r.TreeSize, "tx", r.TxHash, "after", l.cfg.ResubmitAfter)
@@ -294,6 +306,9 @@ func (l *Log) confirm(ctx context.Context, r *Checkpoint, a Anchoring, notify bo
 		}
 	}
 	l.statMu.Unlock()
+	if notify {
+		l.setStat(func(s *Status) { s.Failures, s.LastFailure = 0, "" })
+	}
 	if notify && l.cfg.OnConfirmed != nil {
 		l.cfg.OnConfirmed(*r)
 	}
@@ -341,6 +356,9 @@ func (l *Log) send(ctx context.Context, cs ChainState, recs []*Checkpoint) error
 			Done: func(tx TxRef, err error) { l.reportDone(size, attempt, tx, err) },
 		})
 		if err != nil {
+			if errors.Is(err, ErrCannotAnchor) {
+				l.failed(r.TreeSize, err)
+			}
 			return fmt.Errorf("submitting checkpoint %d: %w", r.TreeSize, err)
 		}
 		r.State, r.TxHash, r.Nonce, r.PrevSize = StateSubmitted, tx.Hash, tx.Nonce, base
