@@ -87,8 +87,9 @@ type Anchorer struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu   sync.Mutex
-	sent map[uint64]*sentTx // by tree size: the latest transaction sent for it
+	mu        sync.Mutex
+	sent      map[uint64]*sentTx // by tree size: the latest transaction sent for it
+	lowWarned time.Time          // the last low-funds warning (Preflight)
 }
 
 type sentTx struct {
@@ -97,7 +98,10 @@ type sentTx struct {
 	driving bool
 }
 
-var _ anchor.Anchorer = (*Anchorer)(nil)
+var (
+	_ anchor.Anchorer    = (*Anchorer)(nil)
+	_ anchor.Preflighter = (*Anchorer)(nil)
+)
 
 // New checks that cfg.Contract is an AuditAnchor whose anchorer is the
 // Sender's account and returns an Anchorer. Close it to stop waiting for
@@ -214,7 +218,7 @@ func (a *Anchorer) Submit(ctx context.Context, req anchor.AnchorRequest) (anchor
 	}
 	p, err := a.s.Send(ctx, chain.TxRequest{To: &a.cfg.Contract, Data: data, Gas: a.cfg.GasLimit})
 	if err != nil {
-		return anchor.TxRef{}, err
+		return anchor.TxRef{}, refusal(err)
 	}
 	st := &sentTx{p: p, at: time.Now()}
 	a.mu.Lock()
