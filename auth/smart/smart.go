@@ -117,7 +117,10 @@ type Config struct {
 	// Leeway is the clock skew tolerated for the assertion's exp, nbf and
 	// iat, and on top of its five-minute maximum lifetime (DefaultLeeway).
 	Leeway time.Duration
-	// Replay defaults to NewMemoryReplayCache(DefaultMaxReplayEntries).
+	// Replay remembers the assertions' jtis. Default:
+	// NewMemoryReplayCache(DefaultMaxReplayEntries), which a restart
+	// empties (an assertion is then accepted again within its lifetime):
+	// a gateway passes a StoreReplayCache on its store.
 	Replay ReplayCache
 }
 

@@ -1,0 +1,158 @@
+package smart
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fhirgate/fhirgate/auth"
+	"github.com/fhirgate/fhirgate/store"
+	"github.com/fhirgate/fhirgate/store/pebble"
+)
+
+func openEngine(t *testing.T, dir string) *pebble.DB {
+	t.Helper()
+	db, err := pebble.New(context.Background(), pebble.Config{Dir: dir, CacheBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// Issue 14: the jti replay cache was lost on restart, so an assertion
+// could be exchanged again within its lifetime. With the cache in the
+// store, the server restarted on the same data refuses it.
+func TestAssertionReplayAfterRestart(t *testing.T) {
+	keys(t)
+	ctx := context.Background()
+	keyDir, storeDir := t.TempDir(), t.TempDir()
+	reg := testRegistry(t)
+	now := time.Now()
+	assertion := sign(t, "ES384", ecKey, map[string]any{"kid": "ec-1"}, claims("ehr-1", now))
+
+	start := func(replay ReplayCache) *Server {
+		key, err := auth.LoadOrCreateKey(keyDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := New(Config{Key: key, Registry: reg, TokenURL: tokenURL, Replay: replay})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	db := openEngine(t, storeDir)
+	cache, err := NewStoreReplayCache(ctx, db, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := start(cache).Exchange(ctx, form(assertion, "system/*.rs"), now); err != nil {
+		t.Fatal(err)
+	}
+	db.Close() // the gateway stops
+
+	db = openEngine(t, storeDir)
+	defer db.Close()
+	cache, err = NewStoreReplayCache(ctx, db, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := now.Add(10 * time.Second)
+	if _, err := start(cache).Exchange(ctx, form(assertion, "system/*.rs"), later); !errors.Is(err, ErrInvalidClient) {
+		t.Fatalf("the same assertion after a restart: %v, want invalid_client", err)
+	}
+	// What the in-memory cache did: accept it again.
+	if _, err := start(NewMemoryReplayCache(0)).Exchange(ctx, form(assertion, "system/*.rs"), later); err != nil {
+		t.Fatalf("control (memory cache): %v", err)
+	}
+}
+
+// The store cache means what the memory one does: refuse a replay until
+// expiry, refuse to forget when full, sweep expired entries off disk.
+func TestStoreReplayCache(t *testing.T) {
+	ctx := context.Background()
+	db := openEngine(t, t.TempDir())
+	defer db.Close()
+	c, err := NewStoreReplayCache(ctx, db, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	add := func(k string, exp, at time.Time) (bool, error) { return c.Add(ctx, k, exp, at) }
+	if ok, err := add("a", now.Add(time.Minute), now); !ok || err != nil {
+		t.Fatalf("a not fresh: %v", err)
+	}
+	if ok, _ := add("a", now.Add(time.Minute), now); ok {
+		t.Fatal("a replayed")
+	}
+	if ok, _ := add("b", now.Add(2*time.Minute), now); !ok {
+		t.Fatal("b not fresh")
+	}
+	if _, err := add("c", now.Add(time.Minute), now); !errors.Is(err, ErrReplayCacheFull) {
+		t.Fatalf("full cache: %v", err)
+	}
+	later := now.Add(90 * time.Second) // a expired
+	if ok, err := add("c", later.Add(time.Minute), later); !ok || err != nil {
+		t.Fatalf("after expiry: %v %v", ok, err)
+	}
+	if ok, _ := add("b", later.Add(time.Minute), later); ok {
+		t.Fatal("b forgotten")
+	}
+	// The sweep that made room deleted a from the store.
+	if _, err := db.Get(ctx, append(store.ExtensionPrefix(ReplayExtension), "a"...)); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("expired a still stored: %v", err)
+	}
+	// Everything expired: a sweep leaves no key behind.
+	end := later.Add(10 * time.Minute)
+	c.mu.Lock()
+	err = c.sweep(ctx, end)
+	c.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	db.Scan(ctx, store.PrefixRange(store.ExtensionPrefix(ReplayExtension)), func(k, v []byte) bool { n++; return true })
+	if n != 0 || c.Len() != 0 {
+		t.Fatalf("%d keys left after the sweep (Len %d)", n, c.Len())
+	}
+}
+
+// Two caches on one store (two replicas): of concurrent Adds of one key,
+// exactly one is fresh.
+func TestStoreReplayCacheReplicas(t *testing.T) {
+	ctx := context.Background()
+	db := openEngine(t, t.TempDir())
+	defer db.Close()
+	c1, _ := NewStoreReplayCache(ctx, db, 0)
+	c2, _ := NewStoreReplayCache(ctx, db, 0)
+	now := time.Now()
+	for i := 0; i < 20; i++ {
+		key := "client\x00jti-" + string(rune('a'+i))
+		var fresh atomic.Int32
+		var wg sync.WaitGroup
+		for j := 0; j < 8; j++ {
+			c := c1
+			if j%2 == 1 {
+				c = c2
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ok, err := c.Add(ctx, key, now.Add(time.Minute), now)
+				if err != nil {
+					t.Error(err)
+				}
+				if ok {
+					fresh.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		if fresh.Load() != 1 {
+			t.Fatalf("%s: %d fresh adds", key, fresh.Load())
+		}
+	}
+}
