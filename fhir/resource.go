@@ -19,8 +19,29 @@ type Resource struct {
 	Root fhirjson.Value
 }
 
-// Limits bound what one resource body may contain.
+// Limits bound what one stored resource body may contain when it is read
+// back: as lenient as any limit a body was ever accepted under, so that
+// every stored version stays readable.
 var Limits = fhirjson.Limits{MaxDepth: 100, MaxValues: 1 << 20}
+
+// RequestLimits bound what a resource (or Bundle) sent to the gateway may
+// contain (docs/limits.md). The largest HL7 R4 examples nest 16 levels
+// deep, hold 15,785 values and 161 items in their longest array; a
+// transaction Bundle holds up to 10,000 entries. A document over a limit
+// is refused before it is built, with the path of the element at fault.
+var RequestLimits = fhirjson.Limits{
+	MaxDepth:  MaxDepth,
+	MaxValues: 1 << 20,
+	MaxItems:  MaxItems,
+}
+
+const (
+	// MaxDepth bounds the nesting of arrays and objects in a request body.
+	MaxDepth = 64
+	// MaxItems bounds the items of any one array (Patient.name,
+	// Bundle.entry, Group.member, ...) and the members of any one object.
+	MaxItems = 10_000
+)
 
 var unmarshaller = func() *jsonformat.Unmarshaller {
 	u, err := jsonformat.NewUnmarshaller("UTC", fhirversion.R4)
@@ -37,7 +58,7 @@ var unmarshaller = func() *jsonformat.Unmarshaller {
 // does not check (no empty or null values, safe narrative, Bundle entry
 // rules). Errors are *Error values naming the element at fault.
 func Parse(body []byte) (*Resource, error) {
-	root, err := fhirjson.Parse(body, Limits)
+	root, err := fhirjson.Parse(body, RequestLimits)
 	if err != nil {
 		return nil, jsonError(err)
 	}
@@ -54,11 +75,11 @@ func jsonError(err error) error {
 	if je.TooLarge && strings.Contains(je.Msg, "values") {
 		kind = ErrTooLarge
 	}
-	code := "structure"
 	if je.TooLarge {
-		code = "too-costly"
+		// "more than 10000 items", "nested deeper than 64 levels".
+		return Errorf(kind, "too-costly", je.Path, "%s: over the gateway's limit (docs/limits.md)", je.Msg)
 	}
-	return Errorf(kind, code, je.Path, "invalid JSON at byte %d: %s", je.Offset, je.Msg)
+	return Errorf(kind, "structure", je.Path, "invalid JSON at byte %d: %s", je.Offset, je.Msg)
 }
 
 // FromTree is Parse for a body already parsed into root (strictly, with

@@ -38,7 +38,18 @@ func TestParseErrors(t *testing.T) {
 		{"duplicate key", `{"resourceType":"Patient","active":true,"active":false}`, ErrInvalid, "active", "duplicate key"},
 		{"empty key (found by fuzzing)", `{"resourceType":"Patient","":1}`, ErrInvalid, "Patient.", "unknown element ''"},
 		{"versioned extension", `{"resourceType":"Patient","extension":[{"url":"http://x/y|1.0","valueString":"v"}]}`, ErrInvalid, "Patient.extension[0].url", "version"},
-		{"too many values", `{"resourceType":"Patient","name":[` + strings.Repeat(`{"text":"a"},`, 600000) + `{"text":"a"}]}`, ErrTooLarge, "name[524286].text", "more than"},
+		{"too many values", `{"resourceType":"Patient","name":[` + strings.Repeat(`{"given":[`+strings.Repeat(`"a",`, 9999)+`"a"]},`, 105) + `{"text":"a"}]}`, ErrTooLarge, "name[104].given[8363]", "more than 1048576 values"},
+		// Finding 8: a Patient with 200,000 names (4 MB) was accepted.
+		{"too many items", `{"resourceType":"Patient","name":[` + strings.Repeat(`{"text":"a"},`, 200000) + `{"text":"a"}]}`, ErrInvalid, "name", "more than 10000 items"},
+		{"too deep", `{"resourceType":"Patient","extension":[` + strings.Repeat(`{"url":"http://x","extension":[`, 32) + `{"url":"http://x","valueString":"x"}` + strings.Repeat(`]}`, 32) + `]}`, ErrInvalid,
+			strings.Repeat("extension[0].", 15) + "extension...", "nested deeper than 64 levels"},
+		// Finding 14: a decimal the index cannot hold was stored and never
+		// found.
+		{"decimal overflow", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueQuantity":{"value":1e999999999}}`, ErrInvalid, "Observation.valueQuantity.value", "outside the range"},
+		{"decimal negative overflow", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"component":[{"code":{"text":"x"},"valueQuantity":{"value":-2e308}}]}`, ErrInvalid, "Observation.component[0].valueQuantity.value", "outside the range"},
+		{"decimal underflow", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueQuantity":{"value":1e-400}}`, ErrInvalid, "Observation.valueQuantity.value", "outside the range"},
+		{"duplicate fullUrl", `{"resourceType":"Bundle","type":"collection","entry":[{"fullUrl":"urn:uuid:1","resource":{"resourceType":"Patient"}},{"fullUrl":"urn:uuid:2","resource":{"resourceType":"Patient"}},{"fullUrl":"urn:uuid:1","resource":{"resourceType":"Patient"}}]}`,
+			ErrInvalid, "Bundle.entry[2].fullUrl", "entry 0 again"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -67,6 +78,12 @@ func TestParseAccepts(t *testing.T) {
 		`{"resourceType":"Patient","name":[{"given":["a","b"],"_given":[null,{"id":"x"}]}]}`,
 		`{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueQuantity":{"value":1.000000000000000000001}}`,
 		`{"resourceType":"Encounter","status":"planned","class":{"code":"AMB"}}`,
+		`{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueQuantity":{"value":1.7976931348623157e308}}`,
+		`{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueQuantity":{"value":-5e-324}}`,
+		`{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueQuantity":{"value":0.000e-999}}`,
+		`{"resourceType":"Bundle","type":"history","entry":[{"fullUrl":"urn:uuid:1","request":{"method":"POST","url":"Patient"},"response":{"status":"201"}},{"fullUrl":"urn:uuid:1","request":{"method":"PUT","url":"Patient/1"},"response":{"status":"200"}}]}`,
+		`{"resourceType":"Bundle","type":"collection","entry":[{"fullUrl":"urn:uuid:1","resource":{"resourceType":"Patient","meta":{"versionId":"1"}}},{"fullUrl":"urn:uuid:1","resource":{"resourceType":"Patient","meta":{"versionId":"2"}}}]}`,
+		`{"resourceType":"Patient","name":[` + strings.Repeat(`{"text":"a"},`, 9999) + `{"text":"a"}]}`,
 		`{"resourceType":"Patient","_birthDate":{"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/data-absent-reason","valueCode":"unknown"}]}}`,
 	} {
 		if _, err := Parse([]byte(body)); err != nil {

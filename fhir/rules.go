@@ -4,6 +4,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 
@@ -178,6 +179,13 @@ func (c *ruleChecker) single(v *fhirjson.Value, el element, primExt bool) {
 // primitive checks what jsonformat does not: no empty strings, no white
 // space in URIs, safe narrative. Datatype formats are jsonformat's job.
 func (c *ruleChecker) primitive(v *fhirjson.Value, md protoreflect.MessageDescriptor) {
+	if v.Kind == fhirjson.Number && md.Name() == "Decimal" && !Indexable(v.Str) {
+		// The value itself stays out of the message (error texts are
+		// audited).
+		c.add("value", "the decimal is outside the range the gateway can store and search: magnitudes up to "+
+			"1.7976931348623157e308, and none so small that it would be taken for zero")
+		return
+	}
 	if v.Kind != fhirjson.String {
 		return
 	}
@@ -222,15 +230,28 @@ func (c *ruleChecker) bundle(b *fhirjson.Value) {
 		}
 	}
 	searchset := b.GetString("type") == "searchset"
+	history := b.GetString("type") == "history"
 	entries := b.Get("entry")
 	if entries == nil {
 		return
 	}
+	// bdl-7: a fullUrl is unique in a Bundle, except for entries with
+	// different meta.versionId and in history Bundles.
+	fullURLs := map[[2]string]int{}
 	for i := range entries.Items {
 		e := &entries.Items[i]
 		c.push("entry[" + strconv.Itoa(i) + "]")
 		if u := e.GetString("fullUrl"); u != "" && !IsAbsoluteURL(u) {
 			c.add("invalid", "fullUrl must be an absolute URL")
+		} else if u != "" && !history {
+			k := [2]string{u, e.Get("resource").Get("meta").GetString("versionId")}
+			if j, dup := fullURLs[k]; dup {
+				c.push("fullUrl")
+				c.add("invariant", "the fullUrl of entry "+strconv.Itoa(j)+" again: a fullUrl is unique in a Bundle unless the versions differ (bdl-7)")
+				c.pop()
+			} else {
+				fullURLs[k] = i
+			}
 		}
 		res := e.Get("resource")
 		if searchset && res != nil {
@@ -247,6 +268,22 @@ func (c *ruleChecker) bundle(b *fhirjson.Value) {
 		}
 		c.pop()
 	}
+}
+
+// Indexable reports whether the decimal literal d is one the search index
+// holds as it is: the index keeps numbers as float64, so a magnitude over
+// math.MaxFloat64 (1e999999999) would be stored but never found, and a
+// non-zero value under the smallest float64 (1e-400) found as zero.
+func Indexable(d string) bool {
+	f, err := strconv.ParseFloat(d, 64)
+	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+		return false
+	}
+	if f == 0 {
+		mant, _, _ := strings.Cut(strings.ToLower(d), "e")
+		return strings.Trim(mant, "-+0.") == ""
+	}
+	return true
 }
 
 // IsAbsoluteURL reports whether u has a URI scheme (http:, https:, urn:...).

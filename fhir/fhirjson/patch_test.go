@@ -2,7 +2,10 @@ package fhirjson
 
 import (
 	"errors"
+	"runtime"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestApplyPatch(t *testing.T) {
@@ -48,7 +51,7 @@ func TestApplyPatch(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = ApplyPatch(&doc, &patch)
+			err = ApplyPatch(&doc, &patch, PatchLimits{})
 			var pe *PatchError
 			switch {
 			case tt.bad || tt.fail:
@@ -67,9 +70,10 @@ func TestApplyPatch(t *testing.T) {
 }
 
 func FuzzApplyPatch(f *testing.F) {
-	f.Add([]byte(`{"a":[1,{"b":2}]}`), []byte(`[{"op":"move","from":"/a/1/b","path":"/c"},{"op":"add","path":"/a/-","value":3}]`))
-	f.Add([]byte(`{"x":1}`), []byte(`[{"op":"copy","from":"/x","path":"/y"},{"op":"test","path":"/y","value":1}]`))
-	f.Fuzz(func(t *testing.T, docSrc, patchSrc []byte) {
+	f.Add([]byte(`{"a":[1,{"b":2}]}`), []byte(`[{"op":"move","from":"/a/1/b","path":"/c"},{"op":"add","path":"/a/-","value":3}]`), uint16(1000))
+	f.Add([]byte(`{"x":1}`), []byte(`[{"op":"copy","from":"/x","path":"/y"},{"op":"test","path":"/y","value":1}]`), uint16(100))
+	f.Add([]byte(`{"e":[{"u":"x"}]}`), []byte(`[{"op":"copy","from":"/e","path":"/e/-"},{"op":"copy","from":"/e","path":"/e/-"},{"op":"move","from":"/e/0","path":"/f"},{"op":"remove","path":"/e/1"}]`), uint16(40))
+	f.Fuzz(func(t *testing.T, docSrc, patchSrc []byte, growth uint16) {
 		doc, err := Parse(docSrc, Limits{})
 		if err != nil {
 			return
@@ -78,8 +82,15 @@ func FuzzApplyPatch(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if err := ApplyPatch(&doc, &patch); err != nil {
+		// The tracked size never falls below the real one, so that a
+		// patch within its limits is a document within them.
+		start := encodedSize(&doc)
+		st, err := applyPatch(&doc, &patch, PatchLimits{MaxGrowth: int(growth) + 1})
+		if err != nil {
 			return
+		}
+		if real := encodedSize(&doc); st.size < real || real > start+int(growth)+1 {
+			t.Fatalf("tracked size %d, real %d, start %d, growth limit %d", st.size, real, start, int(growth)+1)
 		}
 		// A patched document is still a valid canonical tree.
 		c := Canonical(&doc)
@@ -88,4 +99,67 @@ func FuzzApplyPatch(f *testing.F) {
 			t.Fatalf("patched document does not round-trip: %s (%v)", c, err)
 		}
 	})
+}
+
+// TestPatchBomb: each copy of /extension into itself doubles the document
+// (finding 4: 40 such operations grew the gateway past 8.8 GB). The growth
+// limit stops it, having built nothing past the limit, in milliseconds.
+func TestPatchBomb(t *testing.T) {
+	doc, _ := Parse([]byte(`{"resourceType":"Appointment","extension":[{"url":"http://example.org/x","valueString":"abcdefghijklmnopqrstuvwxyz"}]}`), Limits{})
+	ops := strings.TrimSuffix(strings.Repeat(`{"op":"copy","from":"/extension","path":"/extension/-"},`, 20), ",")
+	patch, _ := Parse([]byte("["+ops+"]"), Limits{})
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	start := time.Now()
+	err := ApplyPatch(&doc, &patch, PatchLimits{MaxSize: 16 << 20, MaxGrowth: 1 << 20})
+	took := time.Since(start)
+	runtime.ReadMemStats(&after)
+	var pe *PatchError
+	if !errors.As(err, &pe) || !pe.TooLarge || pe.Bad || !strings.Contains(pe.Msg, "1048576 bytes larger") {
+		t.Fatalf("err = %v, want a TooLarge PatchError naming the limit", err)
+	}
+	if size := encodedSize(&doc); size > 1<<20+200 {
+		t.Errorf("the document reached %d bytes", size)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 32<<20 || took > time.Second {
+		t.Errorf("refusing the bomb took %v and %d MB", took, alloc>>20)
+	}
+}
+
+func TestPatchLimits(t *testing.T) {
+	many := "[" + strings.TrimSuffix(strings.Repeat(`{"op":"test","path":"/a","value":1},`, 1001), ",") + "]"
+	tests := []struct {
+		name, doc, patch string
+		lim              PatchLimits
+		bad, tooLarge    bool
+	}{
+		{"ops over the default", `{"a":1}`, many, PatchLimits{}, true, true},
+		{"ops at a limit", `{"a":1}`, `[{"op":"test","path":"/a","value":1},{"op":"test","path":"/a","value":1}]`, PatchLimits{MaxOps: 2}, false, false},
+		{"ops over a limit", `{"a":1}`, `[{"op":"test","path":"/a","value":1},{"op":"test","path":"/a","value":1}]`, PatchLimits{MaxOps: 1}, true, true},
+		{"add over the size", `{"a":1}`, `[{"op":"add","path":"/b","value":"0123456789"}]`, PatchLimits{MaxSize: 20}, false, true},
+		{"add within the size", `{"a":1}`, `[{"op":"add","path":"/b","value":"0123456789"}]`, PatchLimits{MaxSize: 26}, false, false},
+		{"replace shrinking", `{"a":"0123456789"}`, `[{"op":"replace","path":"/a","value":1}]`, PatchLimits{MaxSize: 10}, false, false},
+		{"remove then add", `{"a":"0123456789"}`, `[{"op":"remove","path":"/a"},{"op":"add","path":"/b","value":"012345678"}]`, PatchLimits{MaxGrowth: 1}, false, false},
+		{"copy over the growth", `{"a":"0123456789"}`, `[{"op":"copy","from":"/a","path":"/b"}]`, PatchLimits{MaxGrowth: 16}, false, true},
+		{"move within", `{"a":{"b":"0123456789"}}`, `[{"op":"move","from":"/a/b","path":"/c"}]`, PatchLimits{MaxGrowth: 1}, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			doc, _ := Parse([]byte(tt.doc), Limits{})
+			patch, err := Parse([]byte(tt.patch), Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = ApplyPatch(&doc, &patch, tt.lim)
+			var pe *PatchError
+			if errors.As(err, &pe) {
+				if pe.Bad != tt.bad || pe.TooLarge != tt.tooLarge {
+					t.Fatalf("err = %v (bad %v, tooLarge %v)", err, pe.Bad, pe.TooLarge)
+				}
+			} else if err != nil || tt.bad || tt.tooLarge {
+				t.Fatalf("err = %v", err)
+			}
+		})
+	}
 }

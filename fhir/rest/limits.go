@@ -90,12 +90,15 @@ func errInflatedTooLarge(limit int) *httpError {
 // twice: once counting, keeping nothing, so that a body decoding past the
 // limit costs no memory; then into a buffer of the exact size.
 func decodeBody(body []byte, codings []string, limit int) ([]byte, error) {
-	n, err := decodeInto(io.Discard, body, codings, limit)
+	// Brotli keeps a window of up to 16 MiB: the second pass reuses the
+	// first's.
+	brs := make([]*brotli.Reader, len(codings))
+	n, err := decodeInto(io.Discard, body, codings, limit, brs)
 	if err != nil {
 		return nil, err
 	}
 	buf := bytes.NewBuffer(make([]byte, 0, n))
-	if _, err := decodeInto(buf, body, codings, limit); err != nil {
+	if _, err := decodeInto(buf, body, codings, limit, brs); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil
@@ -103,11 +106,21 @@ func decodeBody(body []byte, codings []string, limit int) ([]byte, error) {
 
 // decodeInto writes the decoded body to w and returns its size, refusing
 // it once it passes limit.
-func decodeInto(w io.Writer, body []byte, codings []string, limit int) (int64, error) {
+func decodeInto(w io.Writer, body []byte, codings []string, limit int, brs []*brotli.Reader) (int64, error) {
 	var r io.Reader = bytes.NewReader(body)
 	for i := len(codings) - 1; i >= 0; i-- {
 		var err error
-		if r, err = decoder(codings[i], r); err != nil {
+		switch {
+		case codings[i] == "br" && brs[i] != nil:
+			err = brs[i].Reset(r)
+			r = brs[i]
+		case codings[i] == "br":
+			brs[i] = brotli.NewReader(r)
+			r = brs[i]
+		default:
+			r, err = decoder(codings[i], r)
+		}
+		if err != nil {
 			return 0, errorf(fiber.StatusBadRequest, "invalid", "the request body is not valid "+codings[i]+" data")
 		}
 	}
@@ -125,8 +138,6 @@ func decoder(coding string, r io.Reader) (io.Reader, error) {
 	switch coding {
 	case "gzip", "x-gzip":
 		return gzip.NewReader(r)
-	case "br":
-		return brotli.NewReader(r), nil
 	case "deflate":
 		// HTTP's deflate is the zlib format (RFC 9110 §8.4.1.2); some
 		// clients send raw deflate, which has no zlib header.

@@ -517,7 +517,7 @@ func (s *Server) buildPatch(c *fiber.Ctx, p *policy.Principal, e *txEntry) error
 	if err != nil {
 		return err
 	}
-	res, err := patched(cur, &ops)
+	res, err := s.patched(cur, &ops)
 	if err != nil {
 		return err
 	}
@@ -638,16 +638,37 @@ func (s *Server) dispatch(c *fiber.Ctx, e *txEntry) (int, http.Header, []byte) {
 	return res.StatusCode(), hdr, append([]byte{}, res.Body()...)
 }
 
+// maxPatchGrowth bounds how much one JSON Patch may add to a resource
+// (docs/limits.md): copy operations can double a document each, and a
+// larger change is a PUT, which the body limit bounds.
+const maxPatchGrowth = 1 << 20
+
 // patched applies a JSON Patch to a stored version and validates the
-// result (422 when the patch leaves an invalid resource).
+// result (422 when the patch leaves an invalid resource), the result held
+// to the default body limit (Server.patched: the configured one).
 func patched(cur store.Version, ops *fhirjson.Value) (*fhir.Resource, error) {
+	return patchedWithin(cur, ops, DefaultBodyLimit)
+}
+
+// patched is patched within the server's body limit.
+func (s *Server) patched(cur store.Version, ops *fhirjson.Value) (*fhir.Resource, error) {
+	return patchedWithin(cur, ops, s.cfg.BodyLimit)
+}
+
+func patchedWithin(cur store.Version, ops *fhirjson.Value, bodyLimit int) (*fhir.Resource, error) {
 	doc, err := fhirjson.Parse(cur.Body, fhir.Limits)
 	if err != nil {
 		return nil, err
 	}
-	if err := fhirjson.ApplyPatch(&doc, ops); err != nil {
+	lim := fhirjson.PatchLimits{MaxOps: fhirjson.DefaultPatchOps, MaxSize: bodyLimit, MaxGrowth: maxPatchGrowth}
+	if err := fhirjson.ApplyPatch(&doc, ops, lim); err != nil {
 		var pe *fhirjson.PatchError
-		if errors.As(err, &pe) && pe.Bad {
+		switch {
+		case errors.As(err, &pe) && pe.TooLarge && pe.Bad:
+			return nil, errorf(fiber.StatusBadRequest, "too-costly", err.Error())
+		case errors.As(err, &pe) && pe.TooLarge:
+			return nil, errorf(fiber.StatusUnprocessableEntity, "too-long", err.Error())
+		case errors.As(err, &pe) && pe.Bad:
 			return nil, errorf(fiber.StatusBadRequest, "invalid", err.Error())
 		}
 		return nil, errorf(fiber.StatusUnprocessableEntity, "processing", err.Error())
@@ -655,7 +676,12 @@ func patched(cur store.Version, ops *fhirjson.Value) (*fhir.Resource, error) {
 	if doc.GetString("resourceType") != cur.Type || doc.GetString("id") != cur.ID {
 		return nil, errorf(fiber.StatusUnprocessableEntity, "business-rule", "a patch may not change the resource type or id")
 	}
-	res, err := fhir.Parse(fhirjson.Canonical(&doc))
+	body := fhirjson.Canonical(&doc)
+	if len(body) > bodyLimit {
+		return nil, errorf(fiber.StatusUnprocessableEntity, "too-long",
+			"the patched resource would exceed "+strconv.Itoa(bodyLimit)+" bytes (the request body limit)")
+	}
+	res, err := fhir.Parse(body)
 	if err != nil {
 		var fe *fhir.Error
 		if errors.As(err, &fe) {
