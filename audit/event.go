@@ -32,11 +32,14 @@ type Event struct {
 	Outcome     Outcome
 	// Reason says why (the policy decision, or the error).
 	Reason string
-	// Entities are the resources touched, "Type/id" or "Type/id/_history/vid".
+	// Entities are the resources touched, "Type/id" or "Type/id/_history/vid"
+	// (the first 200 are named: bound.go).
 	Entities []string
-	// Patients are the patients whose records were touched ("Patient/<id>").
+	// Patients are the patients whose records were touched ("Patient/<id>"),
+	// every one of them named (in several events when there are many).
 	Patients []string
-	// Query is the search query string, for searches.
+	// Query is the search query string, for searches (at most MaxQuery
+	// bytes are kept).
 	Query string
 	// BreakGlass is the practitioner's emergency reason, when the access
 	// was allowed only by break-glass: the event is then a security alert.
@@ -44,10 +47,6 @@ type Event struct {
 	// Source is the client's network address.
 	Source string
 }
-
-// maxEntities bounds the resources named by one event (a large search
-// page names its first resources and every patient touched).
-const maxEntities = 200
 
 // actions maps interactions to AuditEvent.action (C R U D E).
 var actions = map[string]string{

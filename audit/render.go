@@ -37,16 +37,33 @@ const (
 // patient, 4 domain resource).
 type entity struct{ ref, role string }
 
-// entityList is the named resources: patients first, so every patient
-// whose record was touched is named even when a large page is cut.
+// entityList is the named resources: patients first, no repeats. Events
+// the recorder writes hold at most maxEntities of them (Parts splits the
+// rest into further events); the cap here only shapes events written
+// before parts existed, whose rendering must stay the bytes their leaves
+// hashed.
 func (e *Event) entityList() []entity {
 	out := make([]entity, 0, len(e.Patients)+len(e.Entities))
-	seen := make(map[string]bool, cap(out))
+	var seen map[string]bool // a few entities (a read's two) are compared in place
+	if cap(out) > 16 {
+		seen = make(map[string]bool, cap(out))
+	}
 	add := func(ref, role string) {
-		if ref == "" || seen[ref] || len(out) >= maxEntities {
+		if ref == "" || len(out) >= maxEntities {
 			return
 		}
-		seen[ref] = true
+		if seen != nil {
+			if seen[ref] {
+				return
+			}
+			seen[ref] = true
+		} else {
+			for _, en := range out {
+				if en.ref == ref {
+					return
+				}
+			}
+		}
 		out = append(out, entity{ref, role})
 	}
 	for _, p := range e.Patients {
@@ -82,6 +99,11 @@ func (e *Event) JSON(id string, at time.Time) []byte {
 // AppendJSON appends JSON(id, at) to b (the trail hashes events into
 // log leaves through one reused buffer per batch).
 func (e *Event) AppendJSON(b []byte, id string, at time.Time) []byte {
+	return e.appendJSON(b, id, at, e.entityList())
+}
+
+// appendJSON is AppendJSON with the event's entityList.
+func (e *Event) appendJSON(b []byte, id string, at time.Time, ents []entity) []byte {
 	str := fhirjson.AppendString
 	coding := func(b []byte, system, code string) []byte {
 		b = append(b, `{"code":`...)
@@ -146,7 +168,6 @@ func (e *Event) AppendJSON(b []byte, id string, at time.Time) []byte {
 	b = append(b, `,"who":{"display":"fhirgate"}}]`...)
 
 	// entity: the patients, the resources, the query.
-	ents := e.entityList()
 	if len(ents) > 0 || e.Query != "" {
 		b = append(b, `,"entity":[`...)
 		for i, en := range ents {

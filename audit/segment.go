@@ -108,13 +108,14 @@ func decodeRecord(b []byte) (Event, error) {
 // encodeSegment encodes events whose times are ts (increasing, ts[0] the
 // segment key's time).
 func encodeSegment(events []Event, ts []int64) []byte {
-	recs := make([][]byte, len(events))
-	size := 16
+	// The records back to back first (their lengths precede them).
+	recs := make([]byte, 0, 256*len(events))
+	ends := make([]int, len(events))
 	for i := range events {
-		recs[i] = appendRecord(nil, &events[i])
-		size += len(recs[i]) + 6
+		recs = appendRecord(recs, &events[i])
+		ends[i] = len(recs)
 	}
-	b := make([]byte, 0, size)
+	b := make([]byte, 0, 1+binary.MaxVarintLen64*(1+2*len(events))+len(recs))
 	b = append(b, segmentV1)
 	b = binary.AppendUvarint(b, uint64(len(events)))
 	prev := ts[0]
@@ -122,13 +123,12 @@ func encodeSegment(events []Event, ts []int64) []byte {
 		b = binary.AppendUvarint(b, uint64(t-prev))
 		prev = t
 	}
-	for _, r := range recs {
-		b = binary.AppendUvarint(b, uint64(len(r)))
+	prev2 := 0
+	for _, end := range ends {
+		b = binary.AppendUvarint(b, uint64(end-prev2))
+		prev2 = end
 	}
-	for _, r := range recs {
-		b = append(b, r...)
-	}
-	return b
+	return append(b, recs...)
 }
 
 // segment is a decoded segment header over its raw records.

@@ -147,6 +147,9 @@ func (t *Trail) write(ctx context.Context, events []Event, noLog bool) error {
 	if !noLog {
 		b.Appends = make([]store.Append, 0, len(events))
 	}
+	// The index keys of all the events, back to back in one buffer (the
+	// engine copies them at Apply).
+	keys := make([]byte, 0, 96*len(events))
 	var buf []byte // each event's JSON, only to be hashed into its leaf
 	for start := 0; start < len(events); start += maxSegment {
 		end := min(start+maxSegment, len(events))
@@ -155,37 +158,33 @@ func (t *Trail) write(ctx context.Context, events []Event, noLog bool) error {
 		for i := range chunk {
 			e := &chunk[i]
 			id, at := ID(cts[i]), time.UnixMicro(cts[i]).UTC()
+			ents := e.entityList()
 			if !noLog {
-				buf = e.AppendJSON(buf[:0], id, at)
+				buf = e.appendJSON(buf[:0], id, at, ents)
 				a := store.Append{Data: anchor.NewLeaf("AuditEvent", id, 1, buf).Data()}
 				if i == 0 {
 					a.IndexKey = timeKey(leafPrefix, cts[0])
 				}
 				b.Appends = append(b.Appends, a)
 			}
-			for _, k := range e.familyKeys(cts[i]) {
-				b.Set(k, nil)
+			add := func(fam byte, ref string) {
+				if ref == "" || strings.ContainsRune(ref, 0) {
+					return
+				}
+				k := len(keys)
+				keys = append(append(append(append(keys, trailPrefix...), fam), ref...), 0)
+				keys = binary.BigEndian.AppendUint64(keys, uint64(cts[i]))
+				b.Set(keys[k:len(keys):len(keys)], nil)
+			}
+			if p := e.Principal; p != nil && byReference(p) {
+				add(famAgent, p.Resource)
+			}
+			for _, en := range ents {
+				add(famEntity, unversioned(en.ref))
 			}
 		}
 	}
 	return t.e.Apply(ctx, &b)
-}
-
-// familyKeys are the trail's index keys of an event at time ts.
-func (e *Event) familyKeys(ts int64) [][]byte {
-	var ks [][]byte
-	add := func(fam byte, ref string) {
-		if ref != "" && !strings.ContainsRune(ref, 0) {
-			ks = append(ks, binary.BigEndian.AppendUint64(famPrefix(fam, ref), uint64(ts)))
-		}
-	}
-	if p := e.Principal; p != nil && byReference(p) {
-		add(famAgent, p.Resource)
-	}
-	for _, en := range e.entityList() {
-		add(famEntity, unversioned(en.ref))
-	}
-	return ks
 }
 
 // unversioned drops "/_history/<vid>" from a reference: references index

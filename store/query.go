@@ -216,6 +216,9 @@ func (s *Store) compile(ctx context.Context, q *Query, p *Pred, depth int) (*pla
 		if depth > 2 {
 			return nil, ErrTooCostly
 		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		return s.linkPlan(ctx, q, p, depth)
 	}
 	return nil, errors.New("store: unknown predicate")

@@ -77,6 +77,9 @@ func (s *Store) search(ctx context.Context, q *Query, depth int) (Page, error) {
 	}
 	ids := make([]string, 0, len(cand))
 	for id := range cand {
+		if err := ev.tick(); err != nil {
+			return Page{}, err
+		}
 		ok, err := ev.matchesAll(id, negatives, true)
 		if err == nil && ok && q.Filter != nil {
 			ok, err = ev.accepts(q.Filter, id)
@@ -129,6 +132,43 @@ type evaluator struct {
 	ctx   context.Context
 	typ   string
 	lists map[string][][]byte // index keys per candidate, read once
+	ticks int
+}
+
+// ctxCheckEvery is how many keys or candidates a search handles between
+// two looks at its context: a search stops within that many of its
+// deadline (the REST layer's time budget).
+const ctxCheckEvery = 256
+
+// tick counts one candidate and returns the context's error every
+// ctxCheckEvery of them.
+func (ev *evaluator) tick() error {
+	if ev.ticks++; ev.ticks%ctxCheckEvery == 0 {
+		return ev.ctx.Err()
+	}
+	return nil
+}
+
+// scanCtx is e.Scan stopping with ctx's error once ctx is done (looked at
+// every ctxCheckEvery keys): no engine need check it while scanning.
+func scanCtx(ctx context.Context, e Engine, r Range, fn func(k, v []byte) bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	n := 0
+	var cerr error
+	err := e.Scan(ctx, r, func(k, v []byte) bool {
+		if n++; n%ctxCheckEvery == 0 {
+			if cerr = ctx.Err(); cerr != nil {
+				return false
+			}
+		}
+		return fn(k, v)
+	})
+	if err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // candidates returns the ids satisfying every positive clause (and q.IDs).
@@ -138,6 +178,9 @@ func (ev *evaluator) candidates(q *Query, positives []clausePlan) (map[string]bo
 	if q.IDs != nil {
 		cand = map[string]bool{}
 		for _, id := range q.IDs {
+			if err := ev.tick(); err != nil {
+				return nil, err
+			}
 			cur, err := ev.s.Current(ev.ctx, q.Type, id)
 			if errors.Is(err, ErrNotFound) {
 				continue
@@ -217,6 +260,9 @@ func (ev *evaluator) candidates(q *Query, positives []clausePlan) (map[string]bo
 				continue
 			}
 			if pr.complete {
+				if err := ev.tick(); err != nil {
+					return nil, err
+				}
 				for id := range cand {
 					if !pr.ids[id] {
 						delete(cand, id)
@@ -235,6 +281,9 @@ func (ev *evaluator) candidates(q *Query, positives []clausePlan) (map[string]bo
 // keepMatching removes from cand the ids that fail one of the clauses.
 func (ev *evaluator) keepMatching(cand map[string]bool, clauses []clausePlan) (map[string]bool, error) {
 	for id := range cand {
+		if err := ev.tick(); err != nil {
+			return nil, err
+		}
 		ok, err := ev.matchesAll(id, clauses, false)
 		if err != nil {
 			return nil, err
@@ -262,7 +311,7 @@ func (ev *evaluator) scanClause(cp clausePlan, limit int) (map[string]bool, bool
 		}
 		for _, r := range pl.ranges {
 			over := false
-			err := ev.s.e.Scan(ev.ctx, r, func(k, _ []byte) bool {
+			err := scanCtx(ev.ctx, ev.s.e, r, func(k, _ []byte) bool {
 				if pl.filter != nil && !pl.filter(k) {
 					return true
 				}
@@ -365,7 +414,7 @@ func (ev *evaluator) allIDs() (map[string]bool, error) {
 	ids := map[string]bool{}
 	p := newKey(tagCurrent, len(ev.typ)+2).str(ev.typ)
 	var ferr error
-	err := ev.s.e.Scan(ev.ctx, PrefixRange(p), func(k, v []byte) bool {
+	err := scanCtx(ev.ctx, ev.s.e, PrefixRange(p), func(k, v []byte) bool {
 		id, _, ok := readStr(k[len(p):])
 		cur, err := decodeCurrent(ev.typ, id, v)
 		if !ok || err != nil {
@@ -402,7 +451,7 @@ func (ev *evaluator) stream(q *Query, negatives []clausePlan) (Page, error) {
 	page := Page{Total: -1}
 	var last string
 	var ferr error
-	err := ev.s.e.Scan(ev.ctx, r, func(k, v []byte) bool {
+	err := scanCtx(ev.ctx, ev.s.e, r, func(k, v []byte) bool {
 		id, _, ok := readStr(k[len(p):])
 		cur, err := decodeCurrent(ev.typ, id, v)
 		if !ok || err != nil {
@@ -439,7 +488,7 @@ func (ev *evaluator) stream(q *Query, negatives []clausePlan) (Page, error) {
 	page.HasPrev = true
 	back := Range{Start: p, End: r.Start, Reverse: true}
 	n := 0
-	err = ev.s.e.Scan(ev.ctx, back, func(k, v []byte) bool {
+	err = scanCtx(ev.ctx, ev.s.e, back, func(k, v []byte) bool {
 		id, _, ok := readStr(k[len(p):])
 		cur, err := decodeCurrent(ev.typ, id, v)
 		if !ok || err != nil || cur.Deleted || (q.Filter != nil && !q.Filter(&cur)) {
@@ -471,6 +520,9 @@ type row struct {
 func (ev *evaluator) sortRows(ids []string, sorts []Sort) ([]row, error) {
 	rows := make([]row, len(ids))
 	for i, id := range ids {
+		if err := ev.tick(); err != nil {
+			return nil, err
+		}
 		rows[i].id = id
 		if len(sorts) == 0 {
 			continue
@@ -717,6 +769,9 @@ func (s *Store) linkPlan(ctx context.Context, q *Query, p *Pred, depth int) (*pl
 	pre := paramPrefix(inner.Type, s.refParam(inner.Type, p.HasParam, q.Type))
 	ids := map[string]bool{}
 	for _, id := range page.IDs {
+		if err := ev.tick(); err != nil {
+			return nil, err
+		}
 		keys, err := ev.list(id)
 		if err != nil {
 			return nil, err

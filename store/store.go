@@ -560,7 +560,7 @@ func (s *Store) History(ctx context.Context, q HistoryQuery) (HistoryPage, error
 	if q.Filter == nil {
 		r.Limit = q.Count + 1
 	}
-	err := s.e.Scan(ctx, r, func(k, val []byte) bool {
+	err := scanCtx(ctx, s.e, r, func(k, val []byte) bool {
 		v, err := historyRef(q, k, val)
 		if err != nil {
 			scanErr = err

@@ -186,7 +186,9 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 	decider := &policy.Decider{Consent: pc, Health: cw.follower.Health}
 	recorder := audit.NewRecorder(trail, audit.Options{NoLog: cfg.noLog, Logger: log})
 	auditCtx, stopAudit := context.WithCancel(context.Background())
-	defer stopAudit()
+	// After a shutdown that ran out of time: refuse what is still queued
+	// and wait for the commits in flight, before the store closes.
+	defer func() { stopAudit(); recorder.Close(context.Background()) }()
 	go recorder.Run(auditCtx)
 
 	if cfg.debugAddr != "" {

@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"context"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -54,8 +55,14 @@ func contains(list []string, s string) bool {
 }
 
 // audited records one AuditEvent for every FHIR interaction of an
-// authenticated principal, allowed or denied. If the audit trail cannot
-// take the event, the request fails: nothing is served unaudited.
+// authenticated principal, allowed or refused (a 406 too: it runs before
+// the format is negotiated), and answers only once the event and its log
+// leaf are on disk: Record waits for the synced commit that holds them,
+// shared with the other requests of the moment (audit.Recorder). If the
+// trail cannot keep the event, the request fails with 503 and serves
+// nothing: nothing is answered unaudited. A crash after the commit and
+// before the answer leaves an event whose answer never left; never the
+// other way round.
 func (s *Server) audited(c *fiber.Ctx) error {
 	n := &note{}
 	c.Locals(noteKey{}, n)
@@ -73,7 +80,10 @@ func (s *Server) audited(c *fiber.Ctx) error {
 	}
 	interaction := n.interaction
 	if interaction == "" {
+		// Refused before a handler named the interaction (406, no such
+		// endpoint): the request line says what was tried.
 		interaction = "operation"
+		reason = requestLine(c, reason)
 	}
 	ev := audit.Event{
 		Time: s.now(), Principal: principal(c), Interaction: interaction,
@@ -81,9 +91,53 @@ func (s *Server) audited(c *fiber.Ctx) error {
 		Entities: n.entities, Patients: n.patients, Query: n.query,
 		BreakGlass: n.breakGlass, Source: c.IP(),
 	}
-	if aerr := s.cfg.Audit.Record(ev); aerr != nil {
+	if aerr := s.record(c, ev); aerr != nil {
 		c.Response().Header.Reset()
-		return errorf(fiber.StatusServiceUnavailable, "transient", "the request was not completed because it could not be audited; retry later")
+		return errAuditUnavailable
 	}
 	return err
+}
+
+var errAuditUnavailable = errorf(fiber.StatusServiceUnavailable, "transient", "the request was not completed because it could not be audited; retry later")
+
+// record writes ev durably. The wait keeps the request's context values
+// but not its deadline: a request that ran out of its time budget is still
+// audited, and the recorder's own bounds (a full queue, a failing store,
+// shutdown) end the wait.
+func (s *Server) record(c *fiber.Ctx, ev audit.Event) error {
+	return s.cfg.Audit.Record(context.WithoutCancel(c.UserContext()), ev)
+}
+
+// requestLine appends the method and path (not the query) to reason.
+func requestLine(c *fiber.Ctx, reason string) string {
+	line := c.Method() + " " + c.Path()
+	if reason == "" {
+		return line
+	}
+	return reason + " (" + line + ")"
+}
+
+// auditRefusal records the AuditEvent of a request refused before the
+// audited middleware ran, such as a body fasthttp refused as too large
+// (413) before any route, when the request carries a valid bearer token:
+// an authenticated principal's refusal is audited. A request without one
+// names nobody, and is not. A non-nil error means the event could not be
+// kept (the caller answers 503 instead).
+func (s *Server) auditRefusal(c *fiber.Ctx, status int, issues []fhir.Issue) error {
+	if s.cfg.Audit == nil {
+		return nil
+	}
+	if _, audited := c.Locals(noteKey{}).(*note); audited {
+		return nil
+	}
+	p, err := s.bearer(c)
+	if err != nil {
+		return nil
+	}
+	reason := ""
+	if len(issues) > 0 {
+		reason = issues[0].Diagnostics
+	}
+	return s.record(c, audit.Event{Time: s.now(), Principal: p, Interaction: "operation",
+		Outcome: audit.OutcomeOf(status), Reason: requestLine(c, reason), Source: c.IP()})
 }

@@ -95,6 +95,13 @@ func fiberIssue(e *fiber.Error) fhir.Issue {
 // errorHandler answers every failed request with an OperationOutcome.
 func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 	status, issues, hdr := statusOf(err)
+	if status == fiber.StatusRequestEntityTooLarge {
+		// fasthttp refuses a body over the limit before any route runs:
+		// a signed-in principal's 413 is audited here.
+		if aerr := s.auditRefusal(c, status, issues); aerr != nil {
+			status, issues, hdr = statusOf(errAuditUnavailable)
+		}
+	}
 	if status >= 500 {
 		// The error text comes from our own code and libraries; resource
 		// content never reaches error strings.

@@ -235,12 +235,14 @@ func TestAuditFailsClosed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := audit.NewRecorder(trail, audit.Options{QueueSize: 1}) // never Run: the queue fills
+	rec := audit.NewRecorder(trail, audit.Options{})
+	go rec.Run(context.Background())
 	s.cfg.Audit = rec
 	res := serve(s, "PUT", "/fhir/Patient/a1", mimeFHIRJSON, tok, []byte(`{"resourceType":"Patient","id":"a1"}`))
 	if res.StatusCode() != 201 {
 		t.Fatalf("first request: %d %s", res.StatusCode(), res.Body())
 	}
+	rec.Close(context.Background()) // from now on the trail refuses events
 	res = serve(s, "GET", "/fhir/Patient/a1", "", tok, nil)
 	if res.StatusCode() != 503 || strings.Contains(string(res.Body()), `"resourceType":"Patient"`) || len(res.Header.Peek("ETag")) > 0 {
 		t.Fatalf("unaudited read served: %d %s", res.StatusCode(), res.Body())

@@ -197,9 +197,11 @@ func (s *Server) routes() {
 		})
 	}
 
-	f := app.Group("/fhir", s.negotiate)
-	f.Get("/metadata", s.capabilities)
-	f.Use(s.authenticate, s.audited)
+	f := app.Group("/fhir")
+	f.Get("/metadata", s.negotiate, s.capabilities)
+	// Authenticated and audited before the format is negotiated: a
+	// signed-in principal's 406 is audited like any other refusal.
+	f.Use(s.authenticate, s.audited, s.negotiate)
 	f.Post("/", s.bundleRequest)
 	f.Get("/_history", s.historySystem)
 	f.Get("/:type/_history", s.historyType)
@@ -240,19 +242,24 @@ const principalKey ctxKey = iota
 // authenticate requires a valid bearer token on every FHIR route it
 // guards.
 func (s *Server) authenticate(c *fiber.Ctx) error {
-	h := c.Get(fiber.HeaderAuthorization)
-	tok, ok := strings.CutPrefix(h, "Bearer ")
-	if !ok {
-		if tok, ok = strings.CutPrefix(h, "bearer "); !ok {
-			return errMissingToken
-		}
-	}
-	p, err := s.cfg.Verifier.Verify(strings.TrimSpace(tok))
+	p, err := s.bearer(c)
 	if err != nil {
 		return err
 	}
 	c.Locals(principalKey, p)
 	return c.Next()
+}
+
+// bearer returns the principal of the request's bearer token.
+func (s *Server) bearer(c *fiber.Ctx) (*policy.Principal, error) {
+	h := c.Get(fiber.HeaderAuthorization)
+	tok, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok {
+		if tok, ok = strings.CutPrefix(h, "bearer "); !ok {
+			return nil, errMissingToken
+		}
+	}
+	return s.cfg.Verifier.Verify(strings.TrimSpace(tok))
 }
 
 var errMissingToken = &httpError{
