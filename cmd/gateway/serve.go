@@ -32,6 +32,7 @@ import (
 type serveConfig struct {
 	addr, data, baseURL string
 	bodyLimit           int
+	requestBudget       time.Duration
 	logFormat, logLevel string
 	noLog               bool
 	clients             string
@@ -51,6 +52,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.data, "data", "./data", "data directory (store, keys)")
 	fs.StringVar(&cfg.baseURL, "base-url", "", "public FHIR base URL (default http://<addr>/fhir)")
 	fs.IntVar(&cfg.bodyLimit, "body-limit", rest.DefaultBodyLimit, "maximum request body in bytes")
+	fs.DurationVar(&cfg.requestBudget, "request-budget", rest.DefaultRequestBudget, "how long one search, history page, $everything or batch/transaction may run before it is stopped as too costly")
 	fs.StringVar(&cfg.logFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.IntVar(&cfg.readCacheMB, "read-cache-mb", store.DefaultReadCacheBytes>>20, "memory for the current versions reads are answered from (0: none)")
@@ -59,7 +61,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&cfg.noLog, "no-log", false, "benchmarking only: keep versions out of the audit log")
 	fs.StringVar(&cfg.clients, "clients", "", "SMART Backend Services client registry (JSON); empty: no client_credentials sign-in")
 	fs.StringVar(&cfg.chain.rpc, "eth-rpc", "", "Ethereum JSON-RPC URL (ws:// for subscriptions); empty: the embedded dev chain")
-	fs.StringVar(&cfg.chain.listen, "eth-listen", chain.DefaultListenAddr, "where the embedded dev chain serves JSON-RPC for wallets (empty: nowhere)")
+	fs.StringVar(&cfg.chain.listen, "eth-listen", chain.DefaultListenAddr, "where the embedded dev chain serves JSON-RPC for wallets: host:port, a port alone (\":8545\") means loopback, 0.0.0.0:8545 every interface (empty: nowhere)")
 	fs.StringVar(&cfg.chain.keyFile, "eth-key-file", "", "keystore file of the gateway's account (with --eth-rpc); passphrase in FHIRGATE_ETH_KEY_PASSWORD or the file FHIRGATE_ETH_KEY_PASSWORD_FILE")
 	fs.StringVar(&cfg.chain.publicRPC, "eth-public-rpc", "", "JSON-RPC URL wallets and verifiers should use (default: the embedded chain's)")
 	fs.DurationVar(&cfg.chain.blockPeriod, "eth-block-period", chain.DefaultBlockPeriod, "embedded dev chain: time between blocks (whole seconds; 0: a block per transaction)")
@@ -125,7 +127,7 @@ func setProcs() {
 }
 
 func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
-	if err := os.MkdirAll(cfg.data, 0o700); err != nil {
+	if err := privateDataDir(cfg.data, log); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
 	key, err := auth.LoadOrCreateKey(cfg.data)
@@ -152,6 +154,7 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 		Virtual: map[string]store.Virtual{"AuditEvent": trail}, ReadCacheBytes: cacheBytes, Shared: shared})
 	defer st.Close()
 
+	cfg.chain.baseURL = cfg.baseURL
 	chn, err := setupChain(ctx, cfg.chain, cfg.data, log)
 	if err != nil {
 		return err
@@ -168,6 +171,7 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 	if err != nil {
 		return err
 	}
+	reg.MustRegister(alog.Collector())
 	anchorCtx, stopAnchor := context.WithCancel(context.Background())
 	anchorDone := make(chan struct{})
 	go func() { defer close(anchorDone); alog.Run(anchorCtx) }()
@@ -224,7 +228,9 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 		Relay:        cw.relayHandler,
 		RelayStatus:  cw.relayStatus,
 		RelayPrepare: cw.relayPrepare,
+		Health:       alog.Health,
 	}
+	rcfg.RequestBudget = cfg.requestBudget
 	clients, err := signIn(&rcfg, st, key, base, chn, cfg.clients)
 	if err != nil {
 		return err

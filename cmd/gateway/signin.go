@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/url"
@@ -50,7 +51,13 @@ func signIn(cfg *rest.Config, st *store.Store, key *auth.Key, base string, chn *
 	if err != nil {
 		return nil, fmt.Errorf("--clients: %w", err)
 	}
-	if cfg.SMART, err = smart.New(smart.Config{Key: key, Registry: reg, TokenURL: smart.TokenEndpoint(strings.TrimSuffix(base, "/fhir"))}); err != nil {
+	// Used assertion jtis live in the store until they expire: a restart
+	// does not make an assertion usable again, and replicas share them.
+	replay, err := smart.NewStoreReplayCache(context.Background(), st.Engine(), 0)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.SMART, err = smart.New(smart.Config{Key: key, Registry: reg, TokenURL: smart.TokenEndpoint(strings.TrimSuffix(base, "/fhir")), Replay: replay}); err != nil {
 		return nil, err
 	}
 	var grantees []string
@@ -90,7 +97,8 @@ func printChain(w io.Writer, c *chainSetup) {
 	}
 	fmt.Fprintf(w, "embedded dev chain %d, JSON-RPC %s; AuditAnchor %s, ConsentRegistry %s\n",
 		c.info.ChainID, orNone(c.dev.HTTPURL()), c.anchor.Hex(), c.consent.Hex())
-	fmt.Fprintln(w, "development accounts (the well-known test mnemonic: never use them on a real network):")
+	fmt.Fprintf(w, "the gateway's account %s (key in %s): owner and anchorer of the AuditAnchor\n", c.sender.Address().Hex(), c.keyFile)
+	fmt.Fprintln(w, "development accounts for wallets (the well-known test mnemonic, no role; never use them on a real network):")
 	for i, a := range c.dev.Accounts() {
 		fmt.Fprintf(w, "  (%d) %s %s\n", i, a.Address.Hex(), a.PrivateKeyHex())
 	}
