@@ -16,16 +16,32 @@ import (
 	"github.com/fhirgate/fhirgate/store"
 )
 
-// ProofFormat names the proof JSON format (docs/audit.md).
-const ProofFormat = "fhirgate-proof-v1"
+// The proof JSON formats (docs/audit.md). ProofFormat is a full proof:
+// the leaf's salt and content hash are in it, so that whoever holds the
+// version's bytes can recompute the leaf. ProofFormatV2 extends it: the
+// salt and the content hash may be withheld (ContentWithheld), for a
+// principal who may not read the version (a regulator): with them, a
+// guess of the content could be tested against the hash. The gateway
+// writes full proofs as v1, so that verifiers of v1 keep working, and
+// withheld ones as v2, which v1 verifiers refuse by its format rather
+// than misreport.
+const (
+	ProofFormat   = "fhirgate-proof-v1"
+	ProofFormatV2 = "fhirgate-proof-v2"
+)
 
 // Proof is the answer of GET /fhir/{type}/{id}/_history/{vid}/$proof: what
 // someone who trusts neither the gateway nor its store needs, with an
 // Ethereum node, to check that a version was logged and that the log's
 // checkpoint is on chain. docs/audit.md describes every field.
 type Proof struct {
-	Format string    `json:"format"`
-	Leaf   ProofLeaf `json:"leaf"`
+	Format string `json:"format"`
+	// ContentWithheld (v2 only): the leaf's salt and sha256 are left out.
+	// The proof then shows that LeafHash is entry LeafIndex of an anchored
+	// tree; that this entry is the named version is the gateway's word
+	// until someone who may read the version reveals the salt and hash.
+	ContentWithheld bool      `json:"contentWithheld,omitzero"`
+	Leaf            ProofLeaf `json:"leaf"`
 	// LeafHash is SHA-256(0x00 || leaf data); recomputed by verifiers.
 	LeafHash  Hash   `json:"leafHash"`
 	LeafIndex uint64 `json:"leafIndex"`
@@ -37,12 +53,26 @@ type Proof struct {
 }
 
 // ProofLeaf holds the leaf's fields; Data reassembles the leaf text.
+// Salt and SHA256 are zero (and absent from the JSON) in a proof whose
+// content is withheld.
 type ProofLeaf struct {
 	Type      string `json:"type"`
 	ID        string `json:"id"`
 	VersionID string `json:"versionId"`
-	Salt      Hex32  `json:"salt"`
-	SHA256    Hex32  `json:"sha256"`
+	Salt      Hex32  `json:"salt,omitzero"`
+	SHA256    Hex32  `json:"sha256,omitzero"`
+}
+
+// WithholdContent returns the proof without the leaf's salt and content
+// hash (format v2, ContentWithheld): for a principal who may not read the
+// version. The leaf hash, the inclusion path and the checkpoint still
+// prove that the leaf hash is in the anchored log; without the salt
+// nobody can test a guess of the content against it.
+func (p Proof) WithholdContent() Proof {
+	p.Format, p.ContentWithheld = ProofFormatV2, true
+	p.Leaf.Salt, p.Leaf.SHA256 = Hex32{}, Hex32{}
+	p.Inclusion = append([]Hash(nil), p.Inclusion...)
+	return p
 }
 
 // AnchorRef is the anchored checkpoint a proof leads to.
@@ -95,6 +125,11 @@ var (
 	// ErrChainQuery: the chain could not be asked (not a verdict on the
 	// proof).
 	ErrChainQuery = errors.New("could not read the chain")
+	// ErrContentWithheld: resource bytes were given to check against a
+	// proof that withholds the content hash (not a verdict on the proof:
+	// verify it without them, or ask for a full proof as a principal who
+	// may read the version).
+	ErrContentWithheld = errors.New("the proof withholds the content hash: resource bytes cannot be checked against it")
 )
 
 // ErrNotAnchored: the version is logged but no anchored checkpoint
@@ -232,8 +267,17 @@ func ParseProof(data []byte) (Proof, error) {
 
 // check validates the proof's form.
 func (p *Proof) check() error {
-	if p.Format != ProofFormat {
-		return fmt.Errorf("%w: format %q, want %q", ErrMalformed, p.Format, ProofFormat)
+	switch p.Format {
+	case ProofFormat:
+		if p.ContentWithheld {
+			return fmt.Errorf("%w: a %s proof cannot withhold its content hash (that is %s)", ErrMalformed, ProofFormat, ProofFormatV2)
+		}
+	case ProofFormatV2:
+	default:
+		return fmt.Errorf("%w: format %q, want %q or %q", ErrMalformed, p.Format, ProofFormat, ProofFormatV2)
+	}
+	if p.ContentWithheld && (p.Leaf.Salt != Hex32{} || p.Leaf.SHA256 != Hex32{}) {
+		return fmt.Errorf("%w: contentWithheld, yet the leaf has a salt or sha256", ErrMalformed)
 	}
 	if _, err := p.Leaf.Leaf(); err != nil {
 		return fmt.Errorf("%w: leaf: %v", ErrMalformed, err)
@@ -267,19 +311,31 @@ type RootAtFunc func(treeSize uint64) (root Hash, ok bool, err error)
 // checkpoint root; and rootAt (the chain) holds that root for that tree
 // size. The error names the first check that failed and wraps ErrInvalid,
 // or ErrChainQuery when rootAt failed.
+//
+// A proof whose content is withheld has no leaf fields to hash: the path
+// is checked from its leafHash, which proves that this hash is in the
+// anchored log, not which version it is. Resource bytes cannot be checked
+// against it (ErrContentWithheld).
 func VerifyProof(p Proof, resource []byte, rootAt RootAtFunc) error {
 	if err := p.check(); err != nil {
 		return err
 	}
-	leaf, _ := p.Leaf.Leaf()
-	if resource != nil {
-		if got := sha256.Sum256(resource); got != leaf.SHA256 {
-			return fmt.Errorf("%w: SHA-256 of the resource is %x, the leaf says %x", ErrResourceMismatch, got, leaf.SHA256)
+	lh := [32]byte(p.LeafHash)
+	if p.ContentWithheld {
+		if resource != nil {
+			return ErrContentWithheld
 		}
-	}
-	lh := LeafHash(leaf.Data())
-	if Hash(lh) != p.LeafHash {
-		return fmt.Errorf("%w: computed %s, proof says %s", ErrLeafHashMismatch, Hash(lh), p.LeafHash)
+	} else {
+		leaf, _ := p.Leaf.Leaf()
+		if resource != nil {
+			if got := sha256.Sum256(resource); got != leaf.SHA256 {
+				return fmt.Errorf("%w: SHA-256 of the resource is %x, the leaf says %x", ErrResourceMismatch, got, leaf.SHA256)
+			}
+		}
+		lh = LeafHash(leaf.Data())
+		if Hash(lh) != p.LeafHash {
+			return fmt.Errorf("%w: computed %s, proof says %s", ErrLeafHashMismatch, Hash(lh), p.LeafHash)
+		}
 	}
 	root, err := proof.RootFromInclusionProof(hasher, p.LeafIndex, p.TreeSize, lh[:], toBytes(p.Inclusion))
 	if err != nil {

@@ -452,6 +452,9 @@ func FuzzProof(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(seed)
+	if w, err := os.ReadFile(filepath.Join("testdata", "proof-example-withheld.json")); err == nil {
+		f.Add(w)
+	}
 	f.Add([]byte(`{"format":"fhirgate-proof-v1","treeSize":1,"leafIndex":0,"inclusion":[],"checkpoint":{"treeSize":1}}`))
 	f.Add([]byte(`{}`))
 	f.Add([]byte(`{"format":"fhirgate-proof-v1","leaf":{"type":"Patient","id":"1","versionId":"1"},"treeSize":18446744073709551615,"leafIndex":18446744073709551614,"checkpoint":{"treeSize":18446744073709551615}}`))
@@ -489,4 +492,102 @@ func FuzzProof(f *testing.F) {
 			t.Fatal("verdict changed over a JSON round trip")
 		}
 	})
+}
+
+// Issue 14, finding 12: a regulator got the leaf's salt and the body's
+// unsalted SHA-256 and could test guesses of the content. A proof with
+// the content withheld (format v2) carries neither, and still proves that
+// its leaf hash is in the anchored tree. testdata/proof-example-withheld.json
+// is the example of docs/audit.md withheld (FHIRGATE_WRITE_TESTDATA=1
+// rewrites it).
+func TestProofWithheld(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "proof-example.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, _ := os.ReadFile(filepath.Join("testdata", "proof-example-resource.json"))
+	full, err := ParseProof(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := full.WithholdContent()
+	out, err := json.MarshalIndent(w, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out = append(out, '\n')
+	path := filepath.Join("testdata", "proof-example-withheld.json")
+	if os.Getenv("FHIRGATE_WRITE_TESTDATA") != "" {
+		if err := os.WriteFile(path, out, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want, err := os.ReadFile(path); err != nil || !bytes.Equal(out, want) {
+		t.Errorf("withheld example differs from %s (%v):\n%s", path, err, out)
+	}
+	var m map[string]any
+	json.Unmarshal(out, &m)
+	leaf := m["leaf"].(map[string]any)
+	for _, k := range []string{"salt", "sha256"} {
+		if _, ok := leaf[k]; ok {
+			t.Errorf("withheld proof carries %s", k)
+		}
+	}
+	if m["format"] != ProofFormatV2 || m["contentWithheld"] != true {
+		t.Errorf("format %v, contentWithheld %v", m["format"], m["contentWithheld"])
+	}
+	if full.Leaf.SHA256 == (Hex32{}) || full.Format != ProofFormat {
+		t.Fatal("WithholdContent changed the proof it was called on")
+	}
+
+	onChain := func(size uint64) (Hash, bool, error) {
+		return full.Checkpoint.Root, size == full.TreeSize, nil
+	}
+	p, err := ParseProof(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := VerifyProof(p, nil, onChain); err != nil {
+		t.Fatalf("withheld proof: %v", err)
+	}
+	if err := VerifyProof(p, res, onChain); !errors.Is(err, ErrContentWithheld) || errors.Is(err, ErrInvalid) {
+		t.Errorf("resource against a withheld proof: %v", err)
+	}
+	// The leaf hash is what is proven: another one fails.
+	q := p
+	q.LeafHash[0] ^= 1
+	if err := VerifyProof(q, nil, onChain); !errors.Is(err, ErrInclusionMismatch) {
+		t.Errorf("altered leaf hash: %v", err)
+	}
+	// The name is not bound without the salt and content hash: a
+	// withheld proof does not tell which version the entry is (documented
+	// in docs/audit.md and the regulator guide).
+	q = p
+	q.Leaf.ID = "other"
+	if err := VerifyProof(q, nil, onChain); err != nil {
+		t.Errorf("withheld proof with another name: %v", err)
+	}
+	// The full proof still verifies as v1, and as v2.
+	if err := VerifyProof(full, res, onChain); err != nil {
+		t.Error(err)
+	}
+	v2 := full
+	v2.Format = ProofFormatV2
+	if err := VerifyProof(v2, res, onChain); err != nil {
+		t.Errorf("v2 with content: %v", err)
+	}
+
+	for name, mutate := range map[string]func(*Proof){
+		"v1 withholding":         func(p *Proof) { p.Format = ProofFormat },
+		"withheld, yet a salt":   func(p *Proof) { p.Leaf.Salt = full.Leaf.Salt },
+		"withheld, yet a sha256": func(p *Proof) { p.Leaf.SHA256 = full.Leaf.SHA256 },
+		"unknown format":         func(p *Proof) { p.Format = "fhirgate-proof-v3" },
+	} {
+		q := p
+		mutate(&q)
+		b, _ := json.Marshal(q)
+		if _, err := ParseProof(b); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
 }

@@ -215,6 +215,23 @@ describe('Merkle proofs (RFC 6962 / 9162)', () => {
     assert.throws(() => parseProof('not json'), /not valid JSON/);
     assert.throws(() => parseProof({ ...proof, leaf: { ...proof.leaf, type: 'patient' } }), /leaf.type/);
   });
+  it('checks a proof whose content is withheld (a regulator\'s, fhirgate-proof-v2)', async () => {
+    const full = parseProof(readFileSync(join(repo, 'anchor/testdata/proof-example.json'), 'utf8'));
+    const text = readFileSync(join(repo, 'anchor/testdata/proof-example-withheld.json'), 'utf8');
+    assert.ok(!/salt|sha256/.test(text), 'no salt or content hash in the withheld proof');
+    const proof = parseProof(text);
+    const bytes = readFileSync(join(repo, 'anchor/testdata/proof-example-resource.json'));
+    const r = await verifyProof(proof, { bytes });
+    assert.deepEqual(r.steps.map((s) => [s.id, s.status]), [['record', 'skip'], ['leaf', 'skip'], ['inclusion', 'ok'], ['chain', 'skip']]);
+    assert.ok(r.ok && !r.complete);
+    const p2 = structuredClone(proof); p2.leafHash = full.inclusion[0];
+    assert.equal((await verifyProof(p2, {})).steps[2].status, 'fail');
+    assert.throws(() => parseProof({ ...proof, format: 'fhirgate-proof-v1' }), /only a fhirgate-proof-v2/);
+    assert.throws(() => parseProof({ ...proof, leaf: { ...proof.leaf, salt: full.leaf.salt } }), /withheld/);
+    assert.throws(() => parseProof({ ...full, leaf: { ...full.leaf, sha256: undefined } }), /leaf.sha256/);
+    // a full proof may say v2 too
+    assert.ok((await verifyProof(parseProof({ ...full, format: 'fhirgate-proof-v2' }), { bytes })).ok);
+  });
 });
 
 describe('raw JSON scanner', () => {

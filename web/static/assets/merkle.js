@@ -22,12 +22,19 @@ export function leafText(leaf) {
   return `fhirgate-leaf-v1\n${leaf.type}/${leaf.id}/_history/${leaf.versionId}\n${leaf.salt}\n${leaf.sha256}`;
 }
 
-/** checkLeafFields refuses anything the leaf format does not allow; returns an error text or "". */
-export function checkLeafFields(leaf) {
+/**
+ * checkLeafFields refuses anything the leaf format does not allow; returns an error text or "".
+ * withheld: the proof withholds the salt and content hash (fhirgate-proof-v2), which must then be absent.
+ */
+export function checkLeafFields(leaf, { withheld = false } = {}) {
   if (!leaf || typeof leaf !== 'object') return 'the proof has no leaf';
   if (!/^[A-Z][A-Za-z]{0,63}$/.test(leaf.type || '')) return 'leaf.type is not a FHIR resource type';
   if (!/^[A-Za-z0-9\-.]{1,64}$/.test(leaf.id || '')) return 'leaf.id is not a FHIR id';
   if (!/^[1-9][0-9]*$/.test(leaf.versionId || '')) return 'leaf.versionId is not a version number';
+  if (withheld) {
+    if (leaf.salt !== undefined || leaf.sha256 !== undefined) return 'the content is withheld, yet the leaf has a salt or sha256';
+    return '';
+  }
   if (!/^[0-9a-f]{64}$/.test(leaf.salt || '')) return 'leaf.salt is not 64 lowercase hex digits';
   if (!/^[0-9a-f]{64}$/.test(leaf.sha256 || '')) return 'leaf.sha256 is not 64 lowercase hex digits';
   return '';

@@ -1,7 +1,10 @@
-// Checks a fhirgate-proof-v1 (docs/audit.md) step by step, in the browser:
+// Checks a fhirgate proof (docs/audit.md) step by step, in the browser:
 // record bytes -> leaf -> inclusion path -> checkpoint root -> the root the
 // AuditAnchor contract holds on chain (eth_call rootAt on a node the
-// caller chooses) -> the anchoring transaction and block.
+// caller chooses) -> the anchoring transaction and block. A
+// fhirgate-proof-v2 with contentWithheld (issued to someone who may not
+// read the record, such as a regulator) has no salt and content hash: the
+// first two steps are skipped and the path is checked from its leaf hash.
 import { bytesToHex, hexToBytes, keccakHex, encodeCall, wordUint, words, RPC } from './eth.js';
 import { sha256, leafHashOf, rootFromInclusion, equalBytes, checkLeafFields } from './merkle.js';
 
@@ -19,8 +22,12 @@ export function parseProof(input) {
     try { p = JSON.parse(input); } catch { throw new Error('This is not valid JSON. Paste the whole proof, from { to }.'); }
   }
   if (!p || typeof p !== 'object') throw new Error('This is not a proof.');
-  if (p.format !== 'fhirgate-proof-v1') throw new Error('This is not a fhirgate proof (format must be "fhirgate-proof-v1").');
-  const bad = checkLeafFields(p.leaf);
+  if (p.format !== 'fhirgate-proof-v1' && p.format !== 'fhirgate-proof-v2') {
+    throw new Error('This is not a fhirgate proof (format must be "fhirgate-proof-v1" or "fhirgate-proof-v2").');
+  }
+  if (p.contentWithheld !== undefined && typeof p.contentWithheld !== 'boolean') throw new Error('The proof is malformed: contentWithheld must be true or false.');
+  if (p.contentWithheld && p.format !== 'fhirgate-proof-v2') throw new Error('The proof is malformed: only a fhirgate-proof-v2 may withhold the content hash.');
+  const bad = checkLeafFields(p.leaf, { withheld: !!p.contentWithheld });
   if (bad) throw new Error(`The proof is malformed: ${bad}.`);
   if (!hex32(p.leafHash)) throw new Error('The proof is malformed: leafHash is not a 32-byte hash.');
   if (!Number.isSafeInteger(p.leafIndex) || !Number.isSafeInteger(p.treeSize) || p.leafIndex < 0 || p.leafIndex >= p.treeSize) {
@@ -47,7 +54,9 @@ export async function verifyProof(proof, opts = {}) {
   const ref = `${p.leaf.type}/${p.leaf.id}/_history/${p.leaf.versionId}`;
 
   // 1. the record's bytes
-  if (opts.bytes) {
+  if (p.contentWithheld) {
+    add({ id: 'record', title: 'Record content', status: 'skip', detail: 'This proof withholds the record\'s hash (it was issued to someone who may not read the record): record bytes cannot be compared with it. Whoever may read the record can fetch the full proof.', facts: [] });
+  } else if (opts.bytes) {
     const d = bytesToHex(await sha256(opts.bytes)).slice(2);
     add(d === p.leaf.sha256
       ? { id: 'record', title: 'Record content', status: 'ok', detail: `The SHA-256 of the record (${opts.bytes.length} bytes) is the one in the log.`, facts: [['SHA-256', d]] }
@@ -57,9 +66,11 @@ export async function verifyProof(proof, opts = {}) {
   }
 
   // 2. the leaf
-  const lh = await leafHashOf(p.leaf);
   const claimed = hexToBytes(p.leafHash);
-  add(equalBytes(lh, claimed)
+  const lh = p.contentWithheld ? null : await leafHashOf(p.leaf);
+  add(p.contentWithheld
+    ? { id: 'leaf', title: 'Log entry', status: 'skip', detail: `The entry's salt and content hash are withheld, so its hash cannot be recomputed here: that this entry is ${ref} is the gateway's statement. The steps below prove that the leaf hash itself is in the anchored log.`, facts: [['Version (as stated)', ref], ['Leaf hash', p.leafHash]] }
+    : equalBytes(lh, claimed)
     ? { id: 'leaf', title: 'Log entry', status: 'ok', detail: `The entry names ${ref} and hashes to the leaf hash.`, facts: [['Version', ref], ['Salt', p.leaf.salt], ['Leaf hash', bytesToHex(lh)]] }
     : { id: 'leaf', title: 'Log entry', status: 'fail', detail: 'The entry does not hash to the leaf hash in the proof: the proof was altered.', facts: [['Recomputed', bytesToHex(lh)], ['In the proof', p.leafHash]] });
 

@@ -70,7 +70,9 @@ async function init() {
         const r = await request(`/fhir/${type}/${id}/_history/${vid}`, { ...auth, raw: true });
         if (r.status === 200) { recordBytes = utf8(r.text); recordText.value = r.text; }
       }
-      clear(fetchMsg, notice('ok', type === 'AuditEvent' ? 'Proof and record fetched.' : 'Proof fetched. Regulators do not receive clinical content: add the record bytes from the data holder to check step 1.'));
+      const withheld = JSON.parse(res.text).contentWithheld;
+      clear(fetchMsg, notice('ok', !withheld ? (recordBytes ? 'Proof and record fetched.' : 'Proof fetched.')
+        : 'Proof fetched. Regulators receive neither clinical content nor its hash (a hash would let anyone test guesses of the content): this proof shows that the log entry is anchored. The patient or the data holder can fetch the full proof to tie it to the record.'));
     } catch (e) {
       clear(fetchMsg, notice('error', e.friendly || e.message, e.detail ? ` (${e.detail})` : ''));
     }
@@ -107,6 +109,8 @@ async function init() {
       const r = await verifyProof(proof, { bytes, rpcUrl: url || undefined, expectedContract: contract.value.trim() || undefined });
       const verdict = !r.ok
         ? notice('error', h('strong', null, 'Not valid. '), 'At least one check failed: see the red step below. Do not rely on this record or log entry.')
+        : proof.contentWithheld
+          ? notice('warn', h('strong', null, 'Log entry anchored. '), `Entry ${proof.leafIndex} of the log (leaf hash ${proof.leafHash.slice(0, 10)}…) is anchored${r.steps.some((s) => s.id === 'chain' && s.status === 'ok') ? ` on chain ${proof.checkpoint.chainId}` : ' (the chain was not asked)'}. The proof withholds the content hash, so it does not show which record the entry is: the full proof, available to whoever may read the record, does.`)
         : r.complete
           ? notice('ok', h('strong', null, 'Valid. '), `${proof.leaf.type}/${proof.leaf.id} version ${proof.leaf.versionId} is in the log, and the log's root for ${proof.treeSize} entries is anchored on chain ${proof.checkpoint.chainId}.`)
           : notice('warn', h('strong', null, 'Valid as far as checked. '), 'Some checks were skipped (no record bytes or no node): see below.');
