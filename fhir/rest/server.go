@@ -82,6 +82,10 @@ type Config struct {
 	// RelayPrepare serves POST /consent/relay/prepare: the typed data the
 	// patient's wallet signs, with their next nonce.
 	RelayPrepare func(ctx context.Context, p *policy.Principal, body []byte) (int, any)
+	// Health, if set, is asked by /readyz: an error makes it answer 503
+	// with the error's text (e.g. anchor.Log.Health: the gateway cannot
+	// anchor). No PHI in it: /readyz is public.
+	Health func() error
 }
 
 // DefaultBodyLimit is the default request body cap.
@@ -231,6 +235,11 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 	defer cancel()
 	if _, err := s.store.Current(ctx, "Patient", "readiness-probe"); err != nil && err != store.ErrNotFound {
 		return c.Status(fiber.StatusServiceUnavailable).SendString("store unavailable\n")
+	}
+	if s.cfg.Health != nil {
+		if err := s.cfg.Health(); err != nil {
+			return c.Status(fiber.StatusServiceUnavailable).SendString("not ready: " + err.Error() + "\n")
+		}
 	}
 	return c.SendString("ready\n")
 }
