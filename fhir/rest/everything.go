@@ -22,6 +22,10 @@ const maxCompartment = 100_000
 // CompartmentDefinition) that the client may read, paged, optionally only
 // those changed since _since.
 func (s *Server) everything(c *fiber.Ctx) error {
+	return s.withBudget(c, func() error { return s.everythingWithin(c) })
+}
+
+func (s *Server) everythingWithin(c *fiber.Ctx) error {
 	id := c.Params("id")
 	p := principal(c)
 	noteOf(c).interaction = "operation"

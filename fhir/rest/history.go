@@ -72,7 +72,15 @@ func (s *Server) history(c *fiber.Ctx, q store.HistoryQuery, path string) error 
 // historyPage reads one page of history, newest first, with self and next
 // links. _count and _since are supported; the paging cursor (_page) is
 // opaque to clients.
-func (s *Server) historyPage(c *fiber.Ctx, q store.HistoryQuery, path string) (*bundle, error) {
+func (s *Server) historyPage(c *fiber.Ctx, q store.HistoryQuery, path string) (b *bundle, err error) {
+	err = s.withBudget(c, func() error {
+		b, err = s.historyPageWithin(c, q, path)
+		return err
+	})
+	return b, err
+}
+
+func (s *Server) historyPageWithin(c *fiber.Ctx, q store.HistoryQuery, path string) (*bundle, error) {
 	var err error
 	if q.Count, err = pageSize(c); err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"compress/zlib"
 	"encoding/json"
+	"fmt"
 	"io"
 	"runtime"
 	"strings"
@@ -163,5 +164,199 @@ func TestPatchBomb(t *testing.T) {
 	res := serve(s, "PATCH", "/fhir/Appointment/a1", mimeJSONPatch, tok, []byte(`[{"op":"copy","from":"/extension/0","path":"/extension/-"}]`))
 	if res.StatusCode() != 200 {
 		t.Fatalf("a small copy: HTTP %d %s", res.StatusCode(), res.Body())
+	}
+}
+
+// seedPatients writes n Patients (each family name holds an "a") in one
+// transaction.
+func seedPatients(t *testing.T, s *Server, tok string, n int) {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString(`{"resourceType":"Bundle","type":"transaction","entry":[`)
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"resource":{"resourceType":"Patient","name":[{"family":"Fam%05d","given":["Ann"]}]},"request":{"method":"POST","url":"Patient"}}`, i)
+	}
+	b.WriteString(`]}`)
+	if res := serve(s, "POST", "/fhir", mimeFHIRJSON, tok, []byte(b.String())); res.StatusCode() != 200 {
+		t.Fatalf("seeding: HTTP %d %.300s", res.StatusCode(), res.Body())
+	}
+}
+
+// TestSearchBoundsREST: searches over a bound answer 400 with a
+// too-costly OperationOutcome naming it, at once (finding 8: 900
+// name:contains=a took 22 s, 2,000 clauses by POST 68 s, 5,000 _sort keys
+// 17 s).
+func TestSearchBoundsREST(t *testing.T) {
+	s, tok := newTestServer(t)
+	seedPatients(t, s, tok, 200)
+	repeat := func(pair string, n int) string { return strings.TrimSuffix(strings.Repeat(pair+"&", n), "&") }
+	tests := []struct {
+		name, method, query, form string
+		status                    int
+		expr, msg                 string
+	}{
+		{"900 name:contains", "GET", repeat("name:contains=a", 900), "", 400, "", "at most 50 per search"},
+		{"2,000 clauses by POST", "POST", "", repeat("family=a", 2000), 400, "", "at most 16384"},
+		{"1,000 clauses by POST", "POST", "", repeat("family=a", 1000), 400, "", "at most 50 per search"},
+		{"5,000 sort keys", "GET", "_sort=" + strings.TrimSuffix(strings.Repeat("_id,", 5000), ","), "", 400, "", "at most 16384"},
+		{"9 sort keys", "GET", "_sort=" + strings.TrimSuffix(strings.Repeat("_id,", 9), ","), "", 400, "_sort", "at most 8"},
+		{"includes", "GET", repeat("_revinclude=Observation:subject", 17), "", 400, "_include", "at most 16"},
+		{"values", "GET", "_id=" + strings.TrimSuffix(strings.Repeat("x,", 101), ","), "", 400, "_id", "at most 100 per parameter"},
+		{"long value", "POST", "", "family=" + strings.Repeat("a", 2000), 400, "family", "at most 1024"},
+		{"within the bounds", "GET", repeat("name:contains=a", 3) + "&_sort=family,-_id&_count=5", "", 200, "", ""},
+		{"within the bounds by POST", "POST", "", repeat("name:contains=a", 3), 200, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			var res *fasthttp.Response
+			if tt.method == "GET" {
+				res = serve(s, "GET", "/fhir/Patient?"+tt.query, "", tok, nil)
+			} else {
+				res = serve(s, "POST", "/fhir/Patient/_search", "application/x-www-form-urlencoded", tok, []byte(tt.form))
+			}
+			if d := time.Since(start); d > 500*time.Millisecond {
+				t.Errorf("answered in %v", d)
+			}
+			if res.StatusCode() != tt.status {
+				t.Fatalf("HTTP %d, want %d: %.300s", res.StatusCode(), tt.status, res.Body())
+			}
+			if tt.status == 200 {
+				return
+			}
+			code, diag, expr := outcome(t, res)
+			if code != "too-costly" || expr != tt.expr || !strings.Contains(diag, tt.msg) {
+				t.Fatalf("issue %s at %q: %q; want too-costly at %q naming %q", code, expr, diag, tt.expr, tt.msg)
+			}
+		})
+	}
+}
+
+// TestRequestBudget: searches, history, $everything and bundles stop at
+// the time budget with a too-costly OperationOutcome (finding 8: a
+// 10,000-entry batch of searches had no overall budget).
+func TestRequestBudget(t *testing.T) {
+	s, tok := newTestServer(t)
+	seedPatients(t, s, tok, 2000)
+	if res := serve(s, "PUT", "/fhir/Patient/e1", mimeFHIRJSON, tok, []byte(`{"resourceType":"Patient","id":"e1"}`)); res.StatusCode() != 201 {
+		t.Fatalf("PUT: HTTP %d", res.StatusCode())
+	}
+	t.Run("a 10,000-entry batch of searches", func(t *testing.T) {
+		s.cfg.RequestBudget = 200 * time.Millisecond
+		entry := `{"request":{"method":"GET","url":"Patient?name:contains=a&_total=accurate&_count=1"}}`
+		body := `{"resourceType":"Bundle","type":"batch","entry":[` + strings.TrimSuffix(strings.Repeat(entry+",", 10000), ",") + `]}`
+		start := time.Now()
+		res := serve(s, "POST", "/fhir", mimeFHIRJSON, tok, []byte(body))
+		took := time.Since(start)
+		if res.StatusCode() != 200 {
+			t.Fatalf("HTTP %d %.300s", res.StatusCode(), res.Body())
+		}
+		var b struct {
+			Type  string
+			Entry []struct {
+				Response struct {
+					Status  string
+					Outcome struct{ Issue []struct{ Code string } }
+				}
+			}
+		}
+		if err := json.Unmarshal(res.Body(), &b); err != nil || b.Type != "batch-response" || len(b.Entry) != 10000 {
+			t.Fatalf("not a batch-response of 10,000 entries (%v)", err)
+		}
+		stopped := 0
+		for _, e := range b.Entry {
+			if strings.HasPrefix(e.Response.Status, "400") && len(e.Response.Outcome.Issue) > 0 && e.Response.Outcome.Issue[0].Code == "too-costly" {
+				stopped++
+			}
+		}
+		last := b.Entry[len(b.Entry)-1].Response
+		if stopped == 0 || !strings.HasPrefix(last.Status, "400") {
+			t.Fatalf("no entry was stopped at the budget (last: %s)", last.Status)
+		}
+		t.Logf("%d entries answered, %d stopped at the budget, in %v", 10000-stopped, stopped, took)
+		if took > 3*time.Second {
+			t.Errorf("the batch took %v with a budget of 200ms", took)
+		}
+	})
+	s.cfg.RequestBudget = time.Nanosecond // spent before any work
+	tests := []struct{ name, method, uri, body string }{
+		{"search", "GET", "/fhir/Patient?name:contains=a", ""},
+		{"search by POST", "POST", "/fhir/Patient/_search", ""},
+		{"system history", "GET", "/fhir/_history", ""},
+		{"type history", "GET", "/fhir/Patient/_history", ""},
+		{"$everything", "GET", "/fhir/Patient/e1/$everything", ""},
+		{"transaction", "POST", "/fhir", `{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Patient","active":true},"request":{"method":"POST","url":"Patient","ifNoneExist":"name=zzz"}}]}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctype := ""
+			if tt.body != "" {
+				ctype = mimeFHIRJSON
+			}
+			res := serve(s, tt.method, tt.uri, ctype, tok, []byte(tt.body))
+			if res.StatusCode() != budgetStatus {
+				t.Fatalf("HTTP %d, want %d: %.300s", res.StatusCode(), budgetStatus, res.Body())
+			}
+			if code, diag, _ := outcome(t, res); code != "too-costly" || !strings.Contains(diag, "time budget of 1ns") {
+				t.Fatalf("issue %s %q", code, diag)
+			}
+		})
+	}
+	// The transaction stopped before its commit: nothing was written.
+	s.cfg.RequestBudget = 0
+	res := serve(s, "GET", "/fhir/Patient?active=true&_summary=count", "", tok, nil)
+	if !strings.Contains(string(res.Body()), `"total":0`) {
+		t.Errorf("a transaction stopped at its budget wrote: %s", res.Body())
+	}
+}
+
+// TestBundleRules: batches and transactions do not nest (finding 8: nested
+// batches recursed to JSON depth 100), a fullUrl names one entry (finding
+// 14: duplicates were accepted), and a Bundle holds at most 10,000
+// entries.
+func TestBundleRules(t *testing.T) {
+	s, tok := newTestServer(t)
+	patient := `{"resourceType":"Patient","active":true}`
+	inner := `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Patient"}}]}`
+	bundle := func(typ string, entries ...string) string {
+		return `{"resourceType":"Bundle","type":"` + typ + `","entry":[` + strings.Join(entries, ",") + `]}`
+	}
+	tests := []struct {
+		name, body string
+		expr, msg  string
+	}{
+		{"batch in a batch", bundle("batch", `{"resource":`+inner+`,"request":{"method":"POST","url":"/"}}`), "Bundle.entry[0].resource", "do not nest"},
+		{"transaction in a batch", bundle("batch", `{"request":{"method":"GET","url":"Patient"}}`, `{"resource":`+strings.Replace(inner, "batch", "transaction", 1)+`,"request":{"method":"POST","url":"/"}}`), "Bundle.entry[1].resource", "do not nest"},
+		{"batch in a transaction", bundle("transaction", `{"resource":`+inner+`,"request":{"method":"POST","url":"Bundle"}}`), "Bundle.entry[0].resource", "do not nest"},
+		{"POST to the base", bundle("batch", `{"resource":`+patient+`,"request":{"method":"POST","url":"/"}}`), "Bundle.entry[0].request.url", "cannot address the base"},
+		{"GET the base", bundle("batch", `{"request":{"method":"GET","url":"?_type=Patient"}}`), "Bundle.entry[0].request.url", "cannot address the base"},
+		{"POST to the absolute base", bundle("batch", `{"resource":`+patient+`,"request":{"method":"POST","url":"http://test/fhir"}}`), "Bundle.entry[0].request.url", "cannot address the base"},
+		{"duplicate fullUrl in a batch", bundle("batch",
+			`{"fullUrl":"urn:uuid:1","resource":`+patient+`,"request":{"method":"POST","url":"Patient"}}`,
+			`{"fullUrl":"urn:uuid:1","resource":`+patient+`,"request":{"method":"POST","url":"Patient"}}`), "Bundle.entry[1].fullUrl", "entry 0 again"},
+		{"duplicate fullUrl in a transaction", bundle("transaction",
+			`{"fullUrl":"urn:uuid:1","resource":`+patient+`,"request":{"method":"POST","url":"Patient"}}`,
+			`{"fullUrl":"urn:uuid:2","resource":`+patient+`,"request":{"method":"POST","url":"Patient"}}`,
+			`{"fullUrl":"urn:uuid:1","resource":{"resourceType":"Patient","meta":{"versionId":"2"}},"request":{"method":"POST","url":"Patient"}}`), "Bundle.entry[2].fullUrl", "entry 0 again"},
+		{"10,001 entries", bundle("batch", strings.TrimSuffix(strings.Repeat(`{"request":{"method":"GET","url":"Patient"}},`, 10001), ",")), "entry", "more than 10000 items"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := serve(s, "POST", "/fhir", mimeFHIRJSON, tok, []byte(tt.body))
+			if res.StatusCode() != 400 {
+				t.Fatalf("HTTP %d, want 400: %.300s", res.StatusCode(), res.Body())
+			}
+			if _, diag, expr := outcome(t, res); expr != tt.expr || !strings.Contains(diag, tt.msg) {
+				t.Fatalf("issue at %q: %q; want %q naming %q", expr, diag, tt.expr, tt.msg)
+			}
+		})
+	}
+	// Nothing of a refused Bundle was written.
+	res := serve(s, "GET", "/fhir/Patient?_summary=count", "", tok, nil)
+	if !strings.Contains(string(res.Body()), `"total":0`) {
+		t.Errorf("a refused Bundle wrote: %s", res.Body())
 	}
 }

@@ -32,11 +32,33 @@ func (s *Server) searchType(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	params, err := url.ParseQuery(string(c.Request().URI().QueryString()))
+	raw := c.Request().URI().QueryString()
+	if err := checkQueryLength(c, typ, raw, nil); err != nil {
+		return err
+	}
+	params, err := url.ParseQuery(string(raw))
 	if err != nil {
 		return errorf(fiber.StatusBadRequest, "invalid", "the query string is malformed")
 	}
 	return s.search(c, typ, params)
+}
+
+// checkQueryLength refuses a search whose query string and form body
+// together are longer than search.MaxQueryLength, before they are parsed.
+// The refused search is still recorded (the audit trail bounds the text).
+func checkQueryLength(c *fiber.Ctx, typ string, query, form []byte) error {
+	n := len(query) + len(form)
+	if n <= search.MaxQueryLength {
+		return nil
+	}
+	q := typ + "?" + string(query)
+	if len(query) > 0 && len(form) > 0 {
+		q += "&"
+	}
+	note := noteOf(c)
+	note.interaction, note.query = string(policy.SearchType), q+string(form)
+	return errorf(fiber.StatusBadRequest, "too-costly", "the search is "+strconv.Itoa(n)+
+		" bytes long; at most "+strconv.Itoa(search.MaxQueryLength)+" are allowed (query string and form body together)")
 }
 
 // searchPost is POST [type]/_search with form-encoded parameters, which
@@ -52,6 +74,9 @@ func (s *Server) searchPost(c *fiber.Ctx) error {
 	params, err := url.ParseQuery(string(c.Request().URI().QueryString()))
 	if err != nil {
 		return errorf(fiber.StatusBadRequest, "invalid", "the query string is malformed")
+	}
+	if err := checkQueryLength(c, typ, c.Request().URI().QueryString(), c.Request().Body()); err != nil {
+		return err
 	}
 	form, err := url.ParseQuery(string(c.Body()))
 	if err != nil {
@@ -69,13 +94,23 @@ func (s *Server) parseSearch(c *fiber.Ctx, typ string, params url.Values) (*sear
 		Base: s.base(c), Strict: prefer(c, "handling") == "strict", Now: s.now(),
 	})
 	var se *search.Error
-	if errors.As(err, &se) {
+	switch {
+	case errors.As(err, &se) && se.Limit && se.Param == "":
+		return nil, errorf(fiber.StatusBadRequest, "too-costly", "search: "+se.Msg)
+	case errors.As(err, &se) && se.Limit:
+		return nil, errorAt(fiber.StatusBadRequest, "too-costly", se.Param, se.Error())
+	case errors.As(err, &se):
 		return nil, errorAt(fiber.StatusBadRequest, "invalid", se.Param, se.Error())
 	}
 	return q, err
 }
 
+// search runs a search within the time budget.
 func (s *Server) search(c *fiber.Ctx, typ string, params url.Values) error {
+	return s.withBudget(c, func() error { return s.searchWithin(c, typ, params) })
+}
+
+func (s *Server) searchWithin(c *fiber.Ctx, typ string, params url.Values) error {
 	n := noteOf(c)
 	n.interaction = string(policy.SearchType)
 	n.query = typ + "?" + params.Encode()

@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"net/http"
@@ -23,8 +24,10 @@ import (
 // durable store commit, or none does. Batch entries succeed or fail one
 // by one.
 
-// maxBundleEntries bounds one batch or transaction.
-const maxBundleEntries = 10000
+// maxBundleEntries bounds one batch or transaction (docs/limits.md): a
+// bulk load of one patient's history (Synthea writes a few thousand
+// entries) fits; the array limit of every request body is the same.
+const maxBundleEntries = fhir.MaxItems
 
 // txEntry is one entry of a batch or transaction and what it resolved to.
 type txEntry struct {
@@ -50,11 +53,17 @@ type txEntry struct {
 	hdr  http.Header
 }
 
+// bundleRequest is POST [base]: a batch or transaction, within the time
+// budget.
 func (s *Server) bundleRequest(c *fiber.Ctx) error {
+	return s.withBudget(c, func() error { return s.processBundle(c) })
+}
+
+func (s *Server) processBundle(c *fiber.Ctx) error {
 	if err := requireBody(c, mimeFHIRJSON, mimeJSON); err != nil {
 		return err
 	}
-	root, err := fhirjson.Parse(c.Body(), fhir.Limits)
+	root, err := fhirjson.Parse(c.Body(), fhir.RequestLimits)
 	if err != nil {
 		_, err = fhir.Parse(c.Body()) // the same failure, explained
 		return err
@@ -79,7 +88,7 @@ func (s *Server) bundleRequest(c *fiber.Ctx) error {
 	} else if res, err = fhir.FromTree(root, c.Body()); err != nil {
 		return err
 	}
-	entries, err := readEntries(res)
+	entries, err := readEntries(res, s.base(c))
 	if err != nil {
 		return err
 	}
@@ -100,7 +109,7 @@ func entryPath(i int, rest string) string {
 	return p
 }
 
-func readEntries(b *fhir.Resource) ([]*txEntry, error) {
+func readEntries(b *fhir.Resource, base string) ([]*txEntry, error) {
 	list := b.Root.Get("entry")
 	if list == nil {
 		return nil, nil
@@ -109,6 +118,7 @@ func readEntries(b *fhir.Resource) ([]*txEntry, error) {
 		return nil, errorAt(fiber.StatusRequestEntityTooLarge, "too-costly", "Bundle.entry", "at most "+strconv.Itoa(maxBundleEntries)+" entries per Bundle")
 	}
 	entries := make([]*txEntry, len(list.Items))
+	fullURLs := make(map[string]int, len(list.Items))
 	for i := range list.Items {
 		v := &list.Items[i]
 		req := v.Get("request")
@@ -116,12 +126,25 @@ func readEntries(b *fhir.Resource) ([]*txEntry, error) {
 		if req == nil {
 			return nil, errorAt(fiber.StatusBadRequest, "required", entryPath(i, "request"), "every entry needs a request")
 		}
+		if e.fullURL != "" {
+			// A fullUrl names one entry: references to it, and its
+			// answer, must not be ambiguous (bdl-7).
+			if j, dup := fullURLs[e.fullURL]; dup {
+				return nil, errorAt(fiber.StatusBadRequest, "invalid", entryPath(i, "fullUrl"),
+					"the fullUrl of entry "+strconv.Itoa(j)+" again: each entry of a batch or transaction has its own")
+			}
+			fullURLs[e.fullURL] = i
+		}
 		e.method, e.url = req.GetString("method"), req.GetString("url")
 		e.ifMatch, e.ifNoneMatch = req.GetString("ifMatch"), req.GetString("ifNoneMatch")
 		e.ifNoneExist, e.ifModifiedSince = req.GetString("ifNoneExist"), req.GetString("ifModifiedSince")
 		if rv := v.Get("resource"); rv != nil {
 			e.resVal = rv
 			e.res = &fhir.Resource{Type: rv.GetString("resourceType"), ID: rv.GetString("id"), Root: *rv}
+			if t := rv.GetString("type"); e.res.Type == "Bundle" && (t == "batch" || t == "transaction") {
+				return nil, errorAt(fiber.StatusBadRequest, "not-supported", entryPath(i, "resource"),
+					"a batch or transaction cannot carry another one: they do not nest")
+			}
 		}
 		switch e.method {
 		case "GET", "HEAD", "DELETE":
@@ -133,6 +156,12 @@ func readEntries(b *fhir.Resource) ([]*txEntry, error) {
 			return nil, errorAt(fiber.StatusBadRequest, "invalid", entryPath(i, "request.method"), "unsupported method '"+e.method+"'")
 		}
 		e.url = strings.TrimPrefix(e.url, "/")
+		if path, _, _ := strings.Cut(e.url, "?"); path == "" || path == base || path == base+"/" {
+			// POST [base] would run a batch or transaction inside this
+			// one (each level a sub-request, to JSON depth 100).
+			return nil, errorAt(fiber.StatusBadRequest, "not-supported", entryPath(i, "request.url"),
+				"an entry cannot address the base: batches and transactions do not nest")
+		}
 		entries[i] = e
 	}
 	return entries, nil
@@ -181,7 +210,11 @@ func (s *Server) transaction(c *fiber.Ctx, entries []*txEntry) error {
 				writes = append(writes, *e.write)
 			}
 		}
-		err = s.store.Commit(c.UserContext(), writes)
+		if overBudget(c.UserContext()) {
+			return s.errTooCostly() // nothing written
+		}
+		// Once begun, a commit completes: the budget does not cut it.
+		err = s.store.Commit(context.WithoutCancel(c.UserContext()), writes)
 		if err == nil {
 			s.afterCommit(writes)
 			for i := range writes {
@@ -198,7 +231,7 @@ func (s *Server) transaction(c *fiber.Ctx, entries []*txEntry) error {
 	}
 	for _, e := range order {
 		if e.method == "GET" || e.method == "HEAD" {
-			e.status, e.hdr, e.body = s.dispatch(c, e)
+			e.status, e.hdr, e.body = s.dispatchWithin(c, e)
 		}
 	}
 	b := newBundle("transaction-response")
@@ -582,10 +615,21 @@ func statusLine(code int) string {
 func (s *Server) batch(c *fiber.Ctx, entries []*txEntry) error {
 	b := newBundle("batch-response")
 	for _, e := range entries {
-		e.status, e.hdr, e.body = s.dispatch(c, e)
+		e.status, e.hdr, e.body = s.dispatchWithin(c, e)
 		b.add(s.responseEntry(c, e))
 	}
 	return s.sendBundle(c, fiber.StatusOK, b)
+}
+
+// dispatchWithin dispatches e unless the batch's time budget is spent:
+// then e is answered too-costly, not run (the entries before it keep their
+// answers, and what they wrote stays written).
+func (s *Server) dispatchWithin(c *fiber.Ctx, e *txEntry) (int, http.Header, []byte) {
+	if overBudget(c.UserContext()) {
+		he := s.errTooCostly()
+		return he.status, http.Header{}, fhir.OperationOutcome(he.issue)
+	}
+	return s.dispatch(c, e)
 }
 
 // dispatch runs one entry as an in-process request through the whole
@@ -627,6 +671,8 @@ func (s *Server) dispatch(c *fiber.Ctx, e *txEntry) (int, http.Header, []byte) {
 	}
 	var fctx fasthttp.RequestCtx
 	fctx.Init(&req, c.Context().RemoteAddr(), nil)
+	// The entry's own budget ends no later than the batch's.
+	fctx.SetUserValue(budgetKey{}, c.UserContext())
 	s.app.Handler()(&fctx)
 	res := &fctx.Response
 	hdr := http.Header{}

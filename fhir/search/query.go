@@ -48,10 +48,90 @@ type Options struct {
 }
 
 // Error is a search the server cannot run as asked. Param names the
-// offending parameter.
+// offending parameter; Limit marks a search refused for its size (one of
+// the bounds below) rather than its meaning.
 type Error struct {
 	Param string
 	Msg   string
+	Limit bool
+}
+
+// The bounds of one search (docs/limits.md). A clinical search uses a
+// handful of parameters (Observation?patient=..&code=a,b&date=ge..&
+// date=le..&_sort=-date&_include=...); each bound is several times what
+// such a search needs, and each is checked before any of the search runs.
+const (
+	// MaxParameters bounds the name=value pairs of one search, every
+	// repetition counted (name=a&name=b is two): 900 name:contains=a
+	// took 22 s.
+	MaxParameters = 50
+	// MaxValues bounds the comma-separated values of one parameter
+	// (code=a,b,c: three), and MaxTotalValues those of the whole search.
+	MaxValues      = 100
+	MaxTotalValues = 200
+	// MaxValueLength bounds one value, in bytes (_page tokens excepted:
+	// the query length bounds them).
+	MaxValueLength = 1024
+	// MaxSorts bounds the _sort keys (5,000 took 17 s).
+	MaxSorts = 8
+	// MaxIncludes bounds _include and _revinclude together.
+	MaxIncludes = 16
+	// MaxLinks bounds the chained parameters and _has clauses, each of
+	// which runs a search of its own.
+	MaxLinks = 4
+	// MaxQueryLength bounds the query string and form body of one search
+	// together, in bytes (the REST layer checks it before parsing).
+	MaxQueryLength = 16 << 10
+)
+
+func limitError(param, format string, args ...any) *Error {
+	return &Error{Param: param, Msg: fmt.Sprintf(format, args...), Limit: true}
+}
+
+// checkBounds refuses a search over the bounds before any of it is
+// parsed.
+func checkBounds(params url.Values) error {
+	var pairs, values, sorts, includes, links int
+	for key, vs := range params {
+		name, _, _ := strings.Cut(key, ":")
+		pairs += len(vs)
+		for _, raw := range vs {
+			if len(raw) > MaxValueLength && name != "_page" {
+				return limitError(key, "a value is %d bytes; at most %d are allowed", len(raw), MaxValueLength)
+			}
+			if resultParams[name] {
+				continue
+			}
+			n := len(splitValues(raw))
+			if n > MaxValues {
+				return limitError(key, "%d values; at most %d per parameter", n, MaxValues)
+			}
+			values += n
+		}
+		switch {
+		case name == "_sort":
+			for _, raw := range vs {
+				sorts += strings.Count(raw, ",") + 1
+			}
+		case name == "_include" || name == "_revinclude":
+			includes += len(vs)
+		case name == "_has" || strings.Contains(key, "."):
+			links += len(vs)
+		}
+	}
+	switch {
+	case pairs > MaxParameters:
+		return limitError("", "%d parameters; at most %d per search", pairs, MaxParameters)
+	case values > MaxTotalValues:
+		return limitError("", "%d values; at most %d per search", values, MaxTotalValues)
+	case sorts > MaxSorts:
+		return limitError("_sort", "%d sort keys; at most %d", sorts, MaxSorts)
+	case includes > MaxIncludes:
+		return limitError("_include", "%d _include and _revinclude; at most %d together", includes, MaxIncludes)
+	case links > MaxLinks:
+		return limitError("", "%d chained parameters and _has; at most %d together", links, MaxLinks)
+	}
+	return nil
 }
 
 func (e *Error) Error() string { return "search parameter " + e.Param + ": " + e.Msg }
@@ -70,6 +150,9 @@ func ParseQuery(resourceType string, params url.Values, opts Options) (*Query, e
 	}
 	if opts.Now.IsZero() {
 		opts.Now = time.Now()
+	}
+	if err := checkBounds(params); err != nil {
+		return nil, err
 	}
 	q := &Query{Store: store.Query{Type: resourceType}, Count: -1}
 	keys := make([]string, 0, len(params))
