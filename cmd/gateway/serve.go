@@ -33,7 +33,6 @@ type serveConfig struct {
 	addr, data, baseURL string
 	bodyLimit           int
 	requestBudget       time.Duration
-	requestBudget       time.Duration
 	logFormat, logLevel string
 	noLog               bool
 	clients             string
@@ -53,7 +52,6 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.data, "data", "./data", "data directory (store, keys)")
 	fs.StringVar(&cfg.baseURL, "base-url", "", "public FHIR base URL (default http://<addr>/fhir)")
 	fs.IntVar(&cfg.bodyLimit, "body-limit", rest.DefaultBodyLimit, "maximum request body in bytes")
-	fs.DurationVar(&cfg.requestBudget, "request-budget", rest.DefaultRequestBudget, "how long one search, history page, $everything or batch/transaction may run before it is stopped as too costly")
 	fs.DurationVar(&cfg.requestBudget, "request-budget", rest.DefaultRequestBudget, "how long one search, history page, $everything or batch/transaction may run before it is stopped as too costly")
 	fs.StringVar(&cfg.logFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -232,7 +230,6 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 		RelayPrepare: cw.relayPrepare,
 		Health:       alog.Health,
 	}
-	rcfg.RequestBudget = cfg.requestBudget
 	rcfg.RequestBudget = cfg.requestBudget
 	clients, err := signIn(&rcfg, st, key, base, chn, cfg.clients)
 	if err != nil {
