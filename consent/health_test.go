@@ -34,7 +34,7 @@ func TestLagFailsClosed(t *testing.T) {
 	target := policy.Target{Type: "Observation", ID: "o1", Patients: []string{"Patient/lag-1"}}
 	decide := func(fl *follower) policy.Decision {
 		d := &policy.Decider{Consent: fl.consent, Health: fl.Health}
-		return d.Decide(doc, policy.Read, target, "")
+		return d.Decide(doc, policy.Read, target, policy.Glass{})
 	}
 	if d := decide(fl); !d.Allow {
 		t.Fatalf("denied while current: %s", d.Reason)

@@ -144,8 +144,8 @@ func TestDecide(t *testing.T) {
 		{"grantee sees the consent naming them", doc, SearchType, Target{Type: "Consent", Patients: []string{"Patient/x"}, Practitioners: []string{"Practitioner/doc"}}, "", true, "grants the practitioner"},
 		{"grantee may not change the consent", doc, Update, Target{Type: "Consent", Patients: []string{"Patient/x"}, Practitioners: []string{"Practitioner/doc"}}, "", false, ""},
 		{"another doctor does not see it", other, Read, Target{Type: "Consent", Patients: []string{"Patient/x"}, Practitioners: []string{"Practitioner/doc"}}, "", false, "no live consent"},
-		{"own practitioner record", doc, Read, Target{Type: "Practitioner", ID: "doc"}, "", true, "own record"},
-		{"directory resource", doc, Read, Target{Type: "Organization", ID: "o"}, "", true, "outside"},
+		{"own practitioner record", doc, Read, Target{Type: "Practitioner", ID: "doc"}, "", true, "care directory"},
+		{"directory resource", doc, Read, Target{Type: "Organization", ID: "o"}, "", true, "care directory"},
 		{"patient reads own report", pat, Read, report, "", true, "own record"},
 		{"patient books own appointment", pat, Create, Target{Type: "Appointment", Patients: []string{"Patient/x"}}, "", true, "own"},
 		{"patient uploads a report", pat, Create, Target{Type: "DiagnosticReport", Patients: []string{"Patient/x"}}, "", true, "own"},
@@ -163,7 +163,7 @@ func TestDecide(t *testing.T) {
 		{"unlinked patient wallet", &Principal{Role: RolePatient, Scopes: pat.Scopes}, Read, report, "", false, "linked to no patient"},
 	}
 	for _, tt := range tests {
-		got := d.Decide(tt.p, tt.in, tt.t, tt.glass)
+		got := d.Decide(tt.p, tt.in, tt.t, Glass{Reason: tt.glass})
 		if got.Allow != tt.allow || !contains(got.Reason, tt.why) {
 			t.Errorf("%s: %+v, want allow=%v reason containing %q", tt.name, got, tt.allow, tt.why)
 		}
@@ -173,10 +173,10 @@ func TestDecide(t *testing.T) {
 	}
 	// A lagging consent mirror fails closed for consent-based access only.
 	lag = fmt.Errorf("the consent mirror is 45 s behind the chain")
-	if dec := d.Decide(doc, Read, report, ""); dec.Allow || !contains(dec.Reason, "45 s behind") {
+	if dec := d.Decide(doc, Read, report, Glass{}); dec.Allow || !contains(dec.Reason, "45 s behind") {
 		t.Fatalf("lagging mirror: %+v", dec)
 	}
-	if dec := d.Decide(pat, Read, report, ""); !dec.Allow {
+	if dec := d.Decide(pat, Read, report, Glass{}); !dec.Allow {
 		t.Fatalf("a patient's own record does not depend on consent: %+v", dec)
 	}
 }
@@ -204,13 +204,13 @@ func BenchmarkDecision(b *testing.B) {
 		target := func(i int) Target {
 			return Target{Type: "DiagnosticReport", ID: "r", Patients: []string{"Patient/" + strconv.Itoa(i)}}
 		}
-		if !d.Decide(p, Read, target(42), "").Allow {
+		if !d.Decide(p, Read, target(42), Glass{}).Allow {
 			b.Fatal("not allowed")
 		}
 		// Warm up untimed: the heap and the memo reach their steady size
 		// (the first timed mode paid for it otherwise: p99 +3 to +10 µs).
 		for i := range 500_000 {
-			d.Decide(p, Read, target((i*7919)%n), "")
+			d.Decide(p, Read, target((i*7919)%n), Glass{})
 		}
 		runtime.GC() // the set-up's garbage is not the decisions'
 		for _, mode := range []string{"repeat", "spread", "cold"} {
@@ -227,7 +227,7 @@ func BenchmarkDecision(b *testing.B) {
 						g.gen.Add(1)
 					}
 					start := time.Now()
-					d.Decide(p, Read, t, "")
+					d.Decide(p, Read, t, Glass{})
 					lat = append(lat, time.Since(start))
 				}
 				b.StopTimer()

@@ -10,14 +10,32 @@ import (
 type Target struct {
 	Type string
 	ID   string // "" for a resource not yet created or a type-level check
-	// Patients are the patients whose compartment holds the resource
-	// ("Patient/<id>"); empty for resources in no patient's compartment.
+	// Patients are the patients the record is about ("Patient/<id>"):
+	// those whose compartment holds it, and those it is tied to by
+	// another reference (Binary.securityContext, Task.for, ...). Empty
+	// for records about no patient.
 	Patients []string
 	// Practitioners are the practitioners whose compartment holds it
-	// (an Appointment's participants, for example).
+	// (an Appointment's participants, a Consent's grantees).
 	Practitioners []string
 	// Creator is the subject of the principal that created the resource.
 	Creator string
+	// IdentityChange marks a write that changes identity fields: the
+	// wallet identifiers of a Patient or Practitioner, or the active
+	// flag of a Practitioner linked to a wallet.
+	IdentityChange bool
+	// IdentityOnly marks a write that changes identity fields and
+	// nothing else.
+	IdentityOnly bool
+}
+
+// Glass is a practitioner's break-glass request: the emergency reason
+// and, for a search, the one patient it is about.
+type Glass struct {
+	Reason string
+	// Patient pins a break-glass search to one patient ("Patient/<id>");
+	// empty for a read, where the record names its patient.
+	Patient string
 }
 
 // Decision is the answer to one request, with the reason recorded in the
@@ -30,6 +48,9 @@ type Decision struct {
 	BreakGlass bool
 	// Consent marks a decision that depended on a patient's grant.
 	Consent bool
+	// Unavailable marks a refusal because consent could not be checked
+	// (the mirror is behind the chain): fail closed, but say so.
+	Unavailable bool
 }
 
 // Err returns nil for an allowed decision and an error wrapping ErrDenied
@@ -53,95 +74,180 @@ type Decider struct {
 func allow(reason string) Decision { return Decision{Allow: true, Reason: reason} }
 func deny(reason string) Decision  { return Decision{Reason: reason} }
 
-// regulatorTypes are what regulators read: the audit trail, no clinical
-// content.
-var regulatorTypes = []string{"AuditEvent"}
-
-// adminTypes are what admins manage: the people and organizations that
-// deliver care, no clinical content.
-var adminTypes = []string{"Practitioner", "PractitionerRole", "Organization", "Location", "HealthcareService", "Endpoint"}
-
-// Decide says whether p may perform in on t. breakGlass is a
-// practitioner's emergency reason ("" when none).
-func (d *Decider) Decide(p *Principal, in Interaction, t Target, breakGlass string) Decision {
+// Decide says whether p may perform in on t, from the access table
+// (table.go): SMART scopes first, then the first row that allows.
+func (d *Decider) Decide(p *Principal, in Interaction, t Target, glass Glass) Decision {
 	if err := CheckScope(p, in, t.Type); err != nil {
 		return deny(strings.TrimPrefix(err.Error(), ErrDenied.Error()+": "))
 	}
+	switch {
+	case p.Role == RolePatient && p.Resource == "":
+		return deny("this wallet is linked to no patient record")
+	case p.Role == RolePractitioner && p.Resource == "":
+		return deny("this wallet is linked to no practitioner record")
+	case t.IdentityChange && !IdentityLinker(p):
+		return deny("identity fields (wallet identifiers, a practitioner's active flag) are written by administrators and identity-linking systems only")
+	}
 	perm := in.Perm()
-	switch p.Role {
-	case RoleRegulator:
-		if slices.Contains(regulatorTypes, t.Type) {
-			return allow("regulator reads the audit trail")
+	class := ClassOf(&t)
+	var refused *Decision // the consent check's answer, for the reason
+	for i := range Table {
+		r := &Table[i]
+		if r.Class != class || r.Role != p.Role || r.Perms&perm == 0 {
+			continue
 		}
-		return deny("regulators read audit events and proofs only")
-	case RoleAdmin:
-		if slices.Contains(adminTypes, t.Type) && len(t.Patients) == 0 {
-			return allow("admin manages the care directory")
-		}
-		return deny("admins manage practitioners and organizations, not clinical records")
-	case RolePatient:
-		if p.Resource == "" {
-			return deny("this wallet is linked to no patient record")
-		}
-		if slices.Contains(t.Patients, p.Resource) {
-			return allow("the patient's own record")
-		}
-		if len(t.Patients) == 0 && (perm == PermRead || perm == PermSearch) {
-			return allow("a directory resource outside any patient's record")
-		}
-		return deny("patients reach their own records only")
-	case RolePractitioner:
-		if p.Resource == "" {
-			return deny("this wallet is linked to no practitioner record")
-		}
-		if t.Type == "Practitioner" && t.ID != "" && "Practitioner/"+t.ID == p.Resource && perm != PermDelete {
-			return allow("the practitioner's own record")
-		}
-		if t.Type == "Appointment" && slices.Contains(t.Practitioners, p.Resource) && perm != PermDelete {
-			return allow("an appointment the practitioner takes part in")
-		}
-		if t.Type == "Consent" && slices.Contains(t.Practitioners, p.Resource) && (perm == PermRead || perm == PermSearch) {
-			return allow("a consent that grants the practitioner access")
-		}
-		if len(t.Patients) == 0 {
-			return allow("a resource outside any patient's record")
-		}
-		dec := d.byConsent(p.Resource, t, perm)
-		if !dec.Allow && breakGlass != "" {
-			return Decision{Allow: true, BreakGlass: true, Consent: true, Reason: "break-glass: " + breakGlass}
-		}
-		return dec
-	case RoleSystem:
-		if len(t.Patients) == 0 {
-			return allow("within the client's scopes")
-		}
-		if in == Create {
-			return allow("a client creates within its scopes")
-		}
-		if t.Creator != "" && t.Creator == p.Subject {
-			return allow("the client's own record")
-		}
-		return d.byConsent("client/"+strings.TrimPrefix(p.ClientID, "client/"), t, perm)
-	}
-	return deny("unknown role")
-}
-
-// byConsent allows when any patient of t has granted grantee perm on t's
-// type, and fails closed when the consent mirror is behind.
-func (d *Decider) byConsent(grantee string, t Target, perm Perm) Decision {
-	if d.Health != nil {
-		if err := d.Health(); err != nil {
-			return Decision{Consent: true, Reason: "consent cannot be checked now: " + err.Error()}
-		}
-	}
-	if d.Consent != nil {
-		for _, pat := range t.Patients {
-			if d.Consent.Allowed(grantee, pat, t.Type, perm) {
-				return Decision{Allow: true, Consent: true, Reason: "granted by " + pat}
+		switch r.Rel {
+		case Anyone:
+			return allow(anyoneReason(class, p.Role, perm))
+		case Subject:
+			if slices.Contains(t.Patients, p.Resource) {
+				return allow("the patient's own record")
+			}
+		case SoleSubject:
+			if soleSubject(t.Patients, p.Resource) {
+				return allow("the patient's own record")
+			}
+		case Author:
+			if t.Creator != "" && t.Creator == p.Subject {
+				return allow("the principal's own record (its author)")
+			}
+		case Granted:
+			dec := d.byConsent(grantee(p), t, perm)
+			if dec.Allow {
+				return dec
+			}
+			refused = &dec
+		case Participant:
+			if t.Type == "Appointment" && slices.Contains(t.Practitioners, p.Resource) {
+				return allow("an appointment the practitioner takes part in")
+			}
+		case Grantee:
+			if t.Type == "Consent" && slices.Contains(t.Practitioners, p.Resource) {
+				return allow("a consent that grants the practitioner access")
+			}
+		case BreakGlass:
+			if dec, ok := d.breakGlass(p, in, t, glass); ok {
+				return dec
+			}
+		case IdentityOnly:
+			if t.IdentityOnly && IdentityLinker(p) && (t.Type == "Patient" || t.Type == "Practitioner") {
+				return allow("an identity change by " + string(p.Role))
 			}
 		}
 	}
-	return Decision{Consent: true, Reason: "no live consent from the patient for " + grantee + " to " + permVerb(perm) + " " + t.Type}
+	if refused != nil {
+		return *refused
+	}
+	return deny(denyReason(class, p.Role, perm))
+}
+
+func soleSubject(patients []string, me string) bool {
+	if len(patients) == 0 {
+		return false
+	}
+	for _, pt := range patients {
+		if pt != me {
+			return false
+		}
+	}
+	return true
+}
+
+// grantee is the name grants to p are recorded under.
+func grantee(p *Principal) string {
+	if p.Role == RoleSystem {
+		return "client/" + strings.TrimPrefix(p.ClientID, "client/")
+	}
+	return p.Resource
+}
+
+// breakGlass allows a practitioner's emergency read or search of one
+// patient's records: never a write, a history of a type or the system,
+// or a search across patients. Every other patient of the record must
+// have granted access.
+func (d *Decider) breakGlass(p *Principal, in Interaction, t Target, g Glass) (Decision, bool) {
+	if g.Reason == "" || (in != Read && in != VRead && in != SearchType) {
+		return Decision{}, false
+	}
+	if in == SearchType && g.Patient == "" {
+		return Decision{}, false
+	}
+	opened := g.Patient
+	for _, pt := range t.Patients {
+		if pt == opened {
+			continue
+		}
+		if (d.Health == nil || d.Health() == nil) && d.consented(grantee(p), pt, t.Type, in.Perm()) {
+			continue
+		}
+		if opened != "" || in == SearchType {
+			return Decision{}, false // a second ungranted patient
+		}
+		opened = pt // a read opens the record's one ungranted patient
+	}
+	if opened == "" || !slices.Contains(t.Patients, opened) {
+		return Decision{}, false
+	}
+	return Decision{Allow: true, BreakGlass: true, Consent: true, Reason: "break-glass: " + g.Reason}, true
+}
+
+func anyoneReason(c Class, r Role, perm Perm) string {
+	switch c {
+	case ClassPatient:
+		return "a client creates within its scopes"
+	case ClassDirectory:
+		return "the care directory is open to the signed-in; " + string(r) + " may " + permVerb(perm) + " it"
+	case ClassAudit:
+		return string(r) + " reads the audit trail"
+	}
+	return "a record about no patient, within the " + string(r) + "'s scopes"
+}
+
+func denyReason(c Class, r Role, perm Perm) string {
+	switch c {
+	case ClassPatient:
+		switch r {
+		case RolePatient:
+			if perm == PermRead || perm == PermSearch {
+				return "patients reach their own records only"
+			}
+			return "patients write records about themselves only"
+		case RoleAdmin, RoleRegulator:
+			return string(r) + "s do not reach clinical records"
+		}
+		return "no access to this patient's record"
+	case ClassDirectory:
+		return "the care directory is written by administrators (and the systems that authored a record)"
+	case ClassAudit:
+		if perm == PermRead || perm == PermSearch {
+			return "audit events are seen by the patients they are about, administrators and regulators"
+		}
+		return "audit events are written by the gateway only"
+	}
+	return "records about no patient are for system clients and administrators"
+}
+
+// byConsent allows when every patient of t has granted grantee perm on
+// t's type, and fails closed when the consent mirror is behind.
+func (d *Decider) byConsent(grantee string, t Target, perm Perm) Decision {
+	if d.Health != nil {
+		if err := d.Health(); err != nil {
+			return Decision{Consent: true, Unavailable: true, Reason: "consent cannot be checked now: " + err.Error()}
+		}
+	}
+	for _, pat := range t.Patients {
+		if !d.consented(grantee, pat, t.Type, perm) {
+			return Decision{Consent: true, Reason: "no live consent from " + pat + " for " + grantee + " to " + permVerb(perm) + " " + t.Type}
+		}
+	}
+	if len(t.Patients) == 1 {
+		return Decision{Allow: true, Consent: true, Reason: "granted by " + t.Patients[0]}
+	}
+	return Decision{Allow: true, Consent: true, Reason: "granted by every patient of the record"}
+}
+
+func (d *Decider) consented(grantee, patient, typ string, perm Perm) bool {
+	return d.Consent != nil && d.Consent.Allowed(grantee, patient, typ, perm)
 }
 
 func permVerb(p Perm) string {

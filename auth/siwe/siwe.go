@@ -71,8 +71,11 @@ type Resolver func(ctx context.Context, chainID uint64, address string) (Link, e
 var DefaultScopes = map[policy.Role]string{
 	policy.RolePatient:      "patient/*.rs patient/Appointment.cu",
 	policy.RolePractitioner: "user/*.cruds",
-	policy.RoleAdmin:        "system/Practitioner.cruds system/PractitionerRole.cruds system/Organization.cruds system/Location.cruds system/HealthcareService.cruds system/Endpoint.cruds",
-	policy.RoleRegulator:    "system/AuditEvent.rs",
+	// Administrators keep the care directory, link wallets to Patient
+	// records (identity fields only: docs/security.md) and read the audit
+	// trail.
+	policy.RoleAdmin:     "system/Practitioner.cruds system/PractitionerRole.cruds system/Organization.cruds system/Location.cruds system/HealthcareService.cruds system/Endpoint.cruds system/Patient.u system/AuditEvent.rs",
+	policy.RoleRegulator: "system/AuditEvent.rs",
 }
 
 // Defaults for Config.

@@ -20,6 +20,9 @@ type note struct {
 	patients    []string
 	query       string
 	skip        bool // audited elsewhere (batch entries are sub-requests)
+	// hidden: the request was refused but answered as if the record did
+	// not exist (no existence oracle); the event records the refusal.
+	hidden bool
 }
 
 type noteKey struct{}
@@ -74,9 +77,14 @@ func (s *Server) audited(c *fiber.Ctx) error {
 	if err != nil {
 		var issues []fhir.Issue
 		status, issues, _ = statusOf(err)
-		if len(issues) > 0 {
+		if len(issues) > 0 && !n.hidden {
 			reason = issues[0].Diagnostics
 		}
+	}
+	if n.hidden {
+		// Answered as if absent (404, or 204 for a delete), but refused:
+		// the patient's trail says so, with the decision's reason.
+		status = fiber.StatusForbidden
 	}
 	interaction := n.interaction
 	if interaction == "" {

@@ -59,6 +59,9 @@ func statusOf(err error) (int, []fhir.Issue, [2]string) {
 		return http.StatusForbidden, []fhir.Issue{{Severity: "error", Code: "forbidden", Diagnostics: err.Error()}}, [2]string{}
 	case errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound, []fhir.Issue{{Severity: "error", Code: "not-found", Diagnostics: "resource not found"}}, [2]string{}
+	case errors.Is(err, store.ErrTaken):
+		return http.StatusConflict, []fhir.Issue{{Severity: "error", Code: "duplicate", Expression: []string{"identifier"},
+			Diagnostics: "this wallet is already linked to another record: a wallet speaks for one Patient or Practitioner only"}}, [2]string{}
 	case errors.Is(err, store.ErrConflict):
 		return http.StatusConflict, []fhir.Issue{{Severity: "error", Code: "conflict", Diagnostics: "the resource was changed concurrently; retry"}}, [2]string{}
 	case errors.Is(err, store.ErrReadOnly):

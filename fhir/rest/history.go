@@ -43,11 +43,14 @@ func (s *Server) historyInstance(c *fiber.Ctx) error {
 		return err
 	}
 	noteOf(c).interaction = string(policy.HistoryInstance)
+	if err := policy.CheckScope(principal(c), policy.HistoryInstance, typ); err != nil {
+		return err
+	}
 	cur, err := s.store.Current(c.UserContext(), typ, id)
 	if err != nil {
 		return err
 	}
-	if err := s.authorize(c, policy.HistoryInstance, targetOf(&cur)); err != nil {
+	if err := s.reveal(c, policy.HistoryInstance, targetOf(&cur)); err != nil {
 		return err
 	}
 	// Each version is judged on its own compartments too.

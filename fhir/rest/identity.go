@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -124,23 +125,30 @@ func resolveWallet(ctx context.Context, st *store.Store, chainID uint64, address
 		if err != nil {
 			return siwe.Link{}, err
 		}
-		if len(page.IDs) > 1 {
-			return siwe.Link{}, errors.New("the wallet is linked to several " + typ + " records")
-		}
 		for _, id := range page.IDs {
-			if typ == "Practitioner" {
-				if err := verified(ctx, st, id); err != nil {
-					return siwe.Link{}, err
-				}
-			}
 			found = append(found, typ+"/"+id)
 		}
 	}
-	if len(found) == 0 {
+	switch len(found) {
+	case 0:
 		return siwe.Link{}, siwe.ErrNotLinked
+	case 1:
+	default:
+		// Linked before wallets were unique (the gateway refuses a second
+		// link since): nobody can tell whom the wallet speaks for.
+		return siwe.Link{}, ErrAmbiguousWallet
+	}
+	if typ, id, _ := strings.Cut(found[0], "/"); typ == "Practitioner" {
+		if err := verified(ctx, st, id); err != nil {
+			return siwe.Link{}, err
+		}
 	}
 	return siwe.Link{Resource: found[0]}, nil
 }
+
+// ErrAmbiguousWallet refuses the sign-in of a wallet that several records
+// name.
+var ErrAmbiguousWallet = fmt.Errorf("%w: this wallet is linked to more than one record; an administrator must remove the extra links before it can sign in", policy.ErrDenied)
 
 // ErrNotVerified refuses the sign-in of a practitioner whose record an
 // administrator has not marked active: registering a wallet is not
@@ -166,3 +174,134 @@ func verified(ctx context.Context, st *store.Store, id string) error {
 }
 
 func parseForm(b []byte) (url.Values, error) { return url.ParseQuery(string(b)) }
+
+// Identity fields (docs/security.md): the wallet identifiers of a Patient
+// or Practitioner, which make a wallet speak for the record, and the
+// active flag of a Practitioner linked to a wallet, which an
+// administrator sets when verifying them. Only administrators and
+// identity-linking system clients change them.
+
+// identity is what a Patient or Practitioner version says of who signs in
+// as it.
+type identity struct {
+	wallets []string // unique names, "wallet:" + lower-case address, sorted
+	active  bool     // Practitioner.active = true
+}
+
+// holdsIdentity: the types whose records wallets link to.
+func holdsIdentity(typ string) bool { return typ == "Patient" || typ == "Practitioner" }
+
+// walletName is the unique name of a wallet identifier value: the address
+// (the same key on every chain), or the whole value when it is not a
+// CAIP-10 account id.
+func walletName(value string) string {
+	v := strings.ToLower(strings.TrimSpace(value))
+	if rest, ok := strings.CutPrefix(v, "eip155:"); ok {
+		if _, addr, ok := strings.Cut(rest, ":"); ok {
+			v = addr
+		}
+	}
+	return "wallet:" + v
+}
+
+func identityOf(root *fhirjson.Value) identity {
+	var id identity
+	if ids := root.Get("identifier"); ids != nil && ids.Kind == fhirjson.Array {
+		for i := range ids.Items {
+			if ids.Items[i].GetString("system") == siwe.CAIP10System {
+				id.wallets = append(id.wallets, walletName(ids.Items[i].GetString("value")))
+			}
+		}
+	}
+	slices.Sort(id.wallets)
+	id.wallets = slices.Compact(id.wallets)
+	if a := root.Get("active"); a != nil && a.Kind == fhirjson.Bool && a.Str == "true" {
+		id.active = true
+	}
+	return id
+}
+
+// withoutIdentity is root without its identity fields and meta: two
+// versions equal this way differ only in who signs in as them.
+func withoutIdentity(typ string, root fhirjson.Value) fhirjson.Value {
+	v := root.Clone()
+	v.Delete("meta")
+	if typ == "Practitioner" {
+		v.Delete("active")
+	}
+	if ids := v.Get("identifier"); ids != nil && ids.Kind == fhirjson.Array {
+		kept := ids.Items[:0]
+		for _, it := range ids.Items {
+			if it.GetString("system") != siwe.CAIP10System {
+				kept = append(kept, it)
+			}
+		}
+		ids.Items = kept
+		if len(kept) == 0 {
+			v.Delete("identifier")
+		}
+	}
+	return v
+}
+
+// identityChange says whether a write changes identity fields and whether
+// it changes nothing else.
+type identityChange struct{ change, only bool }
+
+// identityDiff compares the identity fields of prev (nil: none) and the
+// version w makes.
+func (s *Server) identityDiff(c *fiber.Ctx, prev *store.Version, w *store.Write) (identityChange, error) {
+	typ := w.New.Type
+	if !holdsIdentity(typ) {
+		return identityChange{}, nil
+	}
+	var before, after fhirjson.Value
+	var old, next identity
+	hadBody := false
+	if prev != nil && !prev.Deleted {
+		body := prev.Body
+		if body == nil {
+			v, err := s.store.Version(c.UserContext(), prev.Type, prev.ID, prev.VID)
+			if err != nil {
+				return identityChange{}, err
+			}
+			body = v.Body
+		}
+		var err error
+		if before, err = fhirjson.Parse(body, fhir.Limits); err != nil {
+			return identityChange{}, err
+		}
+		old, hadBody = identityOf(&before), true
+	}
+	if !w.New.Deleted {
+		var err error
+		if after, err = fhirjson.Parse(w.New.Body, fhir.Limits); err != nil {
+			return identityChange{}, err
+		}
+		next = identityOf(&after)
+	}
+	linked := len(old.wallets) > 0 || len(next.wallets) > 0
+	change := !slices.Equal(old.wallets, next.wallets) || (typ == "Practitioner" && linked && old.active != next.active)
+	if !change {
+		return identityChange{}, nil
+	}
+	only := false
+	if hadBody && !w.New.Deleted {
+		a, b := withoutIdentity(typ, before), withoutIdentity(typ, after)
+		only = fhirjson.Equal(&a, &b)
+	}
+	return identityChange{change: true, only: only}, nil
+}
+
+// holdWallets makes w hold the wallets of its version (none once
+// deleted), so that one wallet is linked to one record across Patient and
+// Practitioner.
+func holdWallets(w *store.Write, root *fhirjson.Value) {
+	if !holdsIdentity(w.New.Type) {
+		return
+	}
+	w.HoldsUnique = true
+	if root != nil && !w.New.Deleted {
+		w.Unique = identityOf(root).wallets
+	}
+}

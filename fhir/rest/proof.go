@@ -31,7 +31,7 @@ func (s *Server) mayProve(c *fiber.Ctx, v *store.Version) error {
 		noteOf(c).touch(v)
 		return nil
 	}
-	if err := s.authorize(c, policy.VRead, targetOf(v)); err != nil {
+	if err := s.reveal(c, policy.VRead, targetOf(v)); err != nil {
 		return err
 	}
 	noteOf(c).touch(v)

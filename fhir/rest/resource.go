@@ -94,13 +94,18 @@ func (s *Server) read(c *fiber.Ctx) error {
 		return err
 	}
 	noteOf(c).interaction = string(policy.Read)
-	// authorize checks scopes too; it runs once the target is known, so
-	// that a refusal is recorded against the patient it concerns.
+	// The scope ceiling does not depend on the record: checked first. The
+	// decision on the record runs once it is known, so that a refusal is
+	// recorded against the patient it concerns, and is answered as an
+	// absent record would be (reveal).
+	if err := policy.CheckScope(principal(c), policy.Read, typ); err != nil {
+		return err
+	}
 	v, err := s.store.Read(c.UserContext(), typ, id)
 	if err != nil {
 		return err
 	}
-	if err := s.authorize(c, policy.Read, targetOf(&v)); err != nil {
+	if err := s.reveal(c, policy.Read, targetOf(&v)); err != nil {
 		return err
 	}
 	if v.Deleted {
@@ -116,15 +121,18 @@ func (s *Server) vread(c *fiber.Ctx) error {
 		return err
 	}
 	noteOf(c).interaction = string(policy.VRead)
+	if err := policy.CheckScope(principal(c), policy.VRead, typ); err != nil {
+		return err
+	}
 	vid, err := strconv.ParseUint(c.Params("vid"), 10, 64)
 	if err != nil || vid == 0 {
-		return errorf(fiber.StatusNotFound, "not-found", "no such version")
+		return errHidden
 	}
 	v, err := s.store.Version(c.UserContext(), typ, id, vid)
 	if err != nil {
 		return err
 	}
-	if err := s.authorize(c, policy.VRead, targetOf(&v)); err != nil {
+	if err := s.reveal(c, policy.VRead, targetOf(&v)); err != nil {
 		return err
 	}
 	if v.Deleted {
@@ -232,16 +240,28 @@ func (s *Server) newVersion(p *policy.Principal, res *fhir.Resource, id string, 
 	if err != nil {
 		return store.Write{}, err
 	}
-	v.Compartments = parties(res.Type, id, idx)
-	return store.Write{Prev: prev, New: v, Index: idx, Leaf: s.leaf(&v)}, nil
+	v.Compartments = parties(res, id, idx)
+	w := store.Write{Prev: prev, New: v, Index: idx, Leaf: s.leaf(&v)}
+	holdWallets(&w, &res.Root)
+	return w, nil
 }
 
-// parties are the people a version concerns, for policy: its compartments
-// and, for a Consent, the practitioners it grants to (R4 leaves Consent
-// out of the Practitioner compartment, yet a doctor must be able to see
-// what was shared with them).
-func parties(typ, id string, idx []store.IndexValue) []string {
+// parties are the people a version concerns, for policy: its compartments;
+// for a type outside the Patient compartment, the patients it is tied to
+// by another reference (Binary.securityContext, Task.for, a Bundle's
+// entries: fhir.PatientRefs); and for a Consent, the practitioners it
+// grants to (R4 leaves Consent out of the Practitioner compartment, yet a
+// doctor must be able to see what was shared with them).
+func parties(res *fhir.Resource, id string, idx []store.IndexValue) []string {
+	typ := res.Type
 	ps := search.Members(typ, id, idx)
+	if typ != "Patient" && search.CompartmentParams("Patient", typ) == nil {
+		for _, p := range fhir.PatientRefs(typ, &res.Root) {
+			if !slices.Contains(ps, p) {
+				ps = append(ps, p)
+			}
+		}
+	}
 	if typ != "Consent" {
 		return ps
 	}
@@ -274,7 +294,9 @@ func (s *Server) tombstone(p *policy.Principal, typ, id string, prev *store.Vers
 	if !v.LastUpdated.After(prev.LastUpdated) {
 		v.LastUpdated = prev.LastUpdated.Add(time.Microsecond)
 	}
-	return store.Write{Prev: prev, New: v, Leaf: s.leaf(&v)}
+	w := store.Write{Prev: prev, New: v, Leaf: s.leaf(&v)}
+	holdWallets(&w, nil)
+	return w
 }
 
 func (s *Server) index(res *fhir.Resource) ([]store.IndexValue, error) {
@@ -345,6 +367,23 @@ func (s *Server) updateResource(c *fiber.Ctx, res *fhir.Resource, id string, wan
 		if err != nil {
 			return err
 		}
+		if prev != nil && !prev.Deleted && !s.identityWriter(c, res.Type) {
+			// Whether the record exists is decided before anything
+			// about it is told (If-Match's answer included).
+			switch err := s.reveal(c, policy.Update, targetOf(prev)); {
+			case errors.Is(err, errHidden):
+				if want != 0 {
+					return versionMismatch(want, nil)
+				}
+				w, err := s.newVersion(principal(c), res, id, nil, store.MethodUpdate)
+				if err != nil {
+					return err
+				}
+				return s.hiddenUpdate(c, &w)
+			case err != nil:
+				return err
+			}
+		}
 		if want != 0 && (prev == nil || prev.VID != want) {
 			return versionMismatch(want, prev)
 		}
@@ -409,16 +448,20 @@ func (s *Server) deleteResource(c *fiber.Ctx, typ, id string, want uint64) error
 		if err != nil {
 			return err
 		}
+		if prev != nil {
+			// A record the principal may not know of is absent to them.
+			switch err := s.reveal(c, policy.Delete, targetOf(prev)); {
+			case errors.Is(err, errHidden):
+				prev = nil
+			case err != nil:
+				return err
+			}
+		}
 		if want != 0 && (prev == nil || prev.VID != want) {
 			return versionMismatch(want, prev)
 		}
 		if prev == nil || prev.Deleted {
 			// Nothing to delete: deleting is idempotent (http.html#delete).
-			if prev != nil {
-				if err := s.authorize(c, policy.Delete, targetOf(prev)); err != nil {
-					return err
-				}
-			}
 			return s.respondDeleted(c, prev, "nothing to delete")
 		}
 		w := s.tombstone(principal(c), typ, id, prev)
@@ -491,8 +534,10 @@ func (s *Server) patchResource(c *fiber.Ctx, typ, id string, ops *fhirjson.Value
 		if err != nil {
 			return err
 		}
-		if err := s.authorize(c, policy.Patch, targetOf(&cur)); err != nil {
-			return err
+		if !s.identityWriter(c, typ) || cur.Deleted {
+			if err := s.reveal(c, policy.Patch, targetOf(&cur)); err != nil {
+				return err
+			}
 		}
 		if cur.Deleted {
 			return gone(cur)
@@ -544,7 +589,13 @@ func (s *Server) respondWrite(c *fiber.Ctx, status int, v store.Version) error {
 		c.Set(fiber.HeaderContentLocation, loc)
 	}
 	c.Status(status)
-	switch prefer(c, "return") {
+	ret := prefer(c, "return")
+	if !s.decide(c, policy.Read, targetOf(&v)).Allow {
+		// A write the principal may make but not read back (an
+		// administrator linking a wallet to a Patient record).
+		ret = "minimal"
+	}
+	switch ret {
 	case "minimal":
 		return nil
 	case "OperationOutcome":

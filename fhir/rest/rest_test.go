@@ -20,6 +20,7 @@ import (
 	"github.com/fhirgate/fhirgate/audit"
 	"github.com/fhirgate/fhirgate/auth"
 	"github.com/fhirgate/fhirgate/fhir/search"
+	"github.com/fhirgate/fhirgate/policy"
 	"github.com/fhirgate/fhirgate/store"
 	"github.com/fhirgate/fhirgate/store/pebble"
 )
@@ -39,7 +40,9 @@ func newTestServer(t testing.TB) (*Server, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := key.Mint(auth.Grant{Scope: "system/*.cruds", TTL: time.Hour}, time.Now())
+	// The client also links wallets (tests of the sign-in resolver);
+	// access_test.go tests who may, with a token per kind of principal.
+	tok, err := key.Mint(auth.Grant{Scope: "system/*.cruds " + policy.ScopeIdentityLinking, TTL: time.Hour}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

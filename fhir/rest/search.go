@@ -128,6 +128,9 @@ func (s *Server) searchWithin(c *fiber.Ctx, typ string, params url.Values) error
 	sq := q.Store
 	sq.Count = count
 	sq.Total = q.Total == "accurate"
+	if err := pinGlass(c, typ, params); err != nil {
+		return err
+	}
 	// Consent and roles filter the matches before paging and counting.
 	sq.Filter = s.visible(c, policy.SearchType)
 	if q.Summary == "count" {
