@@ -342,6 +342,7 @@ func TestBundleRules(t *testing.T) {
 			`{"fullUrl":"urn:uuid:2","resource":`+patient+`,"request":{"method":"POST","url":"Patient"}}`,
 			`{"fullUrl":"urn:uuid:1","resource":{"resourceType":"Patient","meta":{"versionId":"2"}},"request":{"method":"POST","url":"Patient"}}`), "Bundle.entry[2].fullUrl", "entry 0 again"},
 		{"10,001 entries", bundle("batch", strings.TrimSuffix(strings.Repeat(`{"request":{"method":"GET","url":"Patient"}},`, 10001), ",")), "entry", "more than 10000 items"},
+		{"2,001 entries in a transaction", bundle("transaction", strings.TrimSuffix(strings.Repeat(`{"request":{"method":"GET","url":"Patient"}},`, 2001), ",")), "Bundle.entry", "at most 2000 entries"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

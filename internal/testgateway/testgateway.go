@@ -186,6 +186,9 @@ func (g *Gateway) Stop() {
 	}
 }
 
+// PID is the gateway process's id (for /proc/<pid>/status).
+func (g *Gateway) PID() int { return g.cmd.Process.Pid }
+
 // Logs returns what the gateway wrote to stderr.
 func (g *Gateway) Logs() string { return g.logs.String() }
 
