@@ -17,6 +17,7 @@ import (
 	"github.com/fhirgate/fhirgate/anchor/ethanchor"
 	"github.com/fhirgate/fhirgate/internal/gethtest"
 	"github.com/fhirgate/fhirgate/internal/testgateway"
+	"github.com/fhirgate/fhirgate/policy"
 	"github.com/fhirgate/fhirgate/web"
 )
 
@@ -136,7 +137,7 @@ func TestBrowser(t *testing.T) {
 	node := nodeTools(t)
 	g := testgateway.Start(t, "", "--anchor-interval", "1s", "--eth-block-period", "1s")
 	origin := strings.TrimSuffix(g.Base, "/fhir")
-	admin := g.Token(t, "system/*.cruds")
+	admin := g.Token(t, "system/*.cruds "+policy.ScopeIdentityLinking) // creates the people and links their wallets
 	regulator := g.Token(t, "system/AuditEvent.rs", "--role", "regulator")
 	shots := os.Getenv("FHIRGATE_SCREENSHOTS")
 	if shots == "" {

@@ -199,7 +199,8 @@ phase starts with -warmup that is not counted. Get a token with
 func cmdPractitionerRead(args []string, stdout, stderr io.Writer) error {
 	f := newFlags("practitioner-read", "-base URL -token TOKEN [flags]", `
 Authenticated, consent-checked, audited reads by a practitioner. With the
-system token (system/*.cruds) it creates one active Practitioner linked to
+system token (system/*.cruds fhirgate/identity-linking: it links wallets to
+records) it creates one active Practitioner linked to
 a fresh wallet and -patients Patients, each linked to its own fresh wallet
 (CAIP-10 identifiers on the gateway's chain, from /.well-known/fhirgate),
 plus one more Patient who grants nothing. Each patient signs in with
@@ -207,14 +208,14 @@ Sign-In With Ethereum and signs an EIP-712 Grant of -scope to the
 practitioner, which the gateway relays gas-free (POST /consent/relay); the
 practitioner signs in with its wallet. Once every grant is in force (the
 practitioner reads each patient) and the patient without a grant is
-refused (403), it runs read-practitioner: GET [base]/Patient/ID of a random
+refused (404, as if absent), it runs read-practitioner: GET [base]/Patient/ID of a random
 one of the granted patients with the practitioner's token; then, unless
 -system-same=false, read-system-same: the same reads with the system
 token. Every answer but 200 counts as an error. Needs no ether, no
 JSON-RPC port and no access to the gateway's data directory. The
 practitioner's token lasts one hour.`, stderr, 64)
 	base := f.String("base", "", "FHIR base URL, e.g. http://127.0.0.1:8080/fhir (required)")
-	token := f.String("token", "", "system bearer token with system/*.cruds (required)")
+	token := f.String("token", "", "system bearer token with 'system/*.cruds fhirgate/identity-linking' (required)")
 	patients := f.Int("patients", defaultPractitionerPatients, "patients who grant the practitioner access (the reads cycle through them)")
 	scope := f.String("scope", defaultPractitionerScope, "consent scope each patient grants (<Type>.<perms>, e.g. Patient.rs or *.rs)")
 	systemSame := f.Bool("system-same", true, "also read the same patients with the system token")

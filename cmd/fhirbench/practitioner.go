@@ -437,8 +437,8 @@ func setupPractitioner(ctx context.Context, cfg practitionerConfig, log io.Write
 		return nil, fmt.Errorf("practitioner setup: %w", err)
 	}
 	// Before any grant, the practitioner is refused.
-	if st, out, err := readStatus(ctx, cfg.base, s.token, "Patient", s.patients[0]); err != nil || st != 403 {
-		return nil, fmt.Errorf("practitioner setup: before any grant, the practitioner's read of Patient/%s answered %d (want 403): %v %s", s.patients[0], st, err, truncate(string(out), 300))
+	if st, out, err := readStatus(ctx, cfg.base, s.token, "Patient", s.patients[0]); err != nil || st != 404 {
+		return nil, fmt.Errorf("practitioner setup: before any grant, the practitioner's read of Patient/%s answered %d (want 404, as if absent): %v %s", s.patients[0], st, err, truncate(string(out), 300))
 	}
 
 	// Each patient signs in with the wallet and relays a signed grant.
@@ -498,12 +498,12 @@ func setupPractitioner(ctx context.Context, cfg practitionerConfig, log io.Write
 	}
 	s.effective = time.Since(relayStart)
 	// A patient who granted nothing stays closed to the practitioner: the
-	// phase measures consent-checked reads, not 403s nor an open door.
-	if st, out, err := readStatus(ctx, cfg.base, s.token, "Patient", s.control); err != nil || st != 403 {
-		return nil, fmt.Errorf("practitioner setup: the practitioner's read of Patient/%s, who granted nothing, answered %d (want 403): %v %s", s.control, st, err, truncate(string(out), 300))
+	// phase measures consent-checked reads, not refusals nor an open door.
+	if st, out, err := readStatus(ctx, cfg.base, s.token, "Patient", s.control); err != nil || st != 404 {
+		return nil, fmt.Errorf("practitioner setup: the practitioner's read of Patient/%s, who granted nothing, answered %d (want 404, as if absent): %v %s", s.control, st, err, truncate(string(out), 300))
 	}
 	s.took = time.Since(start)
-	fmt.Fprintf(log, "practitioner-read: %d grants of %s to %s relayed and in force %s after the first relay; patient without a grant refused (403); setup took %s\n",
+	fmt.Fprintf(log, "practitioner-read: %d grants of %s to %s relayed and in force %s after the first relay; patient without a grant refused (404); setup took %s\n",
 		cfg.patients, cfg.scope, s.practitioner, s.effective.Round(time.Millisecond), s.took.Round(time.Millisecond))
 	return s, nil
 }

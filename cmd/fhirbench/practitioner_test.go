@@ -10,6 +10,7 @@ import (
 	"github.com/fhirgate/fhirgate/auth/siwe"
 	"github.com/fhirgate/fhirgate/internal/synth"
 	"github.com/fhirgate/fhirgate/internal/testgateway"
+	"github.com/fhirgate/fhirgate/policy"
 )
 
 // TestPractitionerRead runs the practitioner setup against the real
@@ -23,7 +24,7 @@ func TestPractitionerRead(t *testing.T) {
 	}
 	start := time.Now()
 	gw := testgateway.Start(t, "")
-	sys := gw.Token(t, "system/*.cruds")
+	sys := gw.Token(t, "system/*.cruds "+policy.ScopeIdentityLinking)
 	var log strings.Builder
 	res, s, err := runPractitionerRead(practitionerConfig{
 		base: gw.Base, token: sys, patients: 4, scope: "Patient.rs", clients: 2,
@@ -51,7 +52,7 @@ func TestPractitionerRead(t *testing.T) {
 		}
 	}
 	// The same token on a patient without a grant: refused.
-	if st, body, err := readStatus(ctx, gw.Base, s.token, "Patient", s.control); err != nil || st != 403 {
+	if st, body, err := readStatus(ctx, gw.Base, s.token, "Patient", s.control); err != nil || st != 404 {
 		t.Errorf("Patient/%s, who granted nothing: %d %v %.200s", s.control, st, err, body)
 	}
 	// The token is a practitioner's, not a system's: the system token

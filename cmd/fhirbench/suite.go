@@ -19,6 +19,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/fhirgate/fhirgate/policy"
 )
 
 type suiteConfig struct {
@@ -123,7 +125,7 @@ func startGateway(bin, data, logPath string, extra []string) (*gatewayProc, erro
 func (g *gatewayProc) token(bin string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "token", "--data", g.data, "--scope", "system/*.cruds", "--ttl", "4h")
+	cmd := exec.CommandContext(ctx, bin, "token", "--data", g.data, "--scope", "system/*.cruds "+policy.ScopeIdentityLinking, "--ttl", "4h")
 	cmd.Env = append(os.Environ(), "FHIRGATE_DATA=")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -581,7 +583,7 @@ func writeSuiteReport(w io.Writer, cfg suiteConfig, rounds []round, info suiteIn
 		}
 		fmt.Fprintf(w, "- practitioner phases (right after read, on the same data): K = %d patients, each linked to its own fresh wallet, granted `%s` to one active Practitioner "+
 			"by an EIP-712 signature the gateway relayed gas-free (`POST /consent/relay`); the practitioner's token comes from Sign-In With Ethereum; "+
-			"all grants in force %.1f s (median) after the first relay; a patient without a grant is refused (403) before each phase\n",
+			"all grants in force %.1f s (median) after the first relay; a patient without a grant is refused (404, as if absent) before each phase\n",
 			cfg.practitionerPatients, cfg.practitionerScope, median(eff))
 	}
 	fmt.Fprintln(w)

@@ -49,7 +49,7 @@ export function friendlyStatus(status, detail) {
     case status === 403:
       return 'You do not have permission to do this.';
     case status === 404 || status === 410:
-      return 'This record was not found. It may have been removed.';
+      return 'This record was not found. It may have been removed, or it is not shared with you.';
     case status === 409 || status === 412:
       return 'Someone changed this record at the same time. Reload the page and try again.';
     case status === 413:

@@ -117,7 +117,8 @@ async function openRecords(ctx, g, type, scope, out, fhir = ctx.fhir) {
         h('p', { class: 'item-title' }, summary(r)), h('p', { class: 'hint' }, `${r.resourceType} · updated ${fmtDateTime(r.meta?.lastUpdated)}`))))));
     }
   } catch (e) {
-    ctx.report(out, e, e.status === 403 ? 'The patient no longer shares these records with you.' : '');
+    // A record not shared with you is answered as if it did not exist (404).
+    ctx.report(out, e, e.status === 403 || e.status === 404 ? 'The patient no longer shares these records with you.' : '');
   }
 }
 
@@ -146,7 +147,7 @@ function editButton(ctx, r, out, g, scope, fhir) {
           await fhir.update(cur, cur.meta?.versionId);
           await openRecords(ctx, g, 'DiagnosticReport', scope, out, fhir);
         } catch (err) {
-          ctx.report(msg, err, err.status === 403 ? 'You may no longer change this report.' : 'The change could not be saved.');
+          ctx.report(msg, err, err.status === 403 || err.status === 404 ? 'You may no longer change this report.' : 'The change could not be saved.');
         }
       });
     });
