@@ -165,8 +165,9 @@ func TestDevChainAnchorTakeover(t *testing.T) {
 	if !strings.Contains(gw.Logs(), "cannot anchor") {
 		t.Error("the log does not say the gateway cannot anchor")
 	}
-	if status, _, _ := httpDo(t, "GET", gw.Base+"/Patient/"+id2+"/_history/1/$proof", tok, nil); status != 202 {
-		t.Errorf("$proof of a version written after: %d", status)
+	// $proof no longer says "retry in a second" forever: 503, and why.
+	if status, body, h := httpDo(t, "GET", gw.Base+"/Patient/"+id2+"/_history/1/$proof", tok, nil); status != 503 || h.Get("Retry-After") == "" || !strings.Contains(string(body), "cannot anchor") {
+		t.Errorf("$proof of a version written after: %d %s", status, body)
 	}
 	gw.Stop()
 	checkPrivate(t, gw.Data)

@@ -60,6 +60,14 @@ func (s *Server) proof(c *fiber.Ctx) error {
 	}
 	p, err := s.cfg.Anchor.ProofFor(c.UserContext(), typ, id, vid)
 	if errors.Is(err, anchor.ErrNotAnchored) {
+		if herr := s.cfg.Anchor.Health(); herr != nil {
+			// Not "retry in a few seconds": the checkpoint will not be
+			// anchored until an operator acts (issue 14: 202 forever).
+			c.Set(fiber.HeaderRetryAfter, "60")
+			c.Set(fiber.HeaderContentType, s.contentType(c))
+			return c.Status(fiber.StatusServiceUnavailable).Send(fhir.OperationOutcome(issue("error", "transient",
+				"the version is in the log, but the gateway cannot anchor checkpoints now ("+herr.Error()+"); its operator has been told (/readyz)")))
+		}
 		after, _ := anchor.RetryAfter(err)
 		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(max(1, int(after.Seconds()+0.999))))
 		c.Set(fiber.HeaderContentType, s.contentType(c))
@@ -72,8 +80,20 @@ func (s *Server) proof(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if !s.decide(c, policy.VRead, targetOf(&v)).Allow {
+		p = redactForRegulator(p)
+	}
 	return c.JSON(p)
 }
+
+// redactForRegulator is the proof for a principal who may prove a version
+// but not read it (a regulator, for clinical records): without the leaf's
+// salt and the body's SHA-256, with which a guess of the content could be
+// tested (issue 14: 8,499 guesses recovered a report's conclusion). The
+// leaf hash, its inclusion path and the anchored checkpoint still prove
+// that the entry is in the log (format v2, docs/audit.md). Those who may
+// read the version get the full proof and can recompute the leaf.
+func redactForRegulator(p anchor.Proof) anchor.Proof { return p.WithholdContent() }
 
 // verify is GET [type]/[id]/$verify: every stored version re-hashed and
 // checked against the log and the chain; mismatches are error issues in a
