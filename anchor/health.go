@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -149,7 +150,8 @@ func (l *Log) preflight(ctx context.Context, force bool) (bool, error) {
 	was := l.blocked
 	l.blocked = err
 	if err != nil {
-		l.stat.Blocked = err.Error()
+		// Health adds "anchor: cannot anchor: " itself.
+		l.stat.Blocked = strings.TrimPrefix(err.Error(), ErrCannotAnchor.Error()+": ")
 	} else {
 		l.stat.Blocked = ""
 	}

@@ -155,6 +155,7 @@ func TestDevChainAnchorTakeover(t *testing.T) {
 			t.Fatalf("/readyz still %d %s after the role was taken away; logs:\n%s", status, body, gw.Logs())
 		}
 	}
+	t.Logf("/readyz: %d %s", status, body)
 	if !strings.Contains(string(body), "anchorer") || !strings.Contains(string(body), other.Hex()) {
 		t.Errorf("/readyz says %q", body)
 	}
