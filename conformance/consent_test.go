@@ -95,6 +95,11 @@ func TestNoAccessWithoutConsent(t *testing.T) {
 			t.Fatal("the answer carries content")
 		}
 	}
+	// outOfScope: a refusal for want of a scope on the type, whatever the
+	// record (no oracle: the same for every id).
+	outOfScope := func(r *Response) bool {
+		return r.Status == 403 && strings.Contains(string(r.Body), "needs scope")
+	}
 	untouched := func(t *testing.T) {
 		t.Helper()
 		if v := do(t, ehr, "GET", "DiagnosticReport/"+rid, nil); v.Status != 200 || !strings.Contains(string(v.Body), `"versionId":"1"`) {
@@ -183,11 +188,15 @@ func TestNoAccessWithoutConsent(t *testing.T) {
 					untouched(t)
 				}},
 				{"patch", func(t *testing.T) {
-					absent(t, do(t, c, "PATCH", "DiagnosticReport/"+rid, []byte(`[{"op":"replace","path":"/status","value":"amended"}]`), "Content-Type", "application/json-patch+json"))
+					if r := do(t, c, "PATCH", "DiagnosticReport/"+rid, []byte(`[{"op":"replace","path":"/status","value":"amended"}]`), "Content-Type", "application/json-patch+json"); !outOfScope(r) {
+						absent(t, r)
+					}
 					untouched(t)
 				}},
 				{"delete", func(t *testing.T) {
-					wantStatus(t, do(t, c, "DELETE", "DiagnosticReport/"+rid, nil), 204) // as deleting what does not exist
+					if r := do(t, c, "DELETE", "DiagnosticReport/"+rid, nil); !outOfScope(r) {
+						wantStatus(t, r, 204) // as deleting what does not exist
+					}
 					untouched(t)
 				}},
 				{"create in the patient's record", func(t *testing.T) {
@@ -220,7 +229,10 @@ func TestNoAccessWithoutConsent(t *testing.T) {
 						t.Fatalf("transaction GET not answered as absent: %.300s", r.Body)
 					}
 					r = do(t, c, "POST", "", bundle("transaction", `{"request":{"method":"DELETE","url":"DiagnosticReport/`+rid+`"}}`))
-					leaks(t, r)
+					if !outOfScope(r) {
+						wantStatus(t, r, 200) // as deleting what does not exist
+						leaks(t, r)
+					}
 					untouched(t)
 				}},
 				{"batch", func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -353,6 +354,24 @@ func TestNoExistenceOracle(t *testing.T) {
 				same(who+" "+r.method+" "+r.path+" "+ifMatch, w.do(who, r.method, path(id), body(id), h...), w.do(who, r.method, path(absent), body(absent), h...))
 			}
 		}
+		for _, entry := range []string{
+			`{"request":{"method":"DELETE","url":"DiagnosticReport/%s"}}`,
+			`{"request":{"method":"DELETE","url":"DiagnosticReport/%s","ifMatch":"W/\"1\""}}`,
+			`{"request":{"method":"PUT","url":"DiagnosticReport/%s","ifMatch":"W/\"1\""},"resource":{"resourceType":"DiagnosticReport","id":"%s","status":"final","code":{"text":"x"},"subject":{"reference":"` + w.patient + `"}}}`,
+		} {
+			tx := func(x string) string {
+				return `{"resourceType":"Bundle","type":"transaction","entry":[` + strings.ReplaceAll(entry, "%s", x) + `]}`
+			}
+			a, b := w.do(who, "POST", "/fhir", tx(id)), w.do(who, "POST", "/fhir", tx(absent))
+			// The answers name the URL tried and carry their own Bundle id
+			// and time: compare them without those.
+			norm := func(body []byte, x string) string {
+				return bundleStamp.ReplaceAllString(strings.ReplaceAll(string(body), x, "ID"), "")
+			}
+			if a.StatusCode() != b.StatusCode() || norm(a.Body(), id) != norm(b.Body(), absent) {
+				t.Errorf("%s transaction %s tells existing from absent: %d %s / %d %s", who, entry, a.StatusCode(), a.Body(), b.StatusCode(), b.Body())
+			}
+		}
 		same(who+" $everything", w.do(who, "GET", "/fhir/"+w.patient+"/$everything", ""), w.do(who, "GET", "/fhir/Patient/"+absent+"/$everything", ""))
 	}
 	// A principal that may create such a record learns only that the id
@@ -451,6 +470,8 @@ func TestBreakGlassBounds(t *testing.T) {
 		}
 	}
 }
+
+var bundleStamp = regexp.MustCompile(`"id":"[0-9a-f-]{36}","meta":\{"lastUpdated":"[^"]+"\},`)
 
 func mustParse(t *testing.T, body []byte) *fhirjson.Value {
 	t.Helper()

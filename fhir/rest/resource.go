@@ -233,8 +233,13 @@ func (s *Server) newVersion(p *policy.Principal, res *fhir.Resource, id string, 
 		Author: p.Subject,
 		Body:   res.Stamp(id, vid, at),
 	}
+	// The creator rides from version to version (the store sets it the
+	// same way); the decisions on this write and its answer need it now.
 	if prev != nil {
 		v.Creator = prev.Creator
+	}
+	if v.Creator == "" {
+		v.Creator = v.Author
 	}
 	idx, err := s.index(res)
 	if err != nil {

@@ -35,6 +35,9 @@ const (
 	maxTransactionEntries = 2000
 )
 
+var errTransactionEntries = errorAt(fiber.StatusBadRequest, "too-costly", "Bundle.entry",
+	"a transaction has at most "+strconv.Itoa(maxTransactionEntries)+" entries; split it")
+
 // txEntry is one entry of a batch or transaction and what it resolved to.
 type txEntry struct {
 	index                                              int
@@ -76,6 +79,10 @@ func (s *Server) processBundle(c *fiber.Ctx) error {
 	}
 	if root.GetString("resourceType") != "Bundle" {
 		return errorAt(fiber.StatusBadRequest, "invalid", "resourceType", "POST to the base needs a Bundle of type batch or transaction")
+	}
+	if list := root.Get("entry"); root.GetString("type") == "transaction" && list != nil && len(list.Items) > maxTransactionEntries {
+		// Refused before its entries are validated.
+		return errTransactionEntries
 	}
 	var res *fhir.Resource
 	if root.GetString("type") == "batch" {
@@ -120,13 +127,12 @@ func readEntries(b *fhir.Resource, base string, transaction bool) ([]*txEntry, e
 	if list == nil {
 		return nil, nil
 	}
-	kind, limit := "batch", maxBatchEntries
-	if transaction {
-		kind, limit = "transaction", maxTransactionEntries
-	}
-	if len(list.Items) > limit {
+	switch {
+	case transaction && len(list.Items) > maxTransactionEntries:
+		return nil, errTransactionEntries
+	case len(list.Items) > maxBatchEntries:
 		return nil, errorAt(fiber.StatusBadRequest, "too-costly", "Bundle.entry",
-			"a "+kind+" has at most "+strconv.Itoa(limit)+" entries; split it")
+			"a batch has at most "+strconv.Itoa(maxBatchEntries)+" entries; split it")
 	}
 	entries := make([]*txEntry, len(list.Items))
 	fullURLs := make(map[string]int, len(list.Items))
@@ -483,6 +489,24 @@ func (s *Server) buildWrite(c *fiber.Ctx, p *policy.Principal, e *txEntry) error
 			return err
 		}
 		e.prev = prev
+		// A record the client may not know of is absent to it, as on the
+		// REST routes: a delete deletes nothing, a patch finds nothing,
+		// ifMatch sees no current version; an update is refused in
+		// permitWrite as one creating the record would be.
+		if prev != nil && !s.identityWriter(c, e.typ) {
+			in := map[string]policy.Interaction{"PUT": policy.Update, "PATCH": policy.Patch, "DELETE": policy.Delete}[e.method]
+			switch err := s.reveal(c, in, targetOf(prev)); {
+			case errors.Is(err, errHidden):
+				if e.method != "PUT" {
+					e.prev = nil
+				} else if e.ifMatch != "" {
+					want, _ := parseETag(e.ifMatch)
+					return versionMismatch(want, nil)
+				}
+			case err != nil:
+				return err
+			}
+		}
 	}
 	if e.ifMatch != "" {
 		want, ok := parseETag(e.ifMatch)
