@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"compress/zlib"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"runtime"
@@ -360,4 +361,37 @@ func TestBundleRules(t *testing.T) {
 	if !strings.Contains(string(res.Body()), `"total":0`) {
 		t.Errorf("a refused Bundle wrote: %s", res.Body())
 	}
+}
+
+// FuzzDecodeBody: no body or list of codings makes the decoder panic or
+// return more than the limit.
+func FuzzDecodeBody(f *testing.F) {
+	f.Add(encode(f, "gzip", []byte(`{"a":1}`)), "gzip", 100)
+	f.Add(encode(f, "deflate", bytes.Repeat([]byte("x"), 300)), "deflate", 200)
+	f.Add(encode(f, "br", []byte(`{}`)), "br", 10)
+	f.Add(encode(f, "gzip", encode(f, "raw-deflate", []byte("abc"))), "deflate,gzip", 10)
+	f.Fuzz(func(t *testing.T, body []byte, codings string, limit int) {
+		limit = max(0, limit%4096)
+		list := strings.Split(codings, ",")
+		for _, cd := range list {
+			switch cd {
+			case "gzip", "x-gzip", "deflate", "br":
+			default:
+				return // refused before decoding
+			}
+		}
+		if len(list) > maxContentCodings {
+			return
+		}
+		out, err := decodeBody(body, list, limit)
+		if err == nil && len(out) > limit {
+			t.Fatalf("decoded %d bytes past the limit %d", len(out), limit)
+		}
+		if err != nil {
+			var he *httpError
+			if !errors.As(err, &he) || (he.status != 400 && he.status != 413) {
+				t.Fatalf("error %v", err)
+			}
+		}
+	})
 }
