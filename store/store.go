@@ -392,6 +392,20 @@ func (s *Store) Reindex(ctx context.Context, cur Version, idx []IndexValue) erro
 	return s.e.Apply(ctx, &b)
 }
 
+// Hold makes the current version cur of a resource (as Current returned
+// it) hold exactly names, as a write with HoldsUnique would: for records
+// written before they held names (gateway reindex). A name another
+// resource holds fails with a *TakenError; ErrConflict if the resource
+// changed.
+func (s *Store) Hold(ctx context.Context, cur Version, names []string) error {
+	var b Batch
+	b.Require(currentKey(cur.Type, cur.ID), encodeCurrent(&cur))
+	if err := s.holdUnique(ctx, &b, &cur, names); err != nil {
+		return err
+	}
+	return s.e.Apply(ctx, &b)
+}
+
 // EachCurrent calls fn with the current version (with its body) of every
 // live resource of typ, in id order, until fn returns an error.
 func (s *Store) EachCurrent(ctx context.Context, typ string, fn func(Version) error) error {

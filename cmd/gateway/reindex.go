@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/fhirgate/fhirgate/fhir"
 	"github.com/fhirgate/fhirgate/fhir/fhirjson"
+	"github.com/fhirgate/fhirgate/fhir/rest"
 	"github.com/fhirgate/fhirgate/fhir/search"
 	"github.com/fhirgate/fhirgate/store"
 	"github.com/fhirgate/fhirgate/store/pebble"
@@ -34,7 +36,7 @@ func reindex(args []string, stdout, stderr io.Writer) int {
 	st := store.New(db, store.Options{Shared: shared})
 	defer st.Close()
 	start := time.Now()
-	n, err := reindexAll(ctx, st)
+	n, err := reindexAll(ctx, st, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "gateway reindex: after %d resources: %v\n", n, err)
 		return 1
@@ -43,8 +45,33 @@ func reindex(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// reindexAll recomputes the index entries of every current resource.
-func reindexAll(ctx context.Context, st *store.Store) (int, error) {
+// holdWallets makes a Patient or Practitioner hold its wallets, so that
+// no other record can be linked to them (data written before wallets were
+// unique). A wallet two records already share is reported, not an error:
+// an administrator must remove one link; until then the wallet cannot sign
+// in.
+func holdWallets(ctx context.Context, st *store.Store, v store.Version, warn io.Writer) error {
+	names, err := rest.WalletNames(v.Type, v.Body)
+	if err != nil || len(names) == 0 {
+		return err
+	}
+	cur, err := st.Current(ctx, v.Type, v.ID)
+	if err != nil {
+		return err
+	}
+	var taken *store.TakenError
+	if err := st.Hold(ctx, cur, names); errors.As(err, &taken) {
+		fmt.Fprintf(warn, "gateway reindex: %s/%s and %s are linked to one wallet; remove one link (until then it cannot sign in)\n", v.Type, v.ID, taken.Holder)
+		return nil
+	} else if err != nil {
+		return err
+	}
+	return nil
+}
+
+// reindexAll recomputes the index entries of every current resource and
+// the wallets each Patient and Practitioner holds.
+func reindexAll(ctx context.Context, st *store.Store, warn io.Writer) (int, error) {
 	n := 0
 	for _, typ := range fhir.ResourceTypes() {
 		err := st.EachCurrent(ctx, typ, func(v store.Version) error {
@@ -60,7 +87,7 @@ func reindexAll(ctx context.Context, st *store.Store) (int, error) {
 				return err
 			}
 			n++
-			return nil
+			return holdWallets(ctx, st, v, warn)
 		})
 		if err != nil {
 			return n, err

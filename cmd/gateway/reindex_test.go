@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -146,4 +147,51 @@ func queryFor(typ string, iv store.IndexValue) string {
 		return p + "ge" + url.QueryEscape(time.UnixMicro(iv.Lo).UTC().Format(time.RFC3339Nano))
 	}
 	return ""
+}
+
+// TestReindexHoldsWallets: records linked to wallets before wallets were
+// unique hold them after `gateway reindex`, so that no other record can
+// be linked to them; a wallet two records already share is reported.
+func TestReindexHoldsWallets(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	open := func() *store.Store {
+		db, err := pebble.New(ctx, pebble.Config{Dir: filepath.Join(dir, "store"), CacheBytes: 8 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return store.New(db, store.Options{Shared: shared})
+	}
+	st := open()
+	const a, b = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
+	legacy := func(typ, id, addr string) {
+		body := `{"resourceType":"` + typ + `","id":"` + id + `","identifier":[{"system":"https://chainagnostic.org/CAIPs/caip-10","value":"eip155:1337:` + addr + `"}]}`
+		v := store.Version{Type: typ, ID: id, VID: 1, LastUpdated: time.Now(), Method: store.MethodCreate, Body: []byte(body)}
+		if err := st.Commit(ctx, []store.Write{{New: v}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	legacy("Patient", "p1", a)
+	legacy("Patient", "p2", a)
+	legacy("Practitioner", "d1", b)
+	st.Close()
+	var out bytes.Buffer
+	if code := run([]string{"reindex", "--data", dir}, &out, &out); code != 0 {
+		t.Fatalf("gateway reindex: exit %d: %s", code, out.String())
+	}
+	if !strings.Contains(out.String(), "Patient/p2 and Patient/p1 are linked to one wallet") {
+		t.Errorf("the shared wallet was not reported: %s", out.String())
+	}
+	st = open()
+	defer st.Close()
+	if h, err := st.UniqueHolder(ctx, "wallet:"+strings.ToLower(b)); err != nil || h != "Practitioner/d1" {
+		t.Fatalf("wallet b held by %q, %v", h, err)
+	}
+	if h, _ := st.UniqueHolder(ctx, "wallet:"+strings.ToLower(a)); h != "Patient/p1" {
+		t.Fatalf("wallet a held by %q", h)
+	}
+	v := store.Version{Type: "Patient", ID: "p3", VID: 1, LastUpdated: time.Now(), Method: store.MethodCreate, Body: []byte(`{}`)}
+	if err := st.Commit(ctx, []store.Write{{New: v, HoldsUnique: true, Unique: []string{"wallet:" + strings.ToLower(b)}}}); !errors.Is(err, store.ErrTaken) {
+		t.Fatalf("a third record took a held wallet: %v", err)
+	}
 }

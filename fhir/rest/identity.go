@@ -293,6 +293,20 @@ func (s *Server) identityDiff(c *fiber.Ctx, prev *store.Version, w *store.Write)
 	return identityChange{change: true, only: only}, nil
 }
 
+// WalletNames returns the unique names of the wallets a Patient or
+// Practitioner body links (none for other types): what its record holds
+// in the store (gateway reindex holds them for records written before).
+func WalletNames(typ string, body []byte) ([]string, error) {
+	if !holdsIdentity(typ) || body == nil {
+		return nil, nil
+	}
+	root, err := fhirjson.Parse(body, fhir.Limits)
+	if err != nil {
+		return nil, err
+	}
+	return identityOf(&root).wallets, nil
+}
+
 // holdWallets makes w hold the wallets of its version (none once
 // deleted), so that one wallet is linked to one record across Patient and
 // Practitioner.
