@@ -395,3 +395,46 @@ func FuzzDecodeBody(f *testing.F) {
 		}
 	})
 }
+
+// TestResourceBoundsREST: resources over the size bounds, and decimals the
+// index cannot hold, are refused with 400 naming the element (findings 8
+// and 14: a Patient with 200,000 names was accepted; an Observation of
+// 1e999999999 was stored and never found).
+func TestResourceBoundsREST(t *testing.T) {
+	s, tok := newTestServer(t)
+	obs := func(v string) string {
+		return `{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueQuantity":{"value":` + v + `}}`
+	}
+	tests := []struct {
+		name, typ, body string
+		status          int
+		code, expr, msg string
+	}{
+		{"200,000 names", "Patient", `{"resourceType":"Patient","name":[` + strings.TrimSuffix(strings.Repeat(`{"text":"a"},`, 200000), ",") + `]}`, 400, "too-costly", "name", "more than 10000 items"},
+		{"10,000 names", "Patient", `{"resourceType":"Patient","name":[` + strings.TrimSuffix(strings.Repeat(`{"text":"a"},`, 10000), ",") + `]}`, 201, "", "", ""},
+		{"nested 65 deep", "Patient", `{"resourceType":"Patient","extension":[` + strings.Repeat(`{"url":"http://x","extension":[`, 32) + `{"url":"http://x","valueString":"x"}` + strings.Repeat(`]}`, 32) + `]}`, 400, "too-costly", "", "nested deeper than 64"},
+		{"1e999999999", "Observation", obs("1e999999999"), 400, "value", "Observation.valueQuantity.value", "outside the range"},
+		{"1e-400", "Observation", obs("1e-400"), 400, "value", "Observation.valueQuantity.value", "outside the range"},
+		{"1.7976931348623157e308", "Observation", obs("1.7976931348623157e308"), 201, "", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := serve(s, "POST", "/fhir/"+tt.typ, mimeFHIRJSON, tok, []byte(tt.body))
+			if res.StatusCode() != tt.status {
+				t.Fatalf("HTTP %d, want %d: %.300s", res.StatusCode(), tt.status, res.Body())
+			}
+			if tt.code == "" {
+				return
+			}
+			code, diag, expr := outcome(t, res)
+			if code != tt.code || (tt.expr != "" && expr != tt.expr) || !strings.Contains(diag, tt.msg) {
+				t.Fatalf("issue %s at %q: %q; want %s at %q naming %q", code, expr, diag, tt.code, tt.expr, tt.msg)
+			}
+		})
+	}
+	// The largest decimal the index holds is found by search.
+	res := serve(s, "GET", "/fhir/Observation?value-quantity=ge1e308&_summary=count", "", tok, nil)
+	if !strings.Contains(string(res.Body()), `"total":1`) {
+		t.Errorf("search for the stored decimal: %s", res.Body())
+	}
+}

@@ -571,7 +571,7 @@ func (s *Server) buildPatch(c *fiber.Ctx, p *policy.Principal, e *txEntry) error
 	if err != nil {
 		return errorf(fiber.StatusBadRequest, "invalid", "the patch Binary has invalid base64 data")
 	}
-	ops, err := fhirjson.Parse(raw, fhir.Limits)
+	ops, err := fhirjson.Parse(raw, fhir.RequestLimits)
 	if err != nil {
 		return errorf(fiber.StatusBadRequest, "structure", "the patch is not valid JSON")
 	}
