@@ -122,7 +122,7 @@ func (d *Decider) Decide(p *Principal, in Interaction, t Target, glass Glass) De
 				return allow("an appointment the practitioner takes part in")
 			}
 		case Grantee:
-			if t.Type == "Consent" && slices.Contains(t.Practitioners, p.Resource) {
+			if t.Type == "Consent" && t.Creator == Gateway && slices.Contains(t.Practitioners, p.Resource) {
 				return allow("a consent that grants the practitioner access")
 			}
 		case BreakGlass:

@@ -77,7 +77,9 @@ const (
 	Granted
 	// Participant: a practitioner taking part in an Appointment.
 	Participant
-	// Grantee: a practitioner a Consent grants access to.
+	// Grantee: a practitioner a Consent grants access to, for the
+	// Consents the gateway projects from the chain (a client's Consent
+	// resource naming them proves nothing).
 	Grantee
 	// BreakGlass: a practitioner's emergency access to one patient,
 	// with a reason; never writes.
@@ -104,7 +106,7 @@ func (r Relation) String() string {
 	case Participant:
 		return "a participant (Appointment)"
 	case Grantee:
-		return "the grantee (Consent)"
+		return "the grantee (a Consent projected from the chain)"
 	case BreakGlass:
 		return "break-glass, one patient, with a reason"
 	case IdentityOnly:
@@ -159,6 +161,10 @@ var Table = []Rule{
 	{ClassOther, RoleSystem, Anyone, permAll},
 	{ClassOther, RoleAdmin, Anyone, permAll},
 }
+
+// Gateway is the subject the gateway writes its own records as (projected
+// Consents, AuditEvents).
+const Gateway = "fhirgate"
 
 // Roles lists every role, in the order the table is documented.
 var Roles = []Role{RolePatient, RolePractitioner, RoleSystem, RoleAdmin, RoleRegulator}

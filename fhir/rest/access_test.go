@@ -481,3 +481,10 @@ func mustParse(t *testing.T, body []byte) *fhirjson.Value {
 	}
 	return &v
 }
+
+// The gateway's own records are the ones policy trusts as projections.
+func TestGatewaySubject(t *testing.T) {
+	if policy.Gateway != audit.Author || gatewayPrincipal.Subject != policy.Gateway {
+		t.Fatalf("the gateway writes as %q, policy trusts %q", audit.Author, policy.Gateway)
+	}
+}
