@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // ErrUnavailable: the audit trail cannot keep the event, so the request
@@ -18,11 +19,12 @@ const Author = "fhirgate"
 
 // Options tune a Recorder.
 type Options struct {
-	// QueueSize bounds the requests waiting for a commit to take their
-	// events; when it is full, Record refuses. Default 65,536.
+	// QueueSize bounds the events gathering for the next commit; when it
+	// is reached, Record refuses. Default 65,536.
 	QueueSize int
-	// BatchSize is the number of events above which a commit takes no
-	// more (one request's events always share a commit). Default 1,024.
+	// BatchSize is the number of gathered events at which a further
+	// commit starts while one is in flight (at most Writers at once).
+	// Default 1,024.
 	BatchSize int
 	// Writers bounds the commits in flight at once. A second commit
 	// starts while one is in flight only with a full batch (BatchSize
@@ -36,44 +38,47 @@ type Options struct {
 }
 
 // Recorder writes each request's AuditEvent durably before the request
-// answers, group-committed: Record queues the event and waits; while one
-// commit is being synced, the events that arrive gather, and the next
-// commit takes them all as soon as it ends. There is no fixed wait: an
-// event alone on an idle gateway is committed at once, and under load
-// one synced commit carries every event that arrived during the previous
-// one.
+// answers, group-committed: Record adds the event to the group gathering
+// for the next commit and waits; while one commit is being synced, the
+// events that arrive gather, and the next commit takes them all the moment
+// it ends. There is no fixed wait: an event alone on an idle gateway is
+// committed at once, and under load one synced commit carries every event
+// that arrived during the previous one.
 //
-// Record is bounded: it refuses when the queue is full, when the recorder
-// is closing, and when the commit holding its event fails; it gives up
-// when its context ends (a Recorder that is not Run commits nothing). Every refusal is
-// ErrUnavailable, and the caller must then fail the request (fail
-// closed). A refusal after the event was queued may still leave the event
-// on disk (the commit may succeed after the caller stopped waiting, or
-// the process may die after the commit and before the answer): there may
-// be events of requests whose answer never left, never an answer without
-// its event.
+// Record is bounded: it refuses when QueueSize events are already
+// gathering, when the recorder is closing, and when the commit holding its
+// event fails; it gives up when its context ends (a Recorder that is not
+// Run commits nothing). Every refusal is ErrUnavailable, and the caller
+// must then fail the request (fail closed). A refusal after the event was
+// taken may still leave the event on disk (the commit may succeed after
+// the caller stopped waiting, or the process may die after the commit and
+// before the answer): there may be events of requests whose answer never
+// left, never an answer without its event.
 type Recorder struct {
-	trail   *Trail
-	opts    Options
-	queue   chan *pending
-	failing atomic.Pointer[error]
-	written atomic.Int64
-	batches atomic.Int64
+	trail *Trail
+	opts  Options
 
-	// mu orders Record's check of closed and its send with Close, so
-	// that nothing is queued after the writers drained the queue.
-	mu      sync.RWMutex
-	closed  bool
-	closing chan struct{}
-	done    chan struct{}
-	pool    sync.Pool // *pending
+	mu       sync.Mutex
+	cur      *group // gathering for the next commit
+	inflight int    // commits in flight
+	closed   bool   // Record refuses
+	kick     chan struct{}
+	closing  chan struct{}
+	done     chan struct{}
+
+	failing atomic.Pointer[error]
+	metrics metrics
 }
 
-// pending is one request's events waiting for their commit.
-type pending struct {
+// group is the events of one commit and how it went.
+type group struct {
 	events []Event
-	err    error
-	done   chan struct{} // one send when the commit ended (cap 1)
+	err    error         // set before done is closed
+	done   chan struct{} // closed when the commit ended
+}
+
+func newGroup(capacity int) *group {
+	return &group{events: make([]Event, 0, capacity), done: make(chan struct{})}
 }
 
 // NewRecorder returns a recorder writing to trail; call Run to start
@@ -91,9 +96,9 @@ func NewRecorder(trail *Trail, opts Options) *Recorder {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	r := &Recorder{trail: trail, opts: opts, queue: make(chan *pending, opts.QueueSize),
+	r := &Recorder{trail: trail, opts: opts, cur: newGroup(16), kick: make(chan struct{}, opts.Writers),
 		closing: make(chan struct{}), done: make(chan struct{})}
-	r.pool.New = func() any { return &pending{events: make([]Event, 0, 1), done: make(chan struct{}, 1)} }
+	r.metrics.init()
 	return r
 }
 
@@ -109,37 +114,37 @@ var (
 // wraps ErrUnavailable: the event may not be kept, and the caller must
 // fail the request.
 func (r *Recorder) Record(ctx context.Context, e Event) error {
-	p := r.pool.Get().(*pending)
-	p.events = e.appendParts(p.events[:0])
-	r.mu.RLock()
+	r.mu.Lock()
 	if r.closed {
-		r.mu.RUnlock()
-		r.release(p)
+		r.mu.Unlock()
+		r.metrics.refused[refusedShutdown].Add(1)
 		return errShuttingDown
 	}
-	select {
-	case r.queue <- p:
-		r.mu.RUnlock()
-	default:
-		r.mu.RUnlock()
-		r.release(p)
+	g := r.cur
+	if len(g.events) >= r.opts.QueueSize {
+		r.mu.Unlock()
+		r.metrics.refused[refusedFull].Add(1)
 		return errQueueFull
 	}
+	g.events = e.appendParts(g.events)
+	wake := r.inflight == 0 || (len(g.events) >= r.opts.BatchSize && r.inflight < r.opts.Writers)
+	r.mu.Unlock()
+	if wake {
+		select {
+		case r.kick <- struct{}{}:
+		default: // a writer is already woken
+		}
+	}
 	select {
-	case <-p.done:
-		err := p.err
-		r.release(p)
-		return err
+	case <-g.done:
+		if g.err != nil {
+			r.metrics.refused[refusedFailed].Add(1)
+		}
+		return g.err
 	case <-ctx.Done():
-		// The writer still holds p: it is not reused.
+		r.metrics.refused[refusedGaveUp].Add(1)
 		return fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
 	}
-}
-
-func (r *Recorder) release(p *pending) {
-	clear(p.events) // drop the references the events hold
-	p.events, p.err = p.events[:0], nil
-	r.pool.Put(p)
 }
 
 // Healthy returns nil unless the last commit failed.
@@ -151,161 +156,117 @@ func (r *Recorder) Healthy() error {
 }
 
 // Written is the number of events stored so far.
-func (r *Recorder) Written() int64 { return r.written.Load() }
+func (r *Recorder) Written() int64 { return r.metrics.events.Load() }
 
 // Batches is the number of commits that stored them.
-func (r *Recorder) Batches() int64 { return r.batches.Load() }
+func (r *Recorder) Batches() int64 { return r.metrics.commits.Load() }
 
-// Run writes events until Close (then it writes every event queued
-// before Close and returns) or until ctx ends (then the events not yet
+// Run writes events until Close (then it writes every event taken before
+// Close and returns) or until ctx ends (then the events not yet being
 // committed are refused, and it returns when the commits in flight end).
 func (r *Recorder) Run(ctx context.Context) {
 	defer close(r.done)
-	work := make(chan []*pending, r.opts.Writers)
-	finished := make(chan []*pending, r.opts.Writers)
 	var wg sync.WaitGroup
 	for range r.opts.Writers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var events []Event
-			for b := range work {
-				events = r.commit(ctx, b, events)
-				finished <- b[:0]
-			}
+			r.writer(ctx)
 		}()
 	}
-	r.dispatch(ctx, work, finished)
-	close(work)
 	wg.Wait()
 }
 
-// dispatch gathers queued requests into batches and hands them to the
-// writers: a batch leaves when no commit is in flight, or when it is full
-// and a writer is free. So while one commit syncs, the next batch
-// gathers, and it is committed the moment the sync ends.
-func (r *Recorder) dispatch(ctx context.Context, work chan<- []*pending, finished <-chan []*pending) {
-	var (
-		batch    []*pending
-		free     [][]*pending // batch slices back from the writers
-		n        int          // events in batch
-		inflight int
-		closing  = r.closing
-		draining bool
-	)
-	take := func(p *pending) {
-		if batch == nil {
-			if k := len(free); k > 0 {
-				batch, free = free[k-1], free[:k-1]
-			}
-		}
-		batch = append(batch, p)
-		n += len(p.events)
-	}
+// writer commits the gathered group when it may: when no commit is in
+// flight, or when the group is full and fewer than Writers are. After
+// each commit it looks again, so the group that gathered during the
+// commit leaves the moment it ends.
+func (r *Recorder) writer(ctx context.Context) {
 	for {
-		if len(batch) > 0 && inflight < r.opts.Writers && (inflight == 0 || n >= r.opts.BatchSize) {
-			work <- batch // never blocks: the channel holds Writers batches
-			inflight++
-			batch, n = nil, 0
-			continue
-		}
-		if draining && len(batch) == 0 && inflight == 0 && len(r.queue) == 0 {
-			return
-		}
-		queue := r.queue
-		if n >= r.opts.BatchSize {
-			queue = nil // full: wait for a writer
-		}
 		select {
-		case p := <-queue:
-			take(p)
-			// Take what else is waiting without another round of select.
-		fill:
-			for n < r.opts.BatchSize {
-				select {
-				case p := <-r.queue:
-					take(p)
-				default:
-					break fill
-				}
-			}
-		case b := <-finished:
-			inflight--
-			free = append(free, b)
-		case <-closing:
-			// Record queues nothing after Close: write what is queued.
-			closing, draining = nil, true
+		case <-r.kick:
+		case <-r.closing:
 		case <-ctx.Done():
-			r.shut()
-			for _, p := range batch {
-				r.finish(p, errShuttingDown)
+		}
+		for {
+			r.mu.Lock()
+			if ctx.Err() != nil {
+				g := r.shutLocked()
+				r.mu.Unlock()
+				if len(g.events) > 0 {
+					g.err = errShuttingDown
+					close(g.done)
+				}
+				return
 			}
-			for {
-				select {
-				case p := <-r.queue:
-					r.finish(p, errShuttingDown)
-					continue
-				default:
+			g := r.cur
+			n := len(g.events)
+			if n == 0 || r.inflight >= r.opts.Writers || (r.inflight > 0 && n < r.opts.BatchSize) {
+				closed := r.closed
+				r.mu.Unlock()
+				if closed {
+					// Nothing more can gather: what is left is taken by
+					// the writer in flight when it ends.
+					return
 				}
 				break
 			}
-			for ; inflight > 0; inflight-- {
-				<-finished
-			}
-			return
+			r.cur = newGroup(n)
+			r.inflight++
+			r.mu.Unlock()
+
+			r.commit(ctx, g)
+
+			r.mu.Lock()
+			r.inflight--
+			r.mu.Unlock()
 		}
 	}
 }
 
-// commit writes the events of a batch in one synced commit and tells
-// each request the outcome. events is a reusable buffer.
-func (r *Recorder) commit(ctx context.Context, batch []*pending, events []Event) []Event {
-	events = events[:0]
-	for _, p := range batch {
-		events = append(events, p.events...)
-	}
-	var res error
-	if err := r.trail.write(ctx, events, r.opts.NoLog); err != nil {
+// commit writes a group in one synced commit and tells its requests.
+func (r *Recorder) commit(ctx context.Context, g *group) {
+	start := time.Now()
+	err := r.trail.write(ctx, g.events, r.opts.NoLog)
+	r.metrics.commitSeconds.Observe(time.Since(start).Seconds())
+	if err != nil {
 		e := fmt.Errorf("%w: %v", ErrUnavailable, err)
 		r.failing.Store(&e)
-		r.opts.Logger.Error("audit write failed; the requests waiting for it fail", "err", err, "events", len(events))
-		res = e
+		r.metrics.failedCommits.Add(1)
+		r.opts.Logger.Error("audit write failed; the requests waiting for it fail", "err", err, "events", len(g.events))
+		g.err = e
 	} else {
 		if r.failing.Load() != nil {
 			r.failing.Store(nil)
 		}
-		r.written.Add(int64(len(events)))
-		r.batches.Add(1)
+		r.metrics.events.Add(int64(len(g.events)))
+		r.metrics.commits.Add(1)
 	}
-	for _, p := range batch {
-		r.finish(p, res)
-	}
-	clear(events)
-	clear(batch)
-	return events
+	close(g.done)
 }
 
-// finish tells a waiting Record how its commit went.
-func (r *Recorder) finish(p *pending, err error) {
-	p.err = err
-	p.done <- struct{}{} // cap 1, one send: never blocks
-}
-
-// shut stops Record from queueing.
-func (r *Recorder) shut() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+// shutLocked stops Record from adding events and returns the group
+// gathering (replaced by an empty one). r.mu is held.
+func (r *Recorder) shutLocked() *group {
 	if !r.closed {
 		r.closed = true
 		close(r.closing)
 	}
+	g := r.cur
+	r.cur = newGroup(0)
+	return g
 }
 
-// Close stops accepting events and waits until the queued ones are
-// written (or ctx ends). Records waiting when Close is called get their
-// answer; later ones are refused.
+// Close stops accepting events and waits until the events already taken
+// are written (or ctx ends). Records waiting when Close is called get
+// their answer; later ones are refused.
 func (r *Recorder) Close(ctx context.Context) error {
-	r.shut()
+	r.mu.Lock()
+	if !r.closed {
+		r.closed = true
+		close(r.closing)
+	}
+	r.mu.Unlock()
 	select {
 	case <-r.done:
 		return nil

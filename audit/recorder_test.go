@@ -79,6 +79,12 @@ func run(t testing.TB, r *Recorder) {
 	})
 }
 
+func gathering(r *Recorder) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.cur.events)
+}
+
 func readEvent(i int) Event {
 	return Event{Time: time.Now(), Principal: doctor, Interaction: "read", Outcome: Success,
 		Entities: []string{fmt.Sprintf("DiagnosticReport/r%d/_history/1", i)}, Patients: []string{fmt.Sprintf("Patient/p%d", i%5)}}
@@ -210,17 +216,18 @@ func TestRecorderGroupCommits(t *testing.T) {
 	}
 }
 
-// TestRecorderPipelinesFullBatches: with more events waiting than a batch
-// holds, a second writer commits a full batch while the first commit is
-// in flight, and never more than Writers at once.
+// TestRecorderPipelinesFullBatches: while a commit is in flight, a
+// second writer commits as soon as a full batch gathered, and never more
+// than Writers commits run at once.
 func TestRecorderPipelinesFullBatches(t *testing.T) {
-	se := newSlowEngine(t, 10*time.Millisecond)
+	se := newSlowEngine(t, 0)
+	se.gate = make(chan struct{})
 	_, tr := openTrail(t, se)
 	r := NewRecorder(tr, Options{Writers: 2, BatchSize: 8})
 	run(t, r)
 	ctx := context.Background()
 	var wg sync.WaitGroup
-	for i := range 200 {
+	record := func(i int) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -229,12 +236,36 @@ func TestRecorderPipelinesFullBatches(t *testing.T) {
 			}
 		}()
 	}
+	waitInflight := func(n int32) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); se.inflight.Load() < n; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d commits in flight, want %d", se.inflight.Load(), n)
+			}
+		}
+	}
+	record(0)
+	waitInflight(1) // held at the gate
+	for i := range 7 {
+		record(1 + i)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := se.inflight.Load(); n != 1 {
+		t.Fatalf("%d commits in flight with 7 events gathered (a partial batch waits)", n)
+	}
+	record(8) // the batch is full: the second writer takes it
+	waitInflight(2)
+	for i := range 100 {
+		record(9 + i)
+	}
+	time.Sleep(50 * time.Millisecond)
+	close(se.gate)
 	wg.Wait()
 	if m := se.maxInflight.Load(); m != 2 {
 		t.Errorf("max commits in flight %d, want 2 (Writers)", m)
 	}
-	if r.Written() != 200 {
-		t.Errorf("written %d", r.Written())
+	if r.Written() != 109 || r.Batches() != 3 {
+		t.Errorf("written %d in %d commits, want 109 in 3 (1, 8, then the 100 that gathered)", r.Written(), r.Batches())
 	}
 }
 
@@ -252,7 +283,7 @@ func TestRecorderFailsClosedWhenFull(t *testing.T) {
 			}
 		}()
 	}
-	for len(r.queue) < 2 {
+	for gathering(r) < 2 {
 		time.Sleep(time.Millisecond)
 	}
 	if err := r.Record(ctx, readEvent(3)); !errors.Is(err, ErrUnavailable) {

@@ -189,6 +189,7 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 	defer cw.relay.Close()
 	decider := &policy.Decider{Consent: pc, Health: cw.follower.Health}
 	recorder := audit.NewRecorder(trail, audit.Options{NoLog: cfg.noLog, Logger: log})
+	reg.MustRegister(recorder.Collector())
 	auditCtx, stopAudit := context.WithCancel(context.Background())
 	// After a shutdown that ran out of time: refuse what is still queued
 	// and wait for the commits in flight, before the store closes.
