@@ -106,14 +106,9 @@ func (l *Log) blockedErr() error {
 // waiting, counted from this process's start at the earliest (a gateway
 // that was down for a day is not stalled the moment it starts).
 func (l *Log) oldestWait() time.Duration {
-	l.qMu.Lock()
-	var oldest time.Time
-	for _, r := range l.open {
-		if (r.State == StatePending || r.State == StateSubmitted) && (oldest.IsZero() || r.Cut.Before(oldest)) {
-			oldest = r.Cut
-		}
-	}
-	l.qMu.Unlock()
+	l.statMu.Lock()
+	oldest := l.waitingSince
+	l.statMu.Unlock()
 	if oldest.IsZero() {
 		return 0
 	}
@@ -121,6 +116,16 @@ func (l *Log) oldestWait() time.Duration {
 		oldest = l.opened
 	}
 	return l.cfg.Now().Sub(oldest)
+}
+
+// noteWaiting records that a checkpoint cut at cut waits to be anchored
+// (maybeCut; the chain loop recomputes the oldest each round).
+func (l *Log) noteWaiting(cut time.Time) {
+	l.statMu.Lock()
+	if l.waitingSince.IsZero() || cut.Before(l.waitingSince) {
+		l.waitingSince = cut
+	}
+	l.statMu.Unlock()
 }
 
 // preflight asks a Preflighter Anchorer whether anchoring can work, when

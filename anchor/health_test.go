@@ -126,6 +126,7 @@ func TestHealthRepeatedFailures(t *testing.T) {
 	f := newFakeChain()
 	cfg := fastConfig(st, f)
 	cfg.Interval = time.Hour
+	cfg.ResubmitAfter = time.Hour // only the reverts send it again
 	cfg.MaxFailures = 3
 	l, _ := runLog(t, cfg)
 	f.mu.Lock()
@@ -133,8 +134,13 @@ func TestHealthRepeatedFailures(t *testing.T) {
 	f.mu.Unlock()
 	w.create(t, ctx, 4)
 	size, _ := l.Cut(ctx)
+	pooled := func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return len(f.pool) > 0
+	}
 	for i := 1; i <= 3; i++ {
-		waitFor(t, 5*time.Second, "submission", func() bool { return l.Status().InFlight == 1 })
+		waitFor(t, 5*time.Second, "submission", pooled)
 		f.Mine() // reverts
 		waitFor(t, 5*time.Second, "failure counted", func() bool { return l.Status().Failures == i })
 	}
@@ -145,7 +151,7 @@ func TestHealthRepeatedFailures(t *testing.T) {
 	if gauge(t, l, "fhirgate_anchor_problem", ProblemFailures) != 1 || gauge(t, l, "fhirgate_anchor_consecutive_failures", "") != 3 {
 		t.Error("metrics do not count the failures")
 	}
-	waitFor(t, 5*time.Second, "submission", func() bool { return l.Status().InFlight == 1 })
+	waitFor(t, 5*time.Second, "submission", pooled)
 	f.Mine()
 	waitFor(t, 5*time.Second, "anchor", func() bool { return l.Status().Anchored == size })
 	if err := l.Health(); err != nil || l.Status().Failures != 0 {

@@ -172,6 +172,9 @@ type Log struct {
 	blocked       error
 	lastPreflight time.Time
 	opened        time.Time // when Open ran (stall times start there)
+	// waitingSince: when the oldest checkpoint not yet anchored was cut
+	// (zero: none waits).
+	waitingSince time.Time
 	// latency estimates cut → confirmed (EWMA), for retry hints.
 	latency time.Duration
 }
@@ -253,6 +256,11 @@ func (l *Log) loadQueue(ctx context.Context) error {
 		recs[i], recs[j] = recs[j], recs[i]
 	}
 	l.open = recs
+	for _, r := range recs {
+		if r.State == StatePending || r.State == StateSubmitted {
+			l.noteWaiting(r.Cut)
+		}
+	}
 	return nil
 }
 
@@ -419,6 +427,7 @@ func (l *Log) maybeCut(ctx context.Context, force bool) (uint64, error) {
 	l.open = append(l.open, c)
 	l.lastCut, l.lastCutAt = size, now
 	l.setStat(func(s *Status) { s.Queued++ })
+	l.noteWaiting(now)
 	l.poke()
 	return size, nil
 }

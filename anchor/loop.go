@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 )
 
 // chainRound is one reconciliation of the anchor queue with the chain,
@@ -65,6 +66,7 @@ func (l *Log) chainRound(ctx context.Context) error {
 	}
 	l.prune()
 	queued, inflight := 0, 0
+	var waiting time.Time
 	for _, r := range l.snapshot() {
 		switch r.State {
 		case StatePending:
@@ -72,9 +74,15 @@ func (l *Log) chainRound(ctx context.Context) error {
 		case StateSubmitted:
 			queued++
 			inflight++
+		default:
+			continue
+		}
+		if waiting.IsZero() || r.Cut.Before(waiting) {
+			waiting = r.Cut
 		}
 	}
 	l.statMu.Lock()
+	l.waitingSince = waiting
 	wasDown := l.stat.ChainError != ""
 	l.stat.ChainError, l.stat.Alarm, l.stat.LastChain = "", "", l.cfg.Now()
 	l.stat.Queued, l.stat.InFlight = queued, inflight

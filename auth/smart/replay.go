@@ -128,15 +128,19 @@ func NewStoreReplayCache(ctx context.Context, e store.Engine, max int) (*StoreRe
 // Add implements ReplayCache.
 func (c *StoreReplayCache) Add(ctx context.Context, key string, expires, now time.Time) (bool, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.live >= c.max || now.Sub(c.lastSweep) >= SweepInterval {
 		if err := c.sweep(ctx, now); err != nil {
+			c.mu.Unlock()
 			return false, err
 		}
-		if c.live >= c.max {
-			return false, ErrReplayCacheFull
-		}
 	}
+	full := c.live >= c.max
+	c.mu.Unlock()
+	if full {
+		return false, ErrReplayCacheFull
+	}
+	// The commit is conditional: concurrent Adds (of this process or
+	// another replica) need no lock, and share the engine's group commit.
 	k := append(append([]byte(nil), c.prefix...), key...)
 	val := binary.BigEndian.AppendUint64(nil, uint64(expires.UnixNano()))
 	for attempt := 0; attempt < 4; attempt++ {
@@ -160,7 +164,9 @@ func (c *StoreReplayCache) Add(ctx context.Context, key string, expires, now tim
 			return false, fmt.Errorf("smart: replay cache: %w", err)
 		}
 		if old == nil {
+			c.mu.Lock()
 			c.live++
+			c.mu.Unlock()
 		}
 		return true, nil
 	}
@@ -168,7 +174,8 @@ func (c *StoreReplayCache) Add(ctx context.Context, key string, expires, now tim
 }
 
 // sweep deletes the entries expired at now and counts the others (c.mu
-// held). An entry rewritten meanwhile (another replica) is left alone.
+// held: one sweep at a time). An entry rewritten meanwhile (by an Add, here
+// or in another replica) is left alone; the count may miss Adds in flight.
 func (c *StoreReplayCache) sweep(ctx context.Context, now time.Time) error {
 	type entry struct{ k, v []byte }
 	var expired []entry
