@@ -135,22 +135,22 @@ func TestTransaction(t *testing.T) {
 			t.Fatalf("patch not applied: %s", got.Body)
 		}
 	})
-	spec(t, "http.html#transaction: a transaction of 2,000 entries works; one of 2,001 is refused whole (docs/limits.md)", func(t *testing.T) {
+	spec(t, "http.html#transaction: a transaction of 1,000 entries works; one of 1,001 is refused whole (docs/limits.md)", func(t *testing.T) {
 		big := unique("big")
 		var entries []string
-		for i := 0; i < 2001; i++ {
+		for i := 0; i < 1001; i++ {
 			entries = append(entries, fmt.Sprintf(`{"fullUrl":"urn:uuid:00000000-0000-4000-8000-%012d","resource":{"resourceType":"Patient","identifier":[{"system":"urn:fhirgate:big","value":%q}],"name":[{"family":"Big%d"}]},"request":{"method":"POST","url":"Patient"}}`, i, big, i))
 		}
 		wantOutcome(t, do(t, srv.full, "POST", "", bundle("transaction", entries...)), 400, "too-costly")
 		if n := countIdentifier(t, "urn:fhirgate:big", big); n != 0 {
 			t.Fatalf("%d patients stored by a refused transaction", n)
 		}
-		r := do(t, srv.full, "POST", "", bundle("transaction", entries[:2000]...))
+		r := do(t, srv.full, "POST", "", bundle("transaction", entries[:1000]...))
 		wantStatus(t, r, 200)
-		if n := len(r.JSON()["entry"].([]any)); n != 2000 {
+		if n := len(r.JSON()["entry"].([]any)); n != 1000 {
 			t.Fatalf("%d response entries", n)
 		}
-		if n := countIdentifier(t, "urn:fhirgate:big", big); n != 2000 {
+		if n := countIdentifier(t, "urn:fhirgate:big", big); n != 1000 {
 			t.Fatalf("%d patients stored", n)
 		}
 	})

@@ -168,21 +168,23 @@ func TestPatchBomb(t *testing.T) {
 	}
 }
 
-// seedPatients writes n Patients (each family name holds an "a") in one
-// transaction.
+// seedPatients writes n Patients (each family name holds an "a") in
+// transactions of up to 1,000.
 func seedPatients(t *testing.T, s *Server, tok string, n int) {
 	t.Helper()
-	var b strings.Builder
-	b.WriteString(`{"resourceType":"Bundle","type":"transaction","entry":[`)
-	for i := 0; i < n; i++ {
-		if i > 0 {
-			b.WriteByte(',')
+	for done := 0; done < n; done += maxTransactionEntries {
+		var b strings.Builder
+		b.WriteString(`{"resourceType":"Bundle","type":"transaction","entry":[`)
+		for i := done; i < min(n, done+maxTransactionEntries); i++ {
+			if i > done {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `{"resource":{"resourceType":"Patient","name":[{"family":"Fam%05d","given":["Ann"]}]},"request":{"method":"POST","url":"Patient"}}`, i)
 		}
-		fmt.Fprintf(&b, `{"resource":{"resourceType":"Patient","name":[{"family":"Fam%05d","given":["Ann"]}]},"request":{"method":"POST","url":"Patient"}}`, i)
-	}
-	b.WriteString(`]}`)
-	if res := serve(s, "POST", "/fhir", mimeFHIRJSON, tok, []byte(b.String())); res.StatusCode() != 200 {
-		t.Fatalf("seeding: HTTP %d %.300s", res.StatusCode(), res.Body())
+		b.WriteString(`]}`)
+		if res := serve(s, "POST", "/fhir", mimeFHIRJSON, tok, []byte(b.String())); res.StatusCode() != 200 {
+			t.Fatalf("seeding: HTTP %d %.300s", res.StatusCode(), res.Body())
+		}
 	}
 }
 
@@ -343,7 +345,7 @@ func TestBundleRules(t *testing.T) {
 			`{"fullUrl":"urn:uuid:2","resource":`+patient+`,"request":{"method":"POST","url":"Patient"}}`,
 			`{"fullUrl":"urn:uuid:1","resource":{"resourceType":"Patient","meta":{"versionId":"2"}},"request":{"method":"POST","url":"Patient"}}`), "Bundle.entry[2].fullUrl", "entry 0 again"},
 		{"10,001 entries", bundle("batch", strings.TrimSuffix(strings.Repeat(`{"request":{"method":"GET","url":"Patient"}},`, 10001), ",")), "entry", "more than 10000 items"},
-		{"2,001 entries in a transaction", bundle("transaction", strings.TrimSuffix(strings.Repeat(`{"request":{"method":"GET","url":"Patient"}},`, 2001), ",")), "Bundle.entry", "at most 2000 entries"},
+		{"1,001 entries in a transaction", bundle("transaction", strings.TrimSuffix(strings.Repeat(`{"request":{"method":"GET","url":"Patient"}},`, 1001), ",")), "Bundle.entry", "at most 1000 entries"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
