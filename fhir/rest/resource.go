@@ -550,7 +550,7 @@ func (s *Server) patchResource(c *fiber.Ctx, typ, id string, ops *fhirjson.Value
 		if want != 0 && cur.VID != want {
 			return versionMismatch(want, &cur)
 		}
-		res, err := patched(cur, ops)
+		res, err := s.patched(cur, ops)
 		if err != nil {
 			return err
 		}

@@ -727,12 +727,7 @@ const maxPatchGrowth = 1 << 20
 
 // patched applies a JSON Patch to a stored version and validates the
 // result (422 when the patch leaves an invalid resource), the result held
-// to the default body limit (Server.patched: the configured one).
-func patched(cur store.Version, ops *fhirjson.Value) (*fhir.Resource, error) {
-	return patchedWithin(cur, ops, DefaultBodyLimit)
-}
-
-// patched is patched within the server's body limit.
+// to the server's body limit.
 func (s *Server) patched(cur store.Version, ops *fhirjson.Value) (*fhir.Resource, error) {
 	return patchedWithin(cur, ops, s.cfg.BodyLimit)
 }
