@@ -292,6 +292,9 @@ func TestRequestBudget(t *testing.T) {
 		{"type history", "GET", "/fhir/Patient/_history", ""},
 		{"$everything", "GET", "/fhir/Patient/e1/$everything", ""},
 		{"transaction", "POST", "/fhir", `{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Patient","active":true},"request":{"method":"POST","url":"Patient","ifNoneExist":"name=zzz"}}]}`},
+		{"conditional update", "PUT", "/fhir/Patient?name:contains=a", `{"resourceType":"Patient","active":true}`},
+		{"conditional delete", "DELETE", "/fhir/Patient?name:contains=a", ""},
+		{"conditional create", "POST", "/fhir/Patient", `{"resourceType":"Patient","active":true}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -299,7 +302,11 @@ func TestRequestBudget(t *testing.T) {
 			if tt.body != "" {
 				ctype = mimeFHIRJSON
 			}
-			res := serve(s, tt.method, tt.uri, ctype, tok, []byte(tt.body))
+			var hdr []string
+			if tt.name == "conditional create" {
+				hdr = []string{"If-None-Exist", "name:contains=a"}
+			}
+			res := serveWith(s, tt.method, tt.uri, ctype, tok, []byte(tt.body), hdr...)
 			if res.StatusCode() != budgetStatus {
 				t.Fatalf("HTTP %d, want %d: %.300s", res.StatusCode(), budgetStatus, res.Body())
 			}

@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"context"
 	"errors"
 	"net/url"
 	"slices"
@@ -43,7 +44,14 @@ func (s *Server) match(c *fiber.Ctx, typ, crit string) ([]string, error) {
 	// What the client may not see does not match: a conditional
 	// interaction must not reveal that it exists.
 	sq.Filter = s.visible(c, policy.SearchType)
-	page, err := s.store.Search(c.UserContext(), &sq)
+	// The search runs within the time budget; the write after it does not
+	// (a commit is never cut short).
+	ctx, cancel := context.WithTimeoutCause(c.UserContext(), s.requestBudget(), errBudget)
+	defer cancel()
+	page, err := s.store.Search(ctx, &sq)
+	if err != nil && overBudget(ctx) {
+		return nil, s.errTooCostly()
+	}
 	if errors.Is(err, store.ErrTooCostly) {
 		return nil, errorf(fiber.StatusPreconditionFailed, "multiple-matches", "the criteria match too many resources")
 	}
