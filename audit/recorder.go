@@ -114,6 +114,10 @@ var (
 // wraps ErrUnavailable: the event may not be kept, and the caller must
 // fail the request.
 func (r *Recorder) Record(ctx context.Context, e Event) error {
+	var parts []Event // nil: e as it is (the common case)
+	if !e.fits() {
+		parts = e.appendParts(nil)
+	}
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -126,7 +130,11 @@ func (r *Recorder) Record(ctx context.Context, e Event) error {
 		r.metrics.refused[refusedFull].Add(1)
 		return errQueueFull
 	}
-	g.events = e.appendParts(g.events)
+	if parts == nil {
+		g.events = append(g.events, e)
+	} else {
+		g.events = append(g.events, parts...)
+	}
 	wake := r.inflight == 0 || (len(g.events) >= r.opts.BatchSize && r.inflight < r.opts.Writers)
 	r.mu.Unlock()
 	if wake {
@@ -188,8 +196,8 @@ func (r *Recorder) writer(ctx context.Context) {
 		case <-r.closing:
 		case <-ctx.Done():
 		}
+		r.mu.Lock()
 		for {
-			r.mu.Lock()
 			if ctx.Err() != nil {
 				g := r.shutLocked()
 				r.mu.Unlock()
@@ -219,7 +227,6 @@ func (r *Recorder) writer(ctx context.Context) {
 
 			r.mu.Lock()
 			r.inflight--
-			r.mu.Unlock()
 		}
 	}
 }
