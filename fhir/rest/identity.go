@@ -255,26 +255,28 @@ func (s *Server) identityDiff(c *fiber.Ctx, prev *store.Version, w *store.Write)
 	if !holdsIdentity(typ) {
 		return identityChange{}, nil
 	}
-	var before, after fhirjson.Value
-	var old, next identity
-	hadBody := false
-	if prev != nil && !prev.Deleted {
-		body := prev.Body
-		if body == nil {
-			v, err := s.store.Version(c.UserContext(), prev.Type, prev.ID, prev.VID)
-			if err != nil {
-				return identityChange{}, err
-			}
-			body = v.Body
-		}
-		var err error
-		if before, err = fhirjson.Parse(body, fhir.Limits); err != nil {
+	live := prev != nil && !prev.Deleted
+	if !live {
+		// A creation changes identity fields exactly when it links a
+		// wallet (newVersion put them in w.Unique); no parse needed.
+		return identityChange{change: len(w.Unique) > 0}, nil
+	}
+	body := prev.Body
+	if body == nil {
+		v, err := s.store.Version(c.UserContext(), prev.Type, prev.ID, prev.VID)
+		if err != nil {
 			return identityChange{}, err
 		}
-		old, hadBody = identityOf(&before), true
+		body = v.Body
 	}
+	before, err := fhirjson.Parse(body, fhir.Limits)
+	if err != nil {
+		return identityChange{}, err
+	}
+	old := identityOf(&before)
+	var after fhirjson.Value
+	var next identity
 	if !w.New.Deleted {
-		var err error
 		if after, err = fhirjson.Parse(w.New.Body, fhir.Limits); err != nil {
 			return identityChange{}, err
 		}
@@ -286,7 +288,7 @@ func (s *Server) identityDiff(c *fiber.Ctx, prev *store.Version, w *store.Write)
 		return identityChange{}, nil
 	}
 	only := false
-	if hadBody && !w.New.Deleted {
+	if !w.New.Deleted {
 		a, b := withoutIdentity(typ, before), withoutIdentity(typ, after)
 		only = fhirjson.Equal(&a, &b)
 	}
