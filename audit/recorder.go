@@ -118,6 +118,26 @@ func (r *Recorder) Record(ctx context.Context, e Event) error {
 	if !e.fits() {
 		parts = e.appendParts(nil)
 	}
+	return r.record(ctx, e, parts)
+}
+
+// RecordAll writes the events of one request durably in one commit, as
+// Record writes one (a request that touched several patients' records is
+// recorded as one event per patient).
+func (r *Recorder) RecordAll(ctx context.Context, es []Event) error {
+	var parts []Event
+	for i := range es {
+		parts = es[i].appendParts(parts)
+	}
+	if len(parts) == 0 {
+		return nil
+	}
+	return r.record(ctx, Event{}, parts)
+}
+
+// record adds e (parts, if not nil) to the gathering group and waits for
+// its commit.
+func (r *Recorder) record(ctx context.Context, e Event, parts []Event) error {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()

@@ -134,6 +134,7 @@ func (s *Server) note(c *fiber.Ctx, in policy.Interaction, t policy.Target, d po
 	// someone attempted (the event is in that patient's compartment only).
 	if !d.Allow && t.ID != "" && len(n.entities) < 2*maxAuditEntities {
 		n.entities = append(n.entities, t.Type+"/"+t.ID)
+		n.owners = append(n.owners, t.Patients)
 	}
 	return d
 }

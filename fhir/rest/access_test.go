@@ -284,6 +284,11 @@ func TestAuditEventsOfOthers(t *testing.T) {
 	w := newAccessWorld(t)
 	// An EHR's query that touches no patient, and the other patient's reads.
 	w.do("system", "GET", "/fhir/Patient?identifier=urn:ssn|123-45-6789&family=Doe", "")
+	// A search that returns both patients: each sees an event about them
+	// alone (one event per patient), never the other's id.
+	if res := w.do("system", "GET", "/fhir/Patient?_count=100", ""); !strings.Contains(string(res.Body()), w.other) {
+		t.Fatalf("the EHR's search misses a patient: %s", res.Body())
+	}
 	w.do("other patient", "GET", "/fhir/"+w.other, "")
 	w.do("patient", "GET", "/fhir/"+w.patient, "")
 	var seen []string

@@ -2,6 +2,7 @@ package rest
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -17,9 +18,13 @@ type note struct {
 	reason      string
 	breakGlass  string
 	entities    []string
-	patients    []string
-	query       string
-	skip        bool // audited elsewhere (batch entries are sub-requests)
+	// owners[i] holds the compartments of entities[i] (its patients
+	// among them), so that each patient's event names only what is about
+	// them.
+	owners   [][]string
+	patients []string
+	query    string
+	skip     bool // audited elsewhere (batch entries are sub-requests)
 	// hidden: the request was refused but answered as if the record did
 	// not exist (no existence oracle); the event records the refusal.
 	hidden bool
@@ -38,6 +43,7 @@ func noteOf(c *fiber.Ctx) *note {
 func (n *note) touch(v *store.Version) {
 	if len(n.entities) < 2*maxAuditEntities {
 		n.entities = append(n.entities, v.Type+"/"+v.ID+"/_history/"+itoa(v.VID))
+		n.owners = append(n.owners, v.Compartments)
 	}
 	for _, c := range v.Compartments {
 		if strings.HasPrefix(c, "Patient/") && !contains(n.patients, c) {
@@ -99,7 +105,13 @@ func (s *Server) audited(c *fiber.Ctx) error {
 		Entities: n.entities, Patients: n.patients, Query: n.query,
 		BreakGlass: n.breakGlass, Source: c.IP(),
 	}
-	if aerr := s.record(c, ev); aerr != nil {
+	var aerr error
+	if len(n.patients) <= 1 {
+		aerr = s.record(c, ev)
+	} else {
+		aerr = s.cfg.Audit.RecordAll(context.WithoutCancel(c.UserContext()), n.perPatient(ev)) // one commit
+	}
+	if aerr != nil {
 		c.Response().Header.Reset()
 		return errAuditUnavailable
 	}
@@ -115,6 +127,41 @@ var errAuditUnavailable = errorf(fiber.StatusServiceUnavailable, "transient", "t
 func (s *Server) record(c *fiber.Ctx, ev audit.Event) error {
 	return s.cfg.Audit.Record(context.WithoutCancel(c.UserContext()), ev)
 }
+
+// perPatient splits the event of a request that touched several
+// patients' records into one event per patient, naming that patient and
+// the records about them (IHE BALP: one patient per AuditEvent), plus one
+// for the records about no patient, if any. Each patient sees their own
+// event; an event naming several patients would show each of them the
+// others. The events are written in one commit.
+func (n *note) perPatient(ev audit.Event) []audit.Event {
+	evs := make([]audit.Event, 0, len(n.patients)+1)
+	var rest []string
+	for i, ref := range n.entities {
+		if !slices.ContainsFunc(n.owners[i], isPatientRef) {
+			rest = append(rest, ref)
+		}
+	}
+	for _, p := range n.patients {
+		e := ev
+		e.Patients = []string{p}
+		e.Entities = nil
+		for i, ref := range n.entities {
+			if slices.Contains(n.owners[i], p) {
+				e.Entities = append(e.Entities, ref)
+			}
+		}
+		evs = append(evs, e)
+	}
+	if len(rest) > 0 {
+		e := ev
+		e.Patients, e.Entities = nil, rest
+		evs = append(evs, e)
+	}
+	return evs
+}
+
+func isPatientRef(c string) bool { return strings.HasPrefix(c, "Patient/") }
 
 // requestLine appends the method and path (not the query) to reason.
 func requestLine(c *fiber.Ctx, reason string) string {

@@ -205,13 +205,20 @@ func TestSearchAuditsEveryPatient(t *testing.T) {
 	if res.StatusCode() != 200 || strings.Count(string(res.Body()), `"resourceType":"DiagnosticReport"`) != patients {
 		t.Fatalf("search: %d, %d reports", res.StatusCode(), strings.Count(string(res.Body()), `"resourceType":"DiagnosticReport"`))
 	}
-	parts := auditEvents(t, s, "subtype=http://hl7.org/fhir/restful-interaction|search-type")
-	if len(parts) != 3 {
-		t.Fatalf("%d search events for 250 patients (and 200 of their reports named), want 3", len(parts))
+	// One event per patient (IHE BALP), each naming that patient and their
+	// report only: no patient sees another's.
+	events := auditEvents(t, s, "subtype=http://hl7.org/fhir/restful-interaction|search-type")
+	if len(events) != patients {
+		t.Fatalf("%d search events for %d patients, want one each", len(events), patients)
 	}
 	for i := range patients {
-		if n := len(auditEvents(t, s, fmt.Sprintf("subtype=search-type&patient=Patient/many%d", i))); n != 1 {
-			t.Fatalf("Patient/many%d: %d search events name it", i, n)
+		mine := auditEvents(t, s, fmt.Sprintf("subtype=search-type&patient=Patient/many%d", i))
+		if len(mine) != 1 {
+			t.Fatalf("Patient/many%d: %d search events name it", i, len(mine))
+		}
+		b, _ := json.Marshal(mine[0])
+		if strings.Count(string(b), `"Patient/`) != 1 || !strings.Contains(string(b), fmt.Sprintf(`DiagnosticReport/rmany%d/`, i)) {
+			t.Fatalf("Patient/many%d's event names others or misses their report: %s", i, b)
 		}
 	}
 }
