@@ -31,7 +31,7 @@ var perfGroups = []struct{ name, match string }{
 	{"  store search", "store.(*Store).Search"},
 	{"auth (Verify)", "auth.(*Verifier).Verify"},
 	{"policy decision", "fhirgate/policy."},
-	{"audit: queueing events (in the request)", "audit.(*Recorder).Record"},
+	{"audit: adding the event to the group commit and waiting (in the request)", "audit.(*Recorder).Record"},
 	{"audit: writing AuditEvents (background)", "audit.(*Recorder).Run"},
 	{"anchored log (background)", "fhirgate/anchor."},
 	{"embedded dev chain (go-ethereum)", "go-ethereum"},
