@@ -20,7 +20,6 @@ import (
 	"github.com/fhirgate/fhirgate/fhir/search"
 	"github.com/fhirgate/fhirgate/policy"
 	"github.com/fhirgate/fhirgate/store"
-	"github.com/fhirgate/fhirgate/store/pebble"
 )
 
 // The access model over HTTP (docs/security.md): one test per finding of
@@ -42,38 +41,11 @@ type accessWorld struct {
 
 func newAccessWorld(t *testing.T) *accessWorld {
 	t.Helper()
-	dir := t.TempDir()
-	ctx := context.Background()
-	db, err := pebble.New(ctx, pebble.Config{Dir: dir + "/store", CacheBytes: 8 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	trail, err := audit.OpenTrail(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := store.New(db, store.Options{Shared: search.Shared, Virtual: map[string]store.Virtual{"AuditEvent": trail}})
-	key, err := auth.LoadOrCreateKey(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	consent, err := policy.NewConsent(time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := audit.NewRecorder(trail, audit.Options{})
-	runCtx, cancel := context.WithCancel(ctx)
-	go rec.Run(runCtx)
-	t.Cleanup(func() {
-		closeCtx, done := context.WithTimeout(ctx, 5*time.Second)
-		defer done()
-		rec.Close(closeCtx)
-		cancel()
-		st.Close()
-	})
-	s := New(Config{Store: st, Verifier: auth.NewVerifier(key), BaseURL: "http://test/fhir", Indexer: search.Extract,
-		Decider: &policy.Decider{Consent: consent}, Audit: rec})
-	s.SetReady(true)
+	s, key := auditedServer(t, Config{Decider: &policy.Decider{Consent: consent}})
 	w := &accessWorld{t: t, s: s, grants: consent.Grants(), tok: map[string]string{}}
 	mint := func(name string, g auth.Grant) {
 		g.TTL = time.Hour

@@ -26,6 +26,18 @@ import (
 // trail.
 func newAuditedServer(t *testing.T, bodyLimit int) (*Server, string) {
 	t.Helper()
+	s, key := auditedServer(t, Config{BodyLimit: bodyLimit})
+	tok, err := key.Mint(auth.Grant{Scope: "system/*.cruds", TTL: time.Hour}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, tok
+}
+
+// auditedServer builds a server from cfg on a real Pebble store with the
+// audit trail and a running recorder, and returns its token key.
+func auditedServer(t *testing.T, cfg Config) (*Server, *auth.Key) {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	db, err := pebble.New(ctx, pebble.Config{Dir: dir + "/store", CacheBytes: 8 << 20})
@@ -45,14 +57,10 @@ func newAuditedServer(t *testing.T, bodyLimit int) (*Server, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := key.Mint(auth.Grant{Scope: "system/*.cruds", TTL: time.Hour}, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := New(Config{Store: st, Verifier: auth.NewVerifier(key), BaseURL: "http://test/fhir", Indexer: search.Extract,
-		Audit: rec, BodyLimit: bodyLimit})
+	cfg.Store, cfg.Verifier, cfg.BaseURL, cfg.Indexer, cfg.Audit = st, auth.NewVerifier(key), "http://test/fhir", search.Extract, rec
+	s := New(cfg)
 	s.SetReady(true)
-	return s, tok
+	return s, key
 }
 
 // auditEvents returns the AuditEvents matching query, as the trail serves
