@@ -143,15 +143,20 @@ func (p *parser) fail(format string, args ...any) *Error {
 	return &Error{Path: p.pathString(), Offset: p.pos, Msg: fmt.Sprintf(format, args...)}
 }
 
-func (p *parser) skipSpace() {
-	for p.pos < len(p.src) {
-		switch p.src[p.pos] {
+func (p *parser) skipSpace() { p.pos = skipSpace(p.src, p.pos) }
+
+// skipSpace returns the position of the first non-whitespace byte of src
+// at or after pos (the parser's and the sizer's).
+func skipSpace(src string, pos int) int {
+	for pos < len(src) {
+		switch src[pos] {
 		case ' ', '\t', '\n', '\r':
-			p.pos++
+			pos++
 		default:
-			return
+			return pos
 		}
 	}
+	return pos
 }
 
 func (p *parser) value(depth int) (Value, error) {

@@ -41,16 +41,7 @@ func (s *sizer) fail(format string, args ...any) *Error {
 	return e
 }
 
-func (s *sizer) skipSpace() {
-	for s.pos < len(s.src) {
-		switch s.src[s.pos] {
-		case ' ', '\t', '\n', '\r':
-			s.pos++
-		default:
-			return
-		}
-	}
-}
+func (s *sizer) skipSpace() { s.pos = skipSpace(s.src, s.pos) }
 
 func (s *sizer) value(depth int) error {
 	s.values++
