@@ -12,6 +12,7 @@ package store
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // Sentinel errors. Callers test them with errors.Is.
@@ -26,6 +27,17 @@ var (
 	ErrVersionConflict = errors.New("version conflict")
 	// ErrClosed: the store is closed.
 	ErrClosed = errors.New("store closed")
+	// ErrUnknownOutcome: a network engine lost its answer to a commit (a
+	// timeout or a broken connection after the commit was sent): it may or
+	// may not have applied. Callers must not retry it blindly (a retry could
+	// append a second audit event or log leaf); they read back what they
+	// wrote, or fail the request with 503 and let the client decide.
+	ErrUnknownOutcome = errors.New("commit outcome unknown")
+	// ErrUnavailable: the engine cannot be reached now (a network store
+	// down or failing over). Nothing was written; the request answers 503.
+	ErrUnavailable = errors.New("store unavailable")
+	// ErrTooLarge: a batch exceeds the engine's Limits.
+	ErrTooLarge = errors.New("batch too large")
 )
 
 // Engine is an ordered key-value store. Keys compare bytewise.
@@ -44,6 +56,29 @@ type Engine interface {
 	Apply(ctx context.Context, b *Batch) error
 	// Close releases the engine.
 	Close() error
+}
+
+// Limits are what an engine accepts in one Apply. A Batch beyond them
+// fails with ErrTooLarge before anything is sent. Engines that have
+// limits implement Limited; zero fields mean no limit.
+type Limits struct {
+	MaxOps   int // len(Conds) + len(Ops) + len(Appends)
+	MaxBytes int // sum of keys and values
+}
+
+// Limited is implemented by engines with batch limits.
+type Limited interface{ Limits() Limits }
+
+// Shared is implemented by engines that several processes open at once
+// (store/redis): then another process may commit at any time, so nothing
+// read from the engine may be kept in a process's memory as current
+// unless it is immutable (a version by id and version number).
+type Shared interface{ Shared() bool }
+
+// IsShared reports whether e is opened by several processes at once.
+func IsShared(e Engine) bool {
+	s, ok := e.(Shared)
+	return ok && s.Shared()
 }
 
 // Range selects keys Start <= k < End. A nil End means no upper bound.
@@ -93,10 +128,17 @@ type Cond struct {
 }
 
 // Op writes Value under Key, or deletes Key when Delete is set.
+//
+// TTL, when positive, lets the engine forget the key that long after the
+// commit (Redis PEXPIRE): for single-use things such as sign-in nonces
+// and replay caches. It is a hint for reclaiming space, not a clock:
+// engines may ignore it (Pebble does) and keep the key for ever, so the
+// value itself must say when it expires and readers must check it.
 type Op struct {
 	Key    []byte
 	Value  []byte
 	Delete bool
+	TTL    time.Duration
 }
 
 // Append is one log entry.
