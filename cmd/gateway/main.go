@@ -5,6 +5,7 @@
 //	gateway reindex [--data ./data]   rebuild search indexes (gateway stopped)
 //	gateway verify --rpc URL --proof proof.json [--resource body.json]   check a proof against the chain
 //	gateway dev-genesis   print the dev chain's genesis (for geth init, as docker-compose does)
+//	gateway ready [--url http://127.0.0.1:8080/readyz]   exit 0 when the gateway is ready (health checks)
 //
 // Every flag has an environment equivalent: --addr is FHIRGATE_ADDR,
 // --data is FHIRGATE_DATA, --base-url is FHIRGATE_BASE_URL, and so on.
@@ -40,6 +41,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return verifyCmd(args, stdout, stderr)
 	case "dev-genesis":
 		return devGenesis(args, stdout, stderr)
+	case "ready":
+		return ready(args, stdout, stderr)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return 0
@@ -58,6 +61,7 @@ commands:
   reindex rebuild the search indexes after an upgrade (gateway stopped)
   verify  check a proof of a version against any Ethereum node (exit 0 valid, 1 invalid)
   dev-genesis  print the embedded dev chain's genesis, for 'geth init' of an external dev node
+  ready   exit 0 when a gateway's /readyz answers 200 (container health checks)
 
 Run 'gateway <command> -h' for a command's flags. Each flag can also be set
 in the environment as FHIRGATE_<FLAG> (for example FHIRGATE_ADDR).
