@@ -42,20 +42,7 @@ func newFixture(t *testing.T, mod func(*siwe.Config)) *fixture {
 		Origin:  "https://portal.example.org",
 		ChainID: chainID,
 		Key:     key,
-		Resolve: func(ctx context.Context, chain uint64, address string) (siwe.Link, error) {
-			if chain != chainID {
-				t.Errorf("resolver got chain %d", chain)
-			}
-			a, err := ethsig.ParseChecksumAddress(address)
-			if err != nil {
-				t.Errorf("resolver got a non-EIP-55 address: %v", err)
-			}
-			l, ok := f.links[a]
-			if !ok {
-				return siwe.Link{}, siwe.ErrNotLinked
-			}
-			return l, nil
-		},
+		Resolve: f.resolver(),
 	}
 	if mod != nil {
 		mod(&cfg)
@@ -65,6 +52,25 @@ func newFixture(t *testing.T, mod func(*siwe.Config)) *fixture {
 		t.Fatal(err)
 	}
 	return f
+}
+
+// resolver finds wallets in f.links.
+func (f *fixture) resolver() siwe.Resolver {
+	t := f.t
+	return func(ctx context.Context, chain uint64, address string) (siwe.Link, error) {
+		if chain != chainID {
+			t.Errorf("resolver got chain %d", chain)
+		}
+		a, err := ethsig.ParseChecksumAddress(address)
+		if err != nil {
+			t.Errorf("resolver got a non-EIP-55 address: %v", err)
+		}
+		l, ok := f.links[a]
+		if !ok {
+			return siwe.Link{}, siwe.ErrNotLinked
+		}
+		return l, nil
+	}
 }
 
 func (f *fixture) nonce() string {

@@ -84,7 +84,9 @@ func (c *MemoryReplayCache) Len() int {
 // reopen an assertion's window, and replicas sharing the store share the
 // cache. Add is a conditional commit (the key absent, or holding the
 // expired entry it read), so of two replicas adding one jti at once only
-// one succeeds.
+// one succeeds; nothing about a jti is decided from this process's memory
+// (the count below only bounds the cache). Keys carry Op.TTL, so Redis
+// forgets them by itself after their expiry.
 //
 // Bounded: entries live until their expiry (an assertion's exp, at most
 // MaxAssertionLifetime ahead, plus the leeway) and are swept every
@@ -155,7 +157,9 @@ func (c *StoreReplayCache) Add(ctx context.Context, key string, expires, now tim
 		}
 		var b store.Batch
 		b.Require(k, old)
-		b.Set(k, val)
+		// The engine may forget the key a little after it expires (a hint:
+		// the value's expiry is what Add judges by).
+		b.Ops = append(b.Ops, store.Op{Key: k, Value: val, TTL: max(expires.Sub(now), 0) + time.Minute})
 		err = c.e.Apply(ctx, &b)
 		if errors.Is(err, store.ErrConflict) {
 			continue // another replica wrote it meanwhile: read again

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fhirgate/fhirgate/auth"
+	"github.com/fhirgate/fhirgate/internal/enginetest"
 	"github.com/fhirgate/fhirgate/store"
 	"github.com/fhirgate/fhirgate/store/pebble"
 )
@@ -121,41 +122,85 @@ func TestStoreReplayCache(t *testing.T) {
 	}
 }
 
-// Two caches on one store (two replicas): of concurrent Adds of one key,
-// exactly one is fresh.
+// Two caches on one shared store (two replicas, each with its own handle
+// on Redis): of concurrent Adds of one key, exactly one is fresh, also
+// when the key holds an expired entry both read; the key carries a TTL.
 func TestStoreReplayCacheReplicas(t *testing.T) {
-	ctx := context.Background()
-	db := openEngine(t, t.TempDir())
-	defer db.Close()
-	c1, _ := NewStoreReplayCache(ctx, db, 0)
-	c2, _ := NewStoreReplayCache(ctx, db, 0)
-	now := time.Now()
-	for i := 0; i < 20; i++ {
-		key := "client\x00jti-" + string(rune('a'+i))
-		var fresh atomic.Int32
-		var wg sync.WaitGroup
-		for j := 0; j < 8; j++ {
-			c := c1
-			if j%2 == 1 {
-				c = c2
+	for _, be := range enginetest.Backends(t) {
+		t.Run(be.Name, func(t *testing.T) {
+			ctx := context.Background()
+			e1 := &ttlEngine{Engine: be.Open(t)}
+			c1, err := NewStoreReplayCache(ctx, e1, 0)
+			if err != nil {
+				t.Fatal(err)
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				ok, err := c.Add(ctx, key, now.Add(time.Minute), now)
-				if err != nil {
-					t.Error(err)
+			c2, err := NewStoreReplayCache(ctx, be.Open(t), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			now := time.Now()
+			race := func(key string, exp, at time.Time) {
+				t.Helper()
+				var fresh atomic.Int32
+				var wg sync.WaitGroup
+				for j := range 8 {
+					c := c1
+					if j%2 == 1 {
+						c = c2
+					}
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						ok, err := c.Add(ctx, key, exp, at)
+						if err != nil {
+							t.Error(err)
+						}
+						if ok {
+							fresh.Add(1)
+						}
+					}()
 				}
-				if ok {
-					fresh.Add(1)
+				wg.Wait()
+				if fresh.Load() != 1 {
+					t.Fatalf("%q: %d fresh adds, want 1", key, fresh.Load())
 				}
-			}()
-		}
-		wg.Wait()
-		if fresh.Load() != 1 {
-			t.Fatalf("%s: %d fresh adds", key, fresh.Load())
+			}
+			for i := range 20 {
+				key := "client\x00jti-" + string(rune('a'+i))
+				race(key, now.Add(time.Minute), now)
+				// The entry expired: re-added once, by one replica.
+				race(key, now.Add(3*time.Minute), now.Add(2*time.Minute))
+			}
+			e1.mu.Lock()
+			defer e1.mu.Unlock()
+			for _, d := range e1.ttls {
+				if d < time.Minute || d > 2*time.Minute {
+					t.Fatalf("TTL hint %v for an entry expiring a minute ahead", d)
+				}
+			}
+			if len(e1.ttls) == 0 {
+				t.Fatal("no write through the first cache")
+			}
+		})
+	}
+}
+
+// ttlEngine notes the TTL hints of the writes through it.
+type ttlEngine struct {
+	store.Engine
+	mu   sync.Mutex
+	ttls []time.Duration
+}
+
+func (e *ttlEngine) Apply(ctx context.Context, b *store.Batch) error {
+	e.mu.Lock()
+	for _, op := range b.Ops {
+		if !op.Delete {
+			e.ttls = append(e.ttls, op.TTL)
 		}
 	}
+	e.mu.Unlock()
+	return e.Engine.Apply(ctx, b)
 }
 
 // BenchmarkStoreReplayCacheAdd: one token exchange's cost of the durable
