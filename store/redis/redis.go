@@ -1,0 +1,405 @@
+// Package redis is the shared store engine: one Redis primary that
+// several gateway replicas open at once. Every commit is one Lua script
+// (atomic, conditional, one round trip) acknowledged only once Redis has
+// fsynced it to its append-only file, so Open refuses a Redis that does
+// not run with appendonly yes and appendfsync always.
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/fhirgate/fhirgate/store"
+)
+
+var (
+	_ store.Engine  = (*DB)(nil)
+	_ store.Shared  = (*DB)(nil)
+	_ store.Limited = (*DB)(nil)
+)
+
+// Config says which Redis and which keyspace.
+type Config struct {
+	// URL is redis://[user:password@]host:port/db (rediss:// for TLS).
+	URL string
+	// Prefix starts every Redis key this engine writes, so that several
+	// deployments (or test runs) share one Redis without meeting.
+	Prefix string
+	// AllowVolatile opens a Redis that may lose acknowledged writes (AOF
+	// off, or not fsynced at every write): for speed tests only.
+	AllowVolatile bool
+	// Logger receives the volatile warning; default slog.Default().
+	Logger *slog.Logger
+	// DialTimeout bounds connecting (default 1s); Timeout bounds each
+	// command's round trip, fsync included (default 2s). Both are short
+	// so that a Redis that is down or hung turns into a quick 503, never
+	// a request that hangs.
+	DialTimeout, Timeout time.Duration
+	// PoolSize is the number of connections (default go-redis's, 10 per
+	// CPU).
+	PoolSize int
+	// Limits bound one commit (default DefaultLimits).
+	Limits store.Limits
+}
+
+// DefaultLimits bound one commit. A script blocks every other client
+// while it runs (about 1 µs per key written): 50,000 ops is a
+// transaction of 1,000 entries with their index keys, tens of ms.
+var DefaultLimits = store.Limits{MaxOps: 50_000, MaxBytes: 64 << 20}
+
+// DB is a store.Engine on Redis.
+type DB struct {
+	c      *goredis.Client
+	prefix string
+	limits store.Limits
+}
+
+// Open connects, checks durability and the keyspace's format version.
+func Open(ctx context.Context, cfg Config) (*DB, error) {
+	opt, err := goredis.ParseURL(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("redis: store URL: %w", err)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	opt.DialTimeout = or(cfg.DialTimeout, time.Second)
+	opt.ReadTimeout = or(cfg.Timeout, 2*time.Second)
+	opt.WriteTimeout = opt.ReadTimeout
+	opt.PoolTimeout = opt.ReadTimeout
+	opt.ContextTimeoutEnabled = true
+	// A command that was sent may have run: go-redis must never send it
+	// again on its own (a commit retried after a lost answer could append
+	// a second log leaf). Reads retry themselves (see get).
+	opt.MaxRetries = -1
+	opt.DialerRetries = 1
+	opt.DisableIdentity = true
+	if cfg.PoolSize > 0 {
+		opt.PoolSize = cfg.PoolSize
+	}
+	d := &DB{c: goredis.NewClient(opt), prefix: cfg.Prefix, limits: cfg.Limits}
+	if d.limits == (store.Limits{}) {
+		d.limits = DefaultLimits
+	}
+	if err := d.checkDurable(ctx, cfg); err != nil {
+		d.c.Close()
+		return nil, err
+	}
+	if err := store.CheckFormat(ctx, d); err != nil {
+		d.c.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+func or(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// checkDurable refuses a Redis that can lose an acknowledged commit: AOF
+// off, fsync not at every write, or an eviction policy that may drop
+// keys without a TTL.
+func (d *DB) checkDurable(ctx context.Context, cfg Config) error {
+	conf, err := d.c.ConfigGet(ctx, "*").Result()
+	if err != nil {
+		if e := classify(err, false); errors.Is(e, store.ErrUnavailable) {
+			return fmt.Errorf("redis: %s: %w", redact(cfg.URL), e)
+		}
+		if !cfg.AllowVolatile {
+			return fmt.Errorf("redis: cannot verify durability (CONFIG GET: %v); run Redis with appendonly yes and appendfsync always and allow CONFIG, or start with --allow-volatile for speed tests only", err)
+		}
+		conf = map[string]string{}
+	}
+	var problems []string
+	if v := conf["appendonly"]; v != "yes" {
+		problems = append(problems, fmt.Sprintf("appendonly is %q, want \"yes\" (redis-server --appendonly yes, or CONFIG SET appendonly yes)", v))
+	}
+	if v := conf["appendfsync"]; v != "always" {
+		problems = append(problems, fmt.Sprintf("appendfsync is %q, want \"always\" (redis-server --appendfsync always, or CONFIG SET appendfsync always)", v))
+	}
+	if v := conf["maxmemory-policy"]; strings.HasPrefix(v, "allkeys-") {
+		problems = append(problems, fmt.Sprintf("maxmemory-policy is %q: Redis may evict stored resources; use noeviction", v))
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	msg := strings.Join(problems, "; ")
+	if !cfg.AllowVolatile {
+		return fmt.Errorf("redis: refusing a store that may lose acknowledged writes: %s (or start with --allow-volatile for speed tests only)", msg)
+	}
+	cfg.Logger.Warn("!!! VOLATILE STORE: acknowledged writes may be lost if Redis stops; for speed tests only !!!", "problems", msg)
+	return nil
+}
+
+// redact drops the password from a URL for messages.
+func redact(u string) string {
+	if i, j := strings.Index(u, "://"), strings.LastIndex(u, "@"); i >= 0 && j > i {
+		return u[:i+3] + "…@" + u[j+1:]
+	}
+	return u
+}
+
+// Shared implements store.Shared: other processes commit at any time.
+func (d *DB) Shared() bool { return true }
+
+// Limits implements store.Limited.
+func (d *DB) Limits() store.Limits { return d.limits }
+
+// Client is the underlying client (for metrics and for counting round
+// trips in benchmarks).
+func (d *DB) Client() *goredis.Client { return d.c }
+
+// Close implements store.Engine.
+func (d *DB) Close() error { return d.c.Close() }
+
+func (d *DB) vkey(k []byte) string { return d.prefix + "k" + string(k) }
+
+// Get implements store.Engine: one GET.
+func (d *DB) Get(ctx context.Context, key []byte) ([]byte, error) {
+	var b []byte
+	err := read(ctx, func() error {
+		var err error
+		b, err = d.c.Get(ctx, d.vkey(key)).Bytes()
+		return err
+	})
+	if errors.Is(err, goredis.Nil) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("redis: get: %w", classify(err, false))
+	}
+	if b == nil {
+		b = []byte{}
+	}
+	return b, nil
+}
+
+// read runs an idempotent read, once more if the first attempt failed on
+// the network (a pooled connection Redis closed while restarting): a
+// read has no outcome to lose.
+func read(ctx context.Context, f func() error) error {
+	err := f()
+	if err != nil && isNetwork(err) && !isDial(err) && ctx.Err() == nil {
+		err = f()
+	}
+	return err
+}
+
+// scanPage is the first page's size; pages double up to maxScanPage,
+// so a scan stopped after a few keys reads few, and a long one takes
+// few round trips.
+const (
+	scanPage    = 64
+	maxScanPage = 1024
+)
+
+// Scan implements store.Engine. Each page is read by one script, so a
+// page never shows part of a commit; a commit may land between pages (as
+// it may between two reads of a scan on any shared store). fn is called
+// with no connection held, so it may call back into the engine.
+func (d *DB) Scan(ctx context.Context, r store.Range, fn func(k, v []byte) bool) error {
+	lo, hi := "-", "+"
+	if r.Start != nil {
+		lo = "[" + string(r.Start)
+	}
+	if r.End != nil {
+		hi = "(" + string(r.End)
+	}
+	dir := "f"
+	if r.Reverse {
+		dir = "r"
+	}
+	page, seen := scanPage, 0
+	for {
+		n := page
+		if r.Limit > 0 && r.Limit-seen < n {
+			n = r.Limit - seen
+		}
+		var res []any
+		err := read(ctx, func() error {
+			var err error
+			res, err = scanScript.Run(ctx, d.c, nil, d.prefix, lo, hi, dir, n).Slice()
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("redis: scan: %w", classify(err, false))
+		}
+		if len(res) < 2 {
+			return fmt.Errorf("redis: scan: malformed reply")
+		}
+		got, _ := res[0].(int64)
+		for i := 2; i+1 < len(res); i += 2 {
+			k, _ := res[i].(string)
+			v, _ := res[i+1].(string)
+			seen++
+			if !fn([]byte(k), []byte(v)) {
+				return nil
+			}
+		}
+		if int(got) < n || (r.Limit > 0 && seen >= r.Limit) {
+			return nil
+		}
+		last, _ := res[1].(string)
+		if r.Reverse {
+			hi = "(" + last
+		} else {
+			lo = "(" + last
+		}
+		page = min(2*page, maxScanPage)
+	}
+}
+
+// Apply implements store.Engine: one EVALSHA of the commit script (EVAL
+// once after Redis restarts and forgets it), answered after Redis has
+// fsynced the append-only file.
+func (d *DB) Apply(ctx context.Context, b *store.Batch) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := d.check(b); err != nil {
+		return err
+	}
+	args := make([]any, 0, 5+3*len(b.Conds)+4*len(b.Ops)+3*len(b.Appends))
+	args = append(args, d.prefix, len(b.Conds), len(b.Ops), len(b.Appends), store.LogSizeKey)
+	for _, c := range b.Conds {
+		if c.Absent {
+			args = append(args, c.Key, "a", "")
+		} else {
+			args = append(args, c.Key, "v", nonNil(c.Value))
+		}
+	}
+	for _, op := range b.Ops {
+		if op.Delete {
+			args = append(args, op.Key, "d", "", 0)
+			continue
+		}
+		ttl := int64(0)
+		if op.TTL > 0 {
+			ttl = max(op.TTL.Milliseconds(), 1)
+		}
+		args = append(args, op.Key, "s", nonNil(op.Value), ttl)
+	}
+	for _, a := range b.Appends {
+		if a.IndexKey != nil {
+			args = append(args, nonNil(a.Data), "i", a.IndexKey)
+		} else {
+			args = append(args, nonNil(a.Data), "-", "")
+		}
+	}
+	ok, err := commitScript.Run(ctx, d.c, nil, args...).Int()
+	if err != nil {
+		return fmt.Errorf("redis: commit: %w", classify(err, true))
+	}
+	if ok != 1 {
+		return store.ErrConflict
+	}
+	return nil
+}
+
+// check refuses a batch beyond the limits before anything is sent.
+func (d *DB) check(b *store.Batch) error {
+	n := len(b.Conds) + len(b.Ops) + len(b.Appends)
+	if d.limits.MaxOps > 0 && n > d.limits.MaxOps {
+		return fmt.Errorf("redis: %d operations in one commit, at most %d: %w", n, d.limits.MaxOps, store.ErrTooLarge)
+	}
+	if d.limits.MaxBytes > 0 {
+		size := 0
+		for _, c := range b.Conds {
+			size += len(c.Key) + len(c.Value)
+		}
+		for _, op := range b.Ops {
+			size += len(op.Key) + len(op.Value)
+		}
+		for _, a := range b.Appends {
+			size += len(a.Data) + len(a.IndexKey)
+		}
+		if size > d.limits.MaxBytes {
+			return fmt.Errorf("redis: %d bytes in one commit, at most %d: %w", size, d.limits.MaxBytes, store.ErrTooLarge)
+		}
+	}
+	return nil
+}
+
+// nonNil: go-redis writes a nil []byte as an empty string already, but
+// say so.
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// classify maps a client error to the store's: nothing sent (cannot
+// connect, Redis loading or read-only, out of memory, busy) is
+// ErrUnavailable; a command sent whose answer was lost (timeout, broken
+// connection) is ErrUnknownOutcome for a commit and ErrUnavailable for a
+// read.
+func classify(err error, commit bool) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, context.Canceled):
+		if commit {
+			return fmt.Errorf("%w: %w", store.ErrUnknownOutcome, err)
+		}
+		return err
+	case isDial(err) || errors.Is(err, goredis.ErrPoolTimeout) || errors.Is(err, goredis.ErrClosed):
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+	}
+	var re goredis.Error
+	if errors.As(err, &re) {
+		msg := re.Error()
+		for _, p := range []string{"LOADING", "READONLY", "MASTERDOWN", "BUSY", "OOM", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS", "MISCONF"} {
+			if strings.HasPrefix(msg, p) {
+				return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+			}
+		}
+		return err // a bug (a script error), not an outage
+	}
+	if isNetwork(err) || errors.Is(err, context.DeadlineExceeded) {
+		if commit {
+			return fmt.Errorf("%w: %w", store.ErrUnknownOutcome, err)
+		}
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+	}
+	return err
+}
+
+func isDial(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+func isNetwork(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	s := err.Error()
+	return strings.Contains(s, "EOF") || strings.Contains(s, "connection reset") || strings.Contains(s, "broken pipe")
+}
+
+// Info returns a field of INFO (tests, benchmarks).
+func (d *DB) Info(ctx context.Context, section, field string) (string, error) {
+	s, err := d.c.Info(ctx, section).Result()
+	if err != nil {
+		return "", classify(err, false)
+	}
+	for _, line := range strings.Split(s, "\r\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			return v, nil
+		}
+	}
+	return "", fmt.Errorf("redis: no %s in INFO %s", field, section)
+}
+
