@@ -402,4 +402,3 @@ func (d *DB) Info(ctx context.Context, section, field string) (string, error) {
 	}
 	return "", fmt.Errorf("redis: no %s in INFO %s", field, section)
 }
-
