@@ -133,7 +133,8 @@ func (s *Server) halt(sig syscall.Signal) {
 	if s.cmd == nil {
 		return
 	}
-	s.cmd.Process.Signal(sig) //nolint:errcheck
+	s.cmd.Process.Signal(syscall.SIGCONT) //nolint:errcheck // a paused server must run to die of SIGTERM
+	s.cmd.Process.Signal(sig)             //nolint:errcheck
 	select {
 	case <-s.exited:
 	case <-time.After(10 * time.Second):
@@ -147,6 +148,21 @@ func (s *Server) halt(sig syscall.Signal) {
 // what it had already written (a crash). Killing a stopped server does
 // nothing.
 func (s *Server) Kill() { s.halt(syscall.SIGKILL) }
+
+// Pause stops the server with SIGSTOP: connections stay open and
+// commands get no answer (a hung or partitioned Redis). Resume undoes it.
+func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server.
+func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		s.cmd.Process.Signal(sig) //nolint:errcheck
+	}
+}
 
 // Stop ends the server with SIGTERM (a clean shutdown) and waits for it.
 func (s *Server) Stop() { s.halt(syscall.SIGTERM) }
