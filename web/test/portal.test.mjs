@@ -20,8 +20,8 @@ import { mkdirSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { launch } from './lib/browser.mjs';
-import { DevWallet, attach, rpcCall } from './lib/devwallet.mjs';
-import { setup, fhir } from './lib/fixtures.mjs';
+import { DevWallet, attach, rpcCall, addressOf } from './lib/devwallet.mjs';
+import { setup, fhir, DEV_KEYS, CAIP10 } from './lib/fixtures.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const BASE = (process.env.FHIRGATE_URL || '').replace(/\/+$/, '').replace(/\/fhir$/, '');
@@ -439,6 +439,78 @@ describe('fhirgate portal in Chromium', { concurrency: false }, () => {
     await page.evaluate(() => document.querySelector('#timeline').scrollIntoView());
     await shot(page, '22-verify-timeline');
     await page.locator('#timeline').screenshot({ path: join(SHOTS, '22b-timeline.png') });
+  });
+
+  // The broad path above shares test reports together with the patient's
+  // details. A patient who shares one kind of record only must see the
+  // doctor reach exactly that kind: the doctor cannot read the Patient
+  // record, so the portal must find the patient's records without it.
+  it('a patient who shares one kind of record only: the doctor reaches exactly that kind', async (t) => {
+    if (!consentOn) { t.skip('no consent follower on this gateway'); return; }
+    const key = DEV_KEYS[4];
+    const sam = await fhir(BASE, ADMIN, 'POST', 'Patient', {
+      resourceType: 'Patient', name: [{ given: ['Sam'], family: 'Lee' }], birthDate: '1979-02-03',
+      identifier: [{ system: CAIP10, value: `eip155:${info.chainId}:${addressOf(key)}` }],
+    });
+    assert.equal(sam.status, 201, sam.text);
+    const subject = { reference: `Patient/${sam.data.id}` };
+    const records = {
+      DiagnosticReport: [{ resourceType: 'DiagnosticReport', status: 'final', code: { text: 'Lipid panel' }, subject }, 'Lipid panel'],
+      Observation: [{ resourceType: 'Observation', status: 'final', code: { text: 'Resting heart rate' }, subject, valueQuantity: { value: 64, unit: '/min' } }, 'Resting heart rate'],
+      Appointment: [{ resourceType: 'Appointment', status: 'booked', description: 'Annual check-up', start: `${tomorrow()}T09:00:00Z`, end: `${tomorrow()}T09:30:00Z`, participant: [{ actor: subject, status: 'accepted' }] }, 'Annual check-up'],
+      Condition: [{ resourceType: 'Condition', code: { text: 'Essential hypertension' }, subject }, 'Essential hypertension'],
+      MedicationRequest: [{ resourceType: 'MedicationRequest', status: 'active', intent: 'order', medicationCodeableConcept: { text: 'Atorvastatin 20 mg' }, subject }, 'Atorvastatin 20 mg'],
+      Patient: [null, 'Sam Lee'],
+    };
+    for (const [type, [body]] of Object.entries(records)) {
+      if (!body) continue;
+      const r = await fhir(BASE, ADMIN, 'POST', type, body);
+      assert.equal(r.status, 201, `${type}: ${r.text}`);
+    }
+    const pat = await person(key);
+    await signIn(pat.page);
+    const doc = await person(people.okafor.key);
+    await signIn(doc.page);
+    const labels = { DiagnosticReport: 'Test reports', Observation: 'Test results and measurements', Appointment: 'Appointments', Condition: 'Conditions and diagnoses', MedicationRequest: 'Prescriptions', Patient: 'My personal details' };
+    const openLabel = (type) => `Open ${(type === 'Patient' ? 'Personal details' : labels[type]).toLowerCase()}`;
+    const confirmed = () => pat.page.$$eval('#changes li[data-state="confirmed"]', (l) => l.length);
+    for (const [type, [, text]] of Object.entries(records)) {
+      // The patient shares this kind only, from the wallet.
+      await route(pat.page, 'sharing');
+      await pat.page.check('#method input[value="wallet"]');
+      await pat.page.fill('#grant-q', 'Okafor');
+      await pat.page.click('#grant-search');
+      await pat.page.waitForSelector('label:has-text("Dr. John Okafor")', { timeout: T });
+      for (const other of Object.keys(records)) await pat.page.uncheck(`#type-${other}`);
+      await pat.page.check(`#type-${type}`);
+      await pat.page.check('#level-rs');
+      const n = await confirmed();
+      await pat.page.click('#grant-submit');
+      await pat.page.waitForFunction((k) => document.querySelectorAll('#changes li[data-state="confirmed"]').length === k + 1, n, { timeout: 90000 });
+      // The doctor opens exactly that kind and sees the record.
+      await route(doc.page, 'patients');
+      const button = `button:has-text("${openLabel(type)}")`;
+      await waitFor(doc.page, button, { timeout: 60000, reload: async () => { await doc.page.reload(); await doc.page.waitForSelector('#patients', { timeout: T }); } });
+      const buttons = await doc.page.$$eval('.patient-card button', (l) => l.map((b) => b.textContent));
+      assert.deepEqual(buttons.filter((b) => b.startsWith('Open')), [openLabel(type)], `only ${type} is shared`);
+      // The gateway records the grant once its follower has read the block.
+      let seen = false;
+      for (let i = 0; i < 15 && !seen; i++) {
+        await doc.page.click(button);
+        seen = !!(await doc.page.waitForSelector(`.records >> text=${text}`, { timeout: 2000 }).catch(() => null));
+      }
+      if (!seen) {
+        await shot(doc.page, `single-share-${type}-failed`);
+        assert.fail(`${type} shared alone: the doctor does not see "${text}": ${await doc.page.$eval('.records', (e) => e.textContent)}`);
+      }
+      if (type === 'DiagnosticReport') await shot(doc.page, '14b-doctor-single-share');
+      // The patient stops sharing it before the next kind.
+      await route(pat.page, 'sharing');
+      const stop = await waitFor(pat.page, `button[aria-label="Stop sharing ${labels[type]} with Dr. John Okafor"]`);
+      const m = await confirmed();
+      await stop.click();
+      await pat.page.waitForFunction((k) => document.querySelectorAll('#changes li[data-state="confirmed"]').length === k + 1, m, { timeout: 90000 });
+    }
   });
 
   it('keeps everything on the gateway: no CSP violation, no outside request, no PHI in URLs or storage', async () => {

@@ -7,6 +7,9 @@ import { keccakHex, utf8, encodeCall, wordBytes32, wordUint, wordAddress, words,
 import { request, wellKnown, ApiError } from './api.js';
 import { provider } from './wallet.js';
 
+/** The identifier system of the gateway's projected Consents (consent.RegistrySystem). */
+export const REGISTRY_SYSTEM = 'urn:fhirgate:consent-registry';
+
 /** Record kinds a patient may share, in plain words. */
 export const SHAREABLE = [
   { type: 'DiagnosticReport', label: 'Test reports' },

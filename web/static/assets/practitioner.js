@@ -51,6 +51,12 @@ async function myGrants(ctx) {
       if (!by.has(g.patient)) by.set(g.patient, { wallet: g.patient, chainId: reg.chainId, grants: [] });
       by.get(g.patient).grants.push(g);
     }
+    // The chain names the patient by wallet only. The gateway's Consent
+    // records name the patient's record: a doctor may read those Consents
+    // whatever kinds of records were shared, where looking the patient up
+    // through the Patient record needs "My personal details" shared too.
+    const refs = await patientRefs(ctx).catch(() => new Map());
+    for (const p of by.values()) p.patientRef = refs.get(p.wallet.toLowerCase());
     return [...by.values()];
   } catch {
     const consents = await ctx.fhir.search(`Consent?actor=${encodeURIComponent(ctx.session.ref)}&status=active&_count=200`);
@@ -61,6 +67,18 @@ async function myGrants(ctx) {
     }
     return [...by.values()];
   }
+}
+
+/** patientRefs maps patient wallets (lower case) to their records, from the Consents the gateway projected for grants to me. */
+async function patientRefs(ctx) {
+  const consents = await ctx.fhir.search(`Consent?actor=${encodeURIComponent(ctx.session.ref)}&_count=200`);
+  const out = new Map();
+  for (const c of consents) {
+    const id = (c.identifier || []).find((i) => i.system === consent.REGISTRY_SYSTEM)?.value || '';
+    const wallet = id.split('/')[1]; // eip155:<chain>:<registry>/<patient wallet>/<grantee>/<scope>
+    if (wallet && c.patient?.reference) out.set(wallet.toLowerCase(), c.patient.reference);
+  }
+  return out;
 }
 
 const can = (scope, letter) => (scope.split('.')[1] || '').includes(letter);
@@ -88,7 +106,12 @@ async function renderPatients(main, ctx) {
   clear(box);
   for (const g of groups) {
     // The patient's name, when they shared their personal details.
-    if (!g.patientRef && g.wallet) {
+    const details = g.grants.some((x) => /^(Patient|\*)\./.test(x.scope) && can(x.scope, 'r'));
+    if (g.patientRef) {
+      // Only when shared: a refused read shows in the patient's activity.
+      const p = details ? await ctx.fhir.get(g.patientRef).catch(() => null) : null;
+      if (p) g.name = humanName(p.name);
+    } else if (g.wallet && details) {
       const found = await ctx.fhir.search(`Patient?identifier=${encodeURIComponent(`${CAIP10}|eip155:${g.chainId}:${g.wallet},${CAIP10}|eip155:${g.chainId}:${g.wallet.toLowerCase()}`)}`).catch(() => []);
       if (found[0]) { g.patientRef = `Patient/${found[0].id}`; g.name = humanName(found[0].name); }
     }
@@ -108,7 +131,10 @@ async function renderPatients(main, ctx) {
 async function openRecords(ctx, g, type, scope, out, fhir = ctx.fhir) {
   clear(out, h('p', { class: 'hint' }, 'Loading…'));
   try {
+    // A grant just made may not be recorded by the gateway yet.
+    if (!g.patientRef && g.wallet) g.patientRef = (await patientRefs(ctx).catch(() => new Map())).get(g.wallet.toLowerCase());
     const list = await fhir.search(`${type}?${patientQuery(g)}&_count=50`);
+    if (!list.length && !g.patientRef) { clear(out, h('p', null, 'The gateway is still recording what this patient shared with you. Try again in a few seconds.')); return; }
     if (!list.length) { clear(out, h('p', null, `No ${consent.typeLabel(type).toLowerCase()} for this patient.`)); return; }
     if (type === 'DiagnosticReport') {
       clear(out, h('h3', null, 'Test reports'), h('ul', { class: 'items' }, list.map((r) => reportItem(r, can(scope, 'u') ? editButton(ctx, r, out, g, scope, fhir) : null))));
@@ -126,6 +152,7 @@ function summary(r) {
   switch (r.resourceType) {
     case 'Appointment': return `${r.start ? fmtDateTime(r.start) : 'No date'} · ${r.status}${r.description ? ` · ${r.description}` : ''}`;
     case 'Patient': return `${humanName(r.name)}${r.birthDate ? `, born ${fmtDate(r.birthDate)}` : ''}`;
+    case 'MedicationRequest': return r.medicationCodeableConcept?.text || r.medicationCodeableConcept?.coding?.[0]?.display || 'Prescription';
     default: return r.code?.text || r.code?.coding?.[0]?.display || r.resourceType;
   }
 }
