@@ -1,5 +1,6 @@
 // Package auth is the gateway's authorization server side: the signing key
-// kept in the data directory, and the short-lived access tokens it issues
+// kept in the store (shared by every replica; LoadOrCreateStoredKey), and
+// the short-lived access tokens it issues
 // and verifies. Tokens of people carry their resource binding (fhirUser,
 // SMART patient context) and wallet: see Identity. The ways in are
 // subpackages: auth/smart (SMART Backend Services, client_credentials with
@@ -42,9 +43,18 @@ func LoadOrCreateKey(dataDir string) (*Key, error) {
 	if k, err := readKey(path); err == nil || !errors.Is(err, os.ErrNotExist) {
 		return k, err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("auth: key directory: %w", err)
+	pemBytes, err := generatePEM()
+	if err != nil {
+		return nil, err
 	}
+	if err := installKeyFile(path, pemBytes); err != nil {
+		return nil, err
+	}
+	return readKey(path)
+}
+
+// generatePEM returns a new P-256 key as a PKCS #8 PEM block.
+func generatePEM() ([]byte, error) {
 	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -53,24 +63,34 @@ func LoadOrCreateKey(dataDir string) (*Key, error) {
 	if err != nil {
 		return nil, err
 	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+// installKeyFile writes pemBytes to path unless a file is there already:
+// written to a temporary file, synced and linked into place, which fails
+// if another process got there first (its key then stands).
+func installKeyFile(path string, pemBytes []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("auth: key directory: %w", err)
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".key-*")
 	if err != nil {
-		return nil, fmt.Errorf("auth: write key: %w", err)
+		return fmt.Errorf("auth: write key: %w", err)
 	}
 	defer os.Remove(tmp.Name())
-	if err := pem.Encode(tmp, &pem.Block{Type: "PRIVATE KEY", Bytes: der}); err != nil {
+	if _, err := tmp.Write(pemBytes); err != nil {
 		tmp.Close()
-		return nil, err
+		return fmt.Errorf("auth: write key: %w", err)
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
-		return nil, err
+		return fmt.Errorf("auth: write key: %w", err)
 	}
 	tmp.Close()
 	if err := os.Link(tmp.Name(), path); err != nil && !errors.Is(err, os.ErrExist) {
-		return nil, fmt.Errorf("auth: install key: %w", err)
+		return fmt.Errorf("auth: install key: %w", err)
 	}
-	return readKey(path)
+	return nil
 }
 
 func readKey(path string) (*Key, error) {
@@ -78,17 +98,22 @@ func readKey(path string) (*Key, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseKey(b, path)
+}
+
+// parseKey reads a PEM key; name says where it came from, for errors.
+func parseKey(b []byte, name string) (*Key, error) {
 	blk, _ := pem.Decode(b)
 	if blk == nil {
-		return nil, fmt.Errorf("auth: %s is not a PEM key", path)
+		return nil, fmt.Errorf("auth: %s is not a PEM key", name)
 	}
 	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
 	if err != nil {
-		return nil, fmt.Errorf("auth: %s: %w", path, err)
+		return nil, fmt.Errorf("auth: %s: %w", name, err)
 	}
 	priv, ok := k.(*ecdsa.PrivateKey)
 	if !ok || priv.Curve != elliptic.P256() {
-		return nil, fmt.Errorf("auth: %s is not a P-256 key", path)
+		return nil, fmt.Errorf("auth: %s is not a P-256 key", name)
 	}
 	return newKey(priv)
 }
