@@ -19,6 +19,29 @@ import (
 // before the commit applied), and afterwards a reader that missed stores
 // what it read only if no commit dropped anything in its shard since the
 // miss (the shard's epoch), and never over a newer version.
+//
+// That argument needs every commit to pass through this process: it holds
+// for Pebble (a directory admits one process, and the gateway opens one
+// Store over it). On a shared engine (IsShared: several replicas on one
+// Redis) another process commits at any time, so the cache there holds
+// only immutable things: a version by type, id and version number
+// (getVersion, putVersion), and Read asks the engine for the current
+// pointer at every call. No stale read follows, because:
+//
+//   - the pointer is read from the engine, one GET, after the read began;
+//     Redis answers it from its single primary, where each commit script
+//     applied atomically before its writer was acknowledged, so the GET
+//     sees every commit acknowledged before it was sent;
+//   - a version record never changes once written: version n of a
+//     resource is written only by the commit that moves its current
+//     pointer from n-1 to n, conditional on that pointer (addWrite's
+//     Require), and numbers are never reused (a delete is a version too),
+//     so the cached record for (type, id, n) is byte for byte what a GET
+//     of that version would return now.
+//
+// Hence Read returns what the uncached path would at the GET's moment.
+// storetest.RunShared checks it with two Stores, each with its own cache,
+// writing and reading alternately through one backend.
 type readCache struct {
 	seed   maphash.Seed
 	budget int // bytes per shard
@@ -34,7 +57,12 @@ type cacheShard struct {
 	writing map[cacheKey]int
 }
 
-type cacheKey struct{ typ, id string }
+// cacheKey names a current version (vid 0) or, on shared engines, one
+// immutable version.
+type cacheKey struct {
+	typ, id string
+	vid     uint64
+}
 
 const cacheShards = 64
 
@@ -56,9 +84,9 @@ func (c *readCache) shard(k cacheKey) *cacheShard {
 // get returns the cached current version of typ/id or, on a miss, the
 // epoch to hand to put.
 func (c *readCache) get(typ, id string) (Version, uint64, bool) {
-	s := c.shard(cacheKey{typ, id})
+	s := c.shard(cacheKey{typ: typ, id: id})
 	s.mu.RLock()
-	v, ok := s.m[cacheKey{typ, id}]
+	v, ok := s.m[cacheKey{typ: typ, id: id}]
 	epoch := s.epoch
 	s.mu.RUnlock()
 	return v, epoch, ok
@@ -70,15 +98,8 @@ func (c *readCache) put(v Version, epoch uint64) {
 	if size > c.budget/8 {
 		return // one big resource would push out many small ones
 	}
-	// The type and id may be the caller's view of a request buffer that
-	// the next request overwrites: a key that changes under the map can
-	// neither be found nor deleted, so the cache grew past its budget (to
-	// 200,000 entries for a 64 MB budget), and a hit could hand out a
-	// version whose Type read as another request's bytes.
-	v.Type, v.ID = strings.Clone(v.Type), strings.Clone(v.ID)
-	k := cacheKey{v.Type, v.ID}
-	// Callers may append to what they get: make them copy.
-	v.Body, v.Compartments = slices.Clip(v.Body), slices.Clip(v.Compartments)
+	v = owned(v)
+	k := cacheKey{typ: v.Type, id: v.ID}
 	s := c.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -91,6 +112,25 @@ func (c *readCache) put(v Version, epoch uint64) {
 		}
 		s.bytes -= cost(&old)
 	}
+	c.insert(s, k, v, size)
+}
+
+// owned returns v with what the cache keeps made its own.
+func owned(v Version) Version {
+	// The type and id may be the caller's view of a request buffer that
+	// the next request overwrites: a key that changes under the map can
+	// neither be found nor deleted, so the cache grew past its budget (to
+	// 200,000 entries for a 64 MB budget), and a hit could hand out a
+	// version whose Type read as another request's bytes.
+	v.Type, v.ID = strings.Clone(v.Type), strings.Clone(v.ID)
+	// Callers may append to what they get: make them copy.
+	v.Body, v.Compartments = slices.Clip(v.Body), slices.Clip(v.Compartments)
+	return v
+}
+
+// insert stores v under k, evicting to stay within budget; the caller
+// holds s.mu and has taken any old entry under k out of s.bytes.
+func (c *readCache) insert(s *cacheShard, k cacheKey, v Version, size int) {
 	for ek, ev := range s.m { // map order is random: random eviction
 		if s.bytes+size <= c.budget {
 			break
@@ -102,11 +142,39 @@ func (c *readCache) put(v Version, epoch uint64) {
 	s.bytes += size
 }
 
+// getVersion returns the cached version vid of typ/id (shared engines).
+func (c *readCache) getVersion(typ, id string, vid uint64) (Version, bool) {
+	k := cacheKey{typ, id, vid}
+	s := c.shard(k)
+	s.mu.RLock()
+	v, ok := s.m[k]
+	s.mu.RUnlock()
+	return v, ok
+}
+
+// putVersion stores an immutable version (shared engines). It needs no
+// epoch: nothing can make it old, only no longer current.
+func (c *readCache) putVersion(v Version) {
+	size := cost(&v)
+	if size > c.budget/8 {
+		return
+	}
+	v = owned(v)
+	k := cacheKey{v.Type, v.ID, v.VID}
+	s := c.shard(k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.m[k]; ok {
+		return
+	}
+	c.insert(s, k, v, size)
+}
+
 // begin forgets the resources ws are about to write and keeps them out
 // of the cache until drop; called before the engine applies their commit.
 func (c *readCache) begin(ws []Write) {
 	for i := range ws {
-		k := cacheKey{ws[i].New.Type, ws[i].New.ID}
+		k := cacheKey{typ: ws[i].New.Type, id: ws[i].New.ID}
 		s := c.shard(k)
 		s.mu.Lock()
 		if s.writing == nil {
@@ -122,7 +190,7 @@ func (c *readCache) begin(ws []Write) {
 // called after the engine applied (or failed to apply) their commit.
 func (c *readCache) drop(ws []Write) {
 	for i := range ws {
-		k := cacheKey{ws[i].New.Type, ws[i].New.ID}
+		k := cacheKey{typ: ws[i].New.Type, id: ws[i].New.ID}
 		s := c.shard(k)
 		s.mu.Lock()
 		s.epoch++

@@ -16,6 +16,9 @@ type Store struct {
 	e     Engine
 	opts  Options
 	cache *readCache // nil when off
+	// multi: other processes commit to e (IsShared), so the cache holds
+	// immutable versions only (see readCache).
+	multi bool
 }
 
 // Options tune a Store.
@@ -37,7 +40,7 @@ type Options struct {
 
 // New returns a Store over e.
 func New(e Engine, opts Options) *Store {
-	s := &Store{e: e, opts: opts}
+	s := &Store{e: e, opts: opts, multi: IsShared(e)}
 	switch {
 	case opts.ReadCacheBytes == 0:
 		s.cache = newReadCache(DefaultReadCacheBytes)
@@ -72,7 +75,7 @@ func (s *Store) Current(ctx context.Context, typ, id string) (Version, error) {
 // current is Current answered from the read cache when it can be (with
 // the body, which callers may ignore).
 func (s *Store) current(ctx context.Context, typ, id string) (Version, error) {
-	if s.cache != nil && s.virtual(typ) == nil {
+	if s.cache != nil && !s.multi && s.virtual(typ) == nil {
 		if v, _, ok := s.cache.get(typ, id); ok {
 			return v, nil
 		}
@@ -85,6 +88,9 @@ func (s *Store) current(ctx context.Context, typ, id string) (Version, error) {
 func (s *Store) Read(ctx context.Context, typ, id string) (Version, error) {
 	if v := s.virtual(typ); v != nil {
 		return v.Read(ctx, id)
+	}
+	if s.cache != nil && s.multi {
+		return s.readShared(ctx, typ, id)
 	}
 	var epoch uint64
 	if s.cache != nil {
@@ -101,6 +107,24 @@ func (s *Store) Read(ctx context.Context, typ, id string) (Version, error) {
 	v, err := s.Version(ctx, typ, id, cur.VID)
 	if err == nil && s.cache != nil {
 		s.cache.put(v, epoch)
+	}
+	return v, err
+}
+
+// readShared is Read on a shared engine: the current pointer from the
+// engine (one GET), the version it names from the cache when there (see
+// readCache for why this is never stale).
+func (s *Store) readShared(ctx context.Context, typ, id string) (Version, error) {
+	cur, err := s.Current(ctx, typ, id)
+	if err != nil {
+		return Version{}, err
+	}
+	if v, ok := s.cache.getVersion(typ, id, cur.VID); ok {
+		return v, nil
+	}
+	v, err := s.Version(ctx, typ, id, cur.VID)
+	if err == nil {
+		s.cache.putVersion(v)
 	}
 	return v, err
 }
@@ -196,19 +220,21 @@ func (s *Store) ClaimOwner(ctx context.Context, typ, name string) (string, error
 func (s *Store) Commit(ctx context.Context, ws []Write) error {
 	start := time.Now()
 	var b Batch
+	var feed []UniqueChange // unique names taken or released (see changes.go)
 	for i := range ws {
 		if s.virtual(ws[i].New.Type) != nil {
 			return readOnly(ws[i].New.Type)
 		}
-		if err := s.addWrite(ctx, &b, &ws[i]); err != nil {
+		if err := s.addWrite(ctx, &b, &ws[i], &feed); err != nil {
 			return err
 		}
 	}
-	if s.cache != nil {
+	exact := s.cache != nil && !s.multi
+	if exact {
 		s.cache.begin(ws)
 	}
-	err := s.e.Apply(ctx, &b)
-	if s.cache != nil {
+	err := s.apply(ctx, &b, feed)
+	if exact {
 		s.cache.drop(ws) // also on failure: the engine may have applied part of the way
 	}
 	if err != nil {
@@ -220,7 +246,7 @@ func (s *Store) Commit(ctx context.Context, ws []Write) error {
 	return nil
 }
 
-func (s *Store) addWrite(ctx context.Context, b *Batch, w *Write) error {
+func (s *Store) addWrite(ctx context.Context, b *Batch, w *Write, feed *[]UniqueChange) error {
 	v := &w.New
 	want := uint64(1)
 	if w.Prev != nil {
@@ -258,7 +284,7 @@ func (s *Store) addWrite(ctx context.Context, b *Batch, w *Write) error {
 		b.Set(k, []byte(v.ID))
 	}
 	if w.HoldsUnique {
-		if err := s.holdUnique(ctx, b, v, w.Unique); err != nil {
+		if err := s.holdUnique(ctx, b, v, w.Unique, feed); err != nil {
 			return err
 		}
 	}
@@ -283,8 +309,9 @@ func (s *Store) addWrite(ctx context.Context, b *Batch, w *Write) error {
 
 // holdUnique adds to b what makes v's resource hold exactly names (none
 // once deleted): each new name must be free, each dropped one is
-// released. The conditions make a concurrent taker fail the commit.
-func (s *Store) holdUnique(ctx context.Context, b *Batch, v *Version, names []string) error {
+// released. The conditions make a concurrent taker fail the commit. The
+// names taken or released are noted in feed.
+func (s *Store) holdUnique(ctx context.Context, b *Batch, v *Version, names []string, feed *[]UniqueChange) error {
 	self := v.Type + "/" + v.ID
 	hk := heldKey(self)
 	old, err := s.e.Get(ctx, hk)
@@ -301,10 +328,12 @@ func (s *Store) holdUnique(ctx context.Context, b *Batch, v *Version, names []st
 	if v.Deleted {
 		names = nil
 	}
+	var changed []string
 	for _, n := range names {
 		if slices.Contains(held, n) {
 			continue
 		}
+		changed = append(changed, n)
 		k := uniqueKey(n)
 		holder, err := s.e.Get(ctx, k)
 		switch {
@@ -324,8 +353,10 @@ func (s *Store) holdUnique(ctx context.Context, b *Batch, v *Version, names []st
 			k := uniqueKey(n)
 			b.Require(k, []byte(self))
 			b.Delete(k)
+			changed = append(changed, n)
 		}
 	}
+	noteUnique(feed, self, changed)
 	if len(names) == 0 {
 		b.Delete(hk)
 	} else {
@@ -399,11 +430,12 @@ func (s *Store) Reindex(ctx context.Context, cur Version, idx []IndexValue) erro
 // changed.
 func (s *Store) Hold(ctx context.Context, cur Version, names []string) error {
 	var b Batch
+	var feed []UniqueChange
 	b.Require(currentKey(cur.Type, cur.ID), encodeCurrent(&cur))
-	if err := s.holdUnique(ctx, &b, &cur, names); err != nil {
+	if err := s.holdUnique(ctx, &b, &cur, names, &feed); err != nil {
 		return err
 	}
-	return s.e.Apply(ctx, &b)
+	return s.apply(ctx, &b, feed)
 }
 
 // EachCurrent calls fn with the current version (with its body) of every
