@@ -220,12 +220,11 @@ func (s *Store) ClaimOwner(ctx context.Context, typ, name string) (string, error
 func (s *Store) Commit(ctx context.Context, ws []Write) error {
 	start := time.Now()
 	var b Batch
-	var feed []UniqueChange // unique names taken or released (see changes.go)
 	for i := range ws {
 		if s.virtual(ws[i].New.Type) != nil {
 			return readOnly(ws[i].New.Type)
 		}
-		if err := s.addWrite(ctx, &b, &ws[i], &feed); err != nil {
+		if err := s.addWrite(ctx, &b, &ws[i]); err != nil {
 			return err
 		}
 	}
@@ -233,7 +232,7 @@ func (s *Store) Commit(ctx context.Context, ws []Write) error {
 	if exact {
 		s.cache.begin(ws)
 	}
-	err := s.apply(ctx, &b, feed)
+	err := s.e.Apply(ctx, &b)
 	if exact {
 		s.cache.drop(ws) // also on failure: the engine may have applied part of the way
 	}
@@ -246,7 +245,7 @@ func (s *Store) Commit(ctx context.Context, ws []Write) error {
 	return nil
 }
 
-func (s *Store) addWrite(ctx context.Context, b *Batch, w *Write, feed *[]UniqueChange) error {
+func (s *Store) addWrite(ctx context.Context, b *Batch, w *Write) error {
 	v := &w.New
 	want := uint64(1)
 	if w.Prev != nil {
@@ -284,7 +283,7 @@ func (s *Store) addWrite(ctx context.Context, b *Batch, w *Write, feed *[]Unique
 		b.Set(k, []byte(v.ID))
 	}
 	if w.HoldsUnique {
-		if err := s.holdUnique(ctx, b, v, w.Unique, feed); err != nil {
+		if err := s.holdUnique(ctx, b, v, w.Unique); err != nil {
 			return err
 		}
 	}
@@ -309,9 +308,8 @@ func (s *Store) addWrite(ctx context.Context, b *Batch, w *Write, feed *[]Unique
 
 // holdUnique adds to b what makes v's resource hold exactly names (none
 // once deleted): each new name must be free, each dropped one is
-// released. The conditions make a concurrent taker fail the commit. The
-// names taken or released are noted in feed.
-func (s *Store) holdUnique(ctx context.Context, b *Batch, v *Version, names []string, feed *[]UniqueChange) error {
+// released. The conditions make a concurrent taker fail the commit.
+func (s *Store) holdUnique(ctx context.Context, b *Batch, v *Version, names []string) error {
 	self := v.Type + "/" + v.ID
 	hk := heldKey(self)
 	old, err := s.e.Get(ctx, hk)
@@ -328,12 +326,10 @@ func (s *Store) holdUnique(ctx context.Context, b *Batch, v *Version, names []st
 	if v.Deleted {
 		names = nil
 	}
-	var changed []string
 	for _, n := range names {
 		if slices.Contains(held, n) {
 			continue
 		}
-		changed = append(changed, n)
 		k := uniqueKey(n)
 		holder, err := s.e.Get(ctx, k)
 		switch {
@@ -353,10 +349,8 @@ func (s *Store) holdUnique(ctx context.Context, b *Batch, v *Version, names []st
 			k := uniqueKey(n)
 			b.Require(k, []byte(self))
 			b.Delete(k)
-			changed = append(changed, n)
 		}
 	}
-	noteUnique(feed, self, changed)
 	if len(names) == 0 {
 		b.Delete(hk)
 	} else {
@@ -430,12 +424,11 @@ func (s *Store) Reindex(ctx context.Context, cur Version, idx []IndexValue) erro
 // changed.
 func (s *Store) Hold(ctx context.Context, cur Version, names []string) error {
 	var b Batch
-	var feed []UniqueChange
 	b.Require(currentKey(cur.Type, cur.ID), encodeCurrent(&cur))
-	if err := s.holdUnique(ctx, &b, &cur, names, &feed); err != nil {
+	if err := s.holdUnique(ctx, &b, &cur, names); err != nil {
 		return err
 	}
-	return s.apply(ctx, &b, feed)
+	return s.e.Apply(ctx, &b)
 }
 
 // EachCurrent calls fn with the current version (with its body) of every
