@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
+	"log/slog"
 	"time"
 
 	"github.com/fhirgate/fhirgate/fhir"
@@ -13,28 +13,52 @@ import (
 	"github.com/fhirgate/fhirgate/fhir/rest"
 	"github.com/fhirgate/fhirgate/fhir/search"
 	"github.com/fhirgate/fhirgate/store"
-	"github.com/fhirgate/fhirgate/store/pebble"
 )
 
 // reindex rebuilds the search index of every current resource with the
 // search parameter table compiled into this binary: run it after an
-// upgrade that changes the table. The gateway must be stopped (the store
-// is locked while it runs).
+// upgrade that changes the table. No gateway may serve from the store
+// while it runs: Pebble's directory lock says so for one process, and on
+// a shared Redis store it refuses while any replica serves and keeps
+// replicas from starting until it is done (store.Maintain).
 func reindex(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("reindex", stderr)
-	data := fs.String("data", "./data", "data directory")
+	data := fs.String("data", "./data", "data directory (Pebble)")
+	var sc storeConfig
+	sc.register(fs)
 	if err := parse(fs, args); err != nil {
 		fmt.Fprintf(stderr, "gateway reindex: %v\n", err)
 		return 2
 	}
 	ctx := context.Background()
-	db, err := pebble.New(ctx, pebble.Config{Dir: filepath.Join(*data, "store")})
+	db, err := openEngine(ctx, sc, *data, slog.New(slog.NewTextHandler(stderr, nil)))
 	if err != nil {
-		fmt.Fprintf(stderr, "gateway reindex: %v (is the gateway still running on this data directory?)\n", err)
+		fmt.Fprintf(stderr, "gateway reindex: %v\n", err)
 		return 1
 	}
+	renew, end, err := store.Maintain(ctx, db, store.NewHolderID("reindex-"))
+	if err != nil {
+		db.Close()
+		fmt.Fprintf(stderr, "gateway reindex: %v; stop every replica first\n", err)
+		return 1
+	}
+	mctx, stopRenew := context.WithCancel(ctx)
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		t := time.NewTicker(store.PresenceTTL / 5)
+		defer t.Stop()
+		for {
+			select {
+			case <-mctx.Done():
+				return
+			case <-t.C:
+				renew(mctx)
+			}
+		}
+	}()
+	defer func() { stopRenew(); <-renewed; end(); db.Close() }()
 	st := store.New(db, store.Options{Shared: shared})
-	defer st.Close()
 	start := time.Now()
 	n, err := reindexAll(ctx, st, stderr)
 	if err != nil {

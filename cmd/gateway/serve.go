@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"syscall"
@@ -31,6 +30,8 @@ import (
 
 type serveConfig struct {
 	addr, data, baseURL string
+	dataGiven           bool // --data set: with a shared store it is scratch otherwise
+	store               storeConfig
 	bodyLimit           int
 	requestBudget       time.Duration
 	logFormat, logLevel string
@@ -49,7 +50,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("serve", stderr)
 	var cfg serveConfig
 	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:8080", "address to listen on")
-	fs.StringVar(&cfg.data, "data", "./data", "data directory (store, keys)")
+	fs.StringVar(&cfg.data, "data", "./data", "data directory (store, keys); with --store redis://… local scratch only (default: a temporary directory)")
+	cfg.store.register(fs)
 	fs.StringVar(&cfg.baseURL, "base-url", "", "public FHIR base URL (default http://<addr>/fhir)")
 	fs.IntVar(&cfg.bodyLimit, "body-limit", rest.DefaultBodyLimit, "maximum request body in bytes")
 	fs.DurationVar(&cfg.requestBudget, "request-budget", rest.DefaultRequestBudget, "how long one search, history page, $everything or batch/transaction may run before it is stopped as too costly")
@@ -73,6 +75,18 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.Uint64Var(&cfg.consentConfs, "consent-confirmations", 1, "confirmations before a consent change is enforced")
 	fs.DurationVar(&cfg.consentMaxLag, "consent-max-lag", 30*time.Second, "refuse consent-based access when the consent mirror is this far behind the chain")
 	if err := parse(fs, args); err != nil {
+		fmt.Fprintf(stderr, "gateway serve: %v\n", err)
+		return 2
+	}
+	cfg.dataGiven = flagGiven(fs, "data")
+	cfg.store.blockCacheMB = cfg.blockCacheMB
+	if err := cfg.store.check(); err == nil {
+		err = requireShared(cfg.store, cfg.chain.rpc, cfg.baseURL)
+		if err != nil {
+			fmt.Fprintf(stderr, "gateway serve: %v\n", err)
+			return 2
+		}
+	} else {
 		fmt.Fprintf(stderr, "gateway serve: %v\n", err)
 		return 2
 	}
@@ -127,6 +141,14 @@ func setProcs() {
 }
 
 func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
+	if cfg.store.shared() {
+		dir, cleanup, err := scratchDir(cfg.data, cfg.dataGiven)
+		if err != nil {
+			return fmt.Errorf("data directory: %w", err)
+		}
+		defer cleanup()
+		cfg.data = dir
+	}
 	if err := privateDataDir(cfg.data, log); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
@@ -135,14 +157,21 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 		return err
 	}
 	reg := prometheus.NewRegistry()
-	db, err := pebble.New(ctx, pebble.Config{Dir: filepath.Join(cfg.data, "store"), CacheBytes: int64(max(cfg.blockCacheMB, 1)) << 20})
+	db, err := openEngine(ctx, cfg.store, cfg.data, log)
 	if err != nil {
+		return err
+	}
+	// Replicas and `gateway reindex` exclude each other (store.Maintain).
+	leave, err := store.Serve(ctx, db, replicaID())
+	if err != nil {
+		db.Close()
 		return err
 	}
 	// The audit trail keeps AuditEvents in its own compact layout; the store
 	// serves them as a read-only type.
 	trail, err := audit.OpenTrail(ctx, db)
 	if err != nil {
+		leave()
 		db.Close()
 		return err
 	}
@@ -152,7 +181,7 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 	}
 	st := store.New(db, store.Options{ObserveCommit: rest.NewCommitHistogram(reg),
 		Virtual: map[string]store.Virtual{"AuditEvent": trail}, ReadCacheBytes: cacheBytes, Shared: shared})
-	defer st.Close()
+	defer func() { leave(); st.Close() }()
 
 	cfg.chain.baseURL = cfg.baseURL
 	chn, err := setupChain(ctx, cfg.chain, cfg.data, log)
