@@ -220,11 +220,12 @@ func (s *Store) ClaimOwner(ctx context.Context, typ, name string) (string, error
 func (s *Store) Commit(ctx context.Context, ws []Write) error {
 	start := time.Now()
 	var b Batch
+	var feed []UniqueChange // unique names taken or released (see changes.go)
 	for i := range ws {
 		if s.virtual(ws[i].New.Type) != nil {
 			return readOnly(ws[i].New.Type)
 		}
-		if err := s.addWrite(ctx, &b, &ws[i]); err != nil {
+		if err := s.addWrite(ctx, &b, &ws[i], &feed); err != nil {
 			return err
 		}
 	}
@@ -232,7 +233,7 @@ func (s *Store) Commit(ctx context.Context, ws []Write) error {
 	if exact {
 		s.cache.begin(ws)
 	}
-	err := s.e.Apply(ctx, &b)
+	err := s.apply(ctx, &b, feed)
 	if exact {
 		s.cache.drop(ws) // also on failure: the engine may have applied part of the way
 	}
@@ -245,7 +246,7 @@ func (s *Store) Commit(ctx context.Context, ws []Write) error {
 	return nil
 }
 
-func (s *Store) addWrite(ctx context.Context, b *Batch, w *Write) error {
+func (s *Store) addWrite(ctx context.Context, b *Batch, w *Write, feed *[]UniqueChange) error {
 	v := &w.New
 	want := uint64(1)
 	if w.Prev != nil {
@@ -283,7 +284,7 @@ func (s *Store) addWrite(ctx context.Context, b *Batch, w *Write) error {
 		b.Set(k, []byte(v.ID))
 	}
 	if w.HoldsUnique {
-		if err := s.holdUnique(ctx, b, v, w.Unique); err != nil {
+		if err := s.holdUnique(ctx, b, v, w.Unique, feed); err != nil {
 			return err
 		}
 	}
@@ -308,8 +309,9 @@ func (s *Store) addWrite(ctx context.Context, b *Batch, w *Write) error {
 
 // holdUnique adds to b what makes v's resource hold exactly names (none
 // once deleted): each new name must be free, each dropped one is
-// released. The conditions make a concurrent taker fail the commit.
-func (s *Store) holdUnique(ctx context.Context, b *Batch, v *Version, names []string) error {
+// released. The conditions make a concurrent taker fail the commit. The
+// names taken or released are noted in feed.
+func (s *Store) holdUnique(ctx context.Context, b *Batch, v *Version, names []string, feed *[]UniqueChange) error {
 	self := v.Type + "/" + v.ID
 	hk := heldKey(self)
 	old, err := s.e.Get(ctx, hk)
@@ -326,10 +328,12 @@ func (s *Store) holdUnique(ctx context.Context, b *Batch, v *Version, names []st
 	if v.Deleted {
 		names = nil
 	}
+	var changed []string
 	for _, n := range names {
 		if slices.Contains(held, n) {
 			continue
 		}
+		changed = append(changed, n)
 		k := uniqueKey(n)
 		holder, err := s.e.Get(ctx, k)
 		switch {
@@ -349,8 +353,10 @@ func (s *Store) holdUnique(ctx context.Context, b *Batch, v *Version, names []st
 			k := uniqueKey(n)
 			b.Require(k, []byte(self))
 			b.Delete(k)
+			changed = append(changed, n)
 		}
 	}
+	noteUnique(feed, self, changed)
 	if len(names) == 0 {
 		b.Delete(hk)
 	} else {
@@ -424,11 +430,12 @@ func (s *Store) Reindex(ctx context.Context, cur Version, idx []IndexValue) erro
 // changed.
 func (s *Store) Hold(ctx context.Context, cur Version, names []string) error {
 	var b Batch
+	var feed []UniqueChange
 	b.Require(currentKey(cur.Type, cur.ID), encodeCurrent(&cur))
-	if err := s.holdUnique(ctx, &b, &cur, names); err != nil {
+	if err := s.holdUnique(ctx, &b, &cur, names, &feed); err != nil {
 		return err
 	}
-	return s.e.Apply(ctx, &b)
+	return s.apply(ctx, &b, feed)
 }
 
 // EachCurrent calls fn with the current version (with its body) of every
