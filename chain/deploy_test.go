@@ -110,11 +110,10 @@ func TestDeployOncePendingAdopted(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, err := s.Send(ctx, TxRequest{Data: append(store.bin, store.ctorArgs(t, 5)...), BeforeSend: func(tx *types.Transaction) error {
-		b, _ := book.load()
-		return book.put(b, key, "Store", Deployment{
+		return book.put(ctx, key, "Store", Deployment{
 			Address: deployAddress(s.Address(), tx.Nonce()), TxHash: tx.Hash(), Deployer: s.Address(),
 			InitCodeHash: hashOf(store.bin, store.ctorArgs(t, 5)), Pending: true,
-		})
+		}, nil)
 	}})
 	if err != nil {
 		t.Fatal(err)
