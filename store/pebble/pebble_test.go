@@ -124,3 +124,18 @@ func TestApplySyncsTheLog(t *testing.T) {
 	wg.Wait()
 	t.Logf("64 concurrent commits: %d log syncs", syncs.Load()-start)
 }
+
+// TestShared: a directory admits one process, so the pair is one DB seen
+// twice, each side with its own Store and read cache (SharedView: the
+// caches keep immutable versions only, as they must when another process
+// commits too).
+func TestShared(t *testing.T) {
+	storetest.RunShared(t, func(t *testing.T) (store.Engine, store.Engine) {
+		db, err := New(context.Background(), Config{Dir: t.TempDir(), CacheBytes: 8 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return storetest.SharedView(db), storetest.SharedView(db)
+	})
+}

@@ -24,3 +24,12 @@ func TestStore(t *testing.T) {
 		return open(t, srv, redistest.Prefix(t))
 	})
 }
+
+// TestShared: two handles on one keyspace, as two replicas open it.
+func TestShared(t *testing.T) {
+	srv := redistest.Start(t)
+	storetest.RunShared(t, func(t *testing.T) (store.Engine, store.Engine) {
+		p := redistest.Prefix(t)
+		return open(t, srv, p), open(t, srv, p)
+	})
+}
