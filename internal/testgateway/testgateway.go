@@ -57,7 +57,8 @@ func Build() (string, error) {
 
 // Gateway is a running gateway process.
 type Gateway struct {
-	Base string // FHIR base URL
+	Base string // FHIR base URL (--base-url when given: a load balancer's)
+	URL  string // this process's own FHIR base, http://ADDR/fhir
 	Data string // data directory
 	bin  string
 	args []string
@@ -111,10 +112,14 @@ func (g *Gateway) start() error {
 	g.cmd = cmd
 	g.done = make(chan struct{})
 	lines := make(chan string, 1)
+	addrs := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		found := false
 		for sc.Scan() {
+			if f := strings.Fields(sc.Text()); len(f) == 4 && f[1] == "listening" {
+				addrs <- f[3] // "fhirgate listening on http://ADDR"
+			}
 			if !found && strings.Contains(sc.Text(), " serving ") {
 				lines <- sc.Text()
 				found = true
@@ -131,6 +136,12 @@ func (g *Gateway) start() error {
 			return fmt.Errorf("unexpected line %q; logs:\n%s", line, g.logs)
 		}
 		g.Base = f[2]
+		g.URL = g.Base
+		select {
+		case a := <-addrs:
+			g.URL = a + "/fhir"
+		default:
+		}
 	case <-g.done:
 		return fmt.Errorf("gateway exited at start; logs:\n%s", g.logs)
 	case <-time.After(60 * time.Second):
@@ -141,7 +152,7 @@ func (g *Gateway) start() error {
 }
 
 func (g *Gateway) waitReady(d time.Duration) error {
-	ready := strings.TrimSuffix(g.Base, "/fhir") + "/readyz"
+	ready := strings.TrimSuffix(g.URL, "/fhir") + "/readyz"
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		res, err := http.Get(ready)
@@ -207,7 +218,8 @@ func (g *Gateway) Token(t testing.TB, scope string, extra ...string) string {
 func (g *Gateway) MintToken(scope string, extra ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	args := append([]string{"token", "--data", g.Data, "--scope", scope}, extra...)
+	args := append([]string{"token", "--data", g.Data, "--scope", scope}, g.storeArgs()...)
+	args = append(args, extra...)
 	var stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, g.bin, args...)
 	cmd.Stderr = &stderr
@@ -233,4 +245,17 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// storeArgs are the gateway's --store and --store-prefix flags, for
+// commands (token) that must use the same store.
+func (g *Gateway) storeArgs() []string {
+	var out []string
+	for i := 0; i+1 < len(g.args); i++ {
+		switch g.args[i] {
+		case "--store", "--store-prefix":
+			out = append(out, g.args[i], g.args[i+1])
+		}
+	}
+	return out
 }
