@@ -69,8 +69,9 @@ func (l *Log) putCheckpoint(ctx context.Context, c *Checkpoint) error {
 		return err
 	}
 	var b store.Batch
+	l.fence(&b)
 	b.Set(l.k.cpKey(l.ref.key(), c.TreeSize), v)
-	return l.e.Apply(ctx, &b)
+	return l.apply(ctx, &b)
 }
 
 func decodeCheckpoint(v []byte) (*Checkpoint, error) {

@@ -55,7 +55,8 @@ var Problems = []string{ProblemAlarm, ProblemNoRole, ProblemNoFunds, ProblemRefu
 // by the node), or the oldest checkpoint waiting for the chain has waited
 // more than StallAfter (the chain is unreachable or does not include the
 // transactions). A log without Anchorer is healthy: anchoring is off by
-// configuration, and proofs say so.
+// configuration, and proofs say so; so is a replica that does not hold
+// the anchoring lease (Config.Lease): it is not the one anchoring.
 func (l *Log) Health() error {
 	code, msg := l.problem()
 	if code == "" {
@@ -67,7 +68,9 @@ func (l *Log) Health() error {
 // problem is Health's verdict: a Problems code ("" when healthy) and the
 // explanation.
 func (l *Log) problem() (code, msg string) {
-	if l.a == nil {
+	if l.a == nil || !l.IsAnchorer() {
+		// Off, or another replica anchors: its problems are its own
+		// (its /readyz and metrics say them); this replica serves.
 		return "", ""
 	}
 	s := l.Status()

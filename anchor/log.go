@@ -27,6 +27,13 @@ type Config struct {
 	// Anchorer anchors checkpoints on chain; nil runs the log without
 	// anchoring (the tree is kept, proofs answer ErrAnchoringDisabled).
 	Anchorer Anchorer
+	// Lease, when several gateway replicas share the store, makes this Log
+	// integrate, cut and anchor only while this process holds it (the
+	// caller keeps it: Lease.Keep); every write of the tree and the
+	// anchor queue is fenced by it. Other replicas serve proofs,
+	// checkpoints and health from the store, and the next holder continues
+	// from the stored state. Nil: this Log is the only one (one process).
+	Lease *store.Lease
 
 	// Interval: a checkpoint is cut this often when the log grew
 	// (--anchor-interval, default 5s) ...
@@ -132,9 +139,9 @@ func (c Config) withDefaults() Config {
 // Log is the gateway's Merkle log over the store's leaves, its durable
 // anchor queue and the loop that anchors checkpoints. Open it once per
 // process; Run it in the background. Reads (Root, proofs, checkpoints,
-// verification) are safe from any goroutine, and read the store, so a
-// second gateway on the same shared store can serve them (run anchoring
-// in one process only).
+// verification) are safe from any goroutine, and read the store, so every
+// gateway replica on a shared store serves them; with Config.Lease only
+// the lease's holder integrates and anchors.
 type Log struct {
 	cfg Config
 	st  *store.Store
@@ -151,6 +158,15 @@ type Log struct {
 	backlog    uint64 // log size at Open
 
 	runMu sync.Mutex // one Run at a time
+
+	// lease: see Config.Lease (nil: always the anchorer). epochMu guards
+	// epoch, the lease token the in-memory tree and queue were loaded
+	// under; standby caches the store's view for a replica that is not
+	// the anchorer.
+	lease   *store.Lease
+	epochMu sync.Mutex
+	epoch   uint64
+	standby standbyCache
 
 	qMu       sync.Mutex // guards open, lastCut, lastCutAt
 	open      []*Checkpoint
@@ -195,14 +211,15 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	}
 	cfg = cfg.withDefaults()
 	l := &Log{
-		cfg:  cfg,
-		st:   cfg.Store,
-		e:    cfg.Store.Engine(),
-		k:    keyspace{p: store.ExtensionPrefix("anchor")},
-		a:    cfg.Anchorer,
-		log:  cfg.Logger.With("component", "anchor"),
-		wake: make(chan struct{}, 1),
-		done: map[uint64]doneReport{},
+		cfg:   cfg,
+		st:    cfg.Store,
+		e:     cfg.Store.Engine(),
+		k:     keyspace{p: store.ExtensionPrefix("anchor")},
+		a:     cfg.Anchorer,
+		lease: cfg.Lease,
+		log:   cfg.Logger.With("component", "anchor"),
+		wake:  make(chan struct{}, 1),
+		done:  map[uint64]doneReport{},
 	}
 	l.opened = cfg.Now()
 	if err := l.loadTree(ctx); err != nil {
@@ -231,7 +248,7 @@ func (l *Log) loadQueue(ctx context.Context) error {
 			l.lastCut, l.lastCutAt, first = c.TreeSize, c.Cut, false
 		}
 		if c.Anchored() {
-			l.stat.Anchored = max(l.stat.Anchored, c.TreeSize)
+			l.setStat(func(s *Status) { s.Anchored = max(s.Anchored, c.TreeSize) })
 		}
 		if c.Anchored() && c.Final {
 			return false
@@ -293,10 +310,18 @@ type Status struct {
 	// (reverted, given up, refused by the node); LastFailure is the last.
 	Failures    int    `json:"failures,omitzero"`
 	LastFailure string `json:"lastFailure,omitzero"`
+	// Standby: another replica holds the anchoring lease; the figures are
+	// the store's (the anchorer's own chain state is not known here).
+	Standby bool `json:"standby,omitzero"`
 }
 
 // Status returns the current status.
 func (l *Log) Status() Status {
+	if l.a != nil && !l.IsAnchorer() {
+		s := l.standbyStatus()
+		s.Standby = true
+		return s
+	}
 	l.statMu.Lock()
 	s := l.stat
 	l.statMu.Unlock()
@@ -352,7 +377,7 @@ func (l *Log) cutLoop(ctx context.Context) {
 	defer t.Stop()
 	var lastErr string
 	for {
-		for ctx.Err() == nil {
+		for ctx.Err() == nil && l.active(ctx) {
 			limit := uint64(integrateChunk)
 			l.qMu.Lock()
 			first := l.lastCut == 0 && l.Size() < l.backlog
@@ -399,6 +424,9 @@ func (l *Log) Cut(ctx context.Context) (uint64, error) {
 	if _, err := l.Sync(ctx); err != nil {
 		return 0, err
 	}
+	if !l.active(ctx) {
+		return 0, ErrNotAnchorer
+	}
 	return l.maybeCut(ctx, true)
 }
 
@@ -439,6 +467,16 @@ func (l *Log) chainLoop(ctx context.Context) {
 	t := time.NewTicker(l.cfg.ChainPollInterval)
 	defer t.Stop()
 	for {
+		if !l.active(ctx) {
+			// Another replica anchors: wait for the lease.
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			case <-l.lease.Changed():
+			}
+			continue
+		}
 		rctx, cancel := context.WithTimeout(ctx, l.cfg.ChainTimeout)
 		err := l.chainRound(rctx)
 		cancel()

@@ -13,6 +13,8 @@ var (
 		"Leaves in the log (integrated), in the newest checkpoint (cut), and in the newest anchored checkpoint (anchored).", []string{"state"}, nil)
 	descQueued = prometheus.NewDesc("fhirgate_anchor_queued_checkpoints",
 		"Checkpoints waiting to be anchored (pending or submitted).", nil, nil)
+	descAnchorer = prometheus.NewDesc("fhirgate_anchor_is_anchorer",
+		"1 while this replica holds the anchoring lease (integrates and anchors), 0 while another replica does.", nil, nil)
 	descWait = prometheus.NewDesc("fhirgate_anchor_oldest_wait_seconds",
 		"How long the oldest checkpoint not yet anchored has waited (0: none waits).", nil, nil)
 )
@@ -24,7 +26,7 @@ func (l *Log) Collector() prometheus.Collector { return logCollector{l} }
 type logCollector struct{ l *Log }
 
 func (c logCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descOK, descProblem, descFailures, descSize, descQueued, descWait} {
+	for _, d := range []*prometheus.Desc{descOK, descProblem, descFailures, descSize, descQueued, descWait, descAnchorer} {
 		ch <- d
 	}
 }
@@ -50,5 +52,10 @@ func (c logCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descSize, prometheus.GaugeValue, float64(s.LastCut), "cut")
 	ch <- prometheus.MustNewConstMetric(descSize, prometheus.GaugeValue, float64(s.Anchored), "anchored")
 	ch <- prometheus.MustNewConstMetric(descQueued, prometheus.GaugeValue, float64(s.Queued))
-	ch <- prometheus.MustNewConstMetric(descWait, prometheus.GaugeValue, l.oldestWait().Seconds())
+	wait, holder := l.oldestWait().Seconds(), 1.0
+	if !l.IsAnchorer() {
+		wait, holder = 0, 0
+	}
+	ch <- prometheus.MustNewConstMetric(descWait, prometheus.GaugeValue, wait)
+	ch <- prometheus.MustNewConstMetric(descAnchorer, prometheus.GaugeValue, holder)
 }

@@ -109,6 +109,11 @@ func (l *Log) loadTree(ctx context.Context) error {
 // calls it every tick; call it directly to make fresh leaves provable at
 // once (tests, a checkpoint forced now).
 func (l *Log) Sync(ctx context.Context) (uint64, error) {
+	if !l.active(ctx) {
+		// Another replica integrates: catch up with what it stored.
+		l.have(ctx, ^uint64(0))
+		return l.Size(), nil
+	}
 	l.treeMu.Lock()
 	defer l.treeMu.Unlock()
 	for {
@@ -137,6 +142,7 @@ func (l *Log) integrateChunk(ctx context.Context, limit uint64) (int, error) {
 		return 0, err
 	}
 	var b store.Batch
+	l.fence(&b)
 	if l.sizeStored {
 		b.Require(l.k.sizeKey(), u64(start))
 	} else {
@@ -169,9 +175,15 @@ func (l *Log) integrateChunk(ctx context.Context, limit uint64) (int, error) {
 	if err := l.e.Apply(ctx, &b); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			// Another process sharing the store integrated first: take
-			// its state and go on from there.
+			// its state and go on from there; or we lost the lease.
 			if err := l.loadTree(ctx); err != nil {
 				return 0, err
+			}
+			if l.size.Load() > start {
+				return 1, nil
+			}
+			if l.lease != nil {
+				return 0, fmt.Errorf("%w: %w", ErrNotAnchorer, err)
 			}
 			return 1, nil
 		}
