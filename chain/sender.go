@@ -126,6 +126,35 @@ type TxRequest struct {
 	// the send and the nonce is reused. It runs under the Sender's nonce
 	// lock: keep it short.
 	BeforeSend func(*types.Transaction) error
+	// Note, if set and the Sender has a Gate, is called with the signed
+	// transaction and its result handed to Gate.Admit, which records it
+	// with the transaction in one durable step (chain/outbox: store
+	// operations committed with it, such as the request's new state).
+	Note func(*types.Transaction) any
+}
+
+// Gate makes a Sender the only one sending from its key while several
+// processes share the key (gateway replicas): chain/outbox admits only
+// the holder of a store lease and records every transaction, fenced by
+// the lease, before it is broadcast. Then no two processes ever sign
+// different transactions with one nonce: the next holder continues after
+// every nonce recorded, and broadcasts the recorded transactions the
+// chain does not have yet again (the same signed bytes, so the same
+// transactions, not rivals).
+type Gate interface {
+	// Epoch changes whenever the right to send may have moved to another
+	// process and back (a lease token; 0 while not held): the Sender
+	// then resumes before its next transaction.
+	Epoch() uint64
+	// Resume returns the transactions recorded under the gate with a
+	// nonce at or past chainNonce (the node's pending nonce), oldest
+	// first: the Sender broadcasts them again and continues after the
+	// last.
+	Resume(ctx context.Context, chainNonce uint64) ([]*types.Transaction, error)
+	// Admit records tx (with note, TxRequest.Note's result) durably before
+	// its broadcast, or refuses it: then nothing is broadcast. Fee-bumped
+	// replacements are admitted too (note nil).
+	Admit(ctx context.Context, tx *types.Transaction, note any) error
 }
 
 // Sender signs and sends transactions from one key, keeping the nonce
@@ -143,9 +172,49 @@ type Sender struct {
 	log     *slog.Logger
 	retry   retryPolicy
 
-	mu      sync.Mutex // guards next, nonceOK; held while broadcasting a new nonce
+	mu      sync.Mutex // guards next, nonceOK, gate, epoch; held while broadcasting a new nonce
 	next    uint64
 	nonceOK bool
+	gate    Gate
+	epoch   uint64 // the gate's epoch at the last resume
+}
+
+// SetGate makes the Sender send only through g (see Gate). Set it before
+// the first Send.
+func (s *Sender) SetGate(g Gate) {
+	s.mu.Lock()
+	s.gate, s.nonceOK = g, false
+	s.mu.Unlock()
+}
+
+// resumeLocked reads the nonce from the node and, with a Gate, broadcasts
+// again what the gate recorded past it and continues after that.
+func (s *Sender) resumeLocked(ctx context.Context) error {
+	n, err := withRetry(ctx, s.retry, func(ctx context.Context) (uint64, error) {
+		return s.c.PendingNonceAt(ctx, s.from)
+	})
+	if err != nil {
+		return fmt.Errorf("chain: eth_getTransactionCount: %w", err)
+	}
+	if s.gate != nil {
+		epoch := s.gate.Epoch()
+		txs, err := s.gate.Resume(ctx, n)
+		if err != nil {
+			return fmt.Errorf("chain: resuming the sender: %w", err)
+		}
+		for _, tx := range txs {
+			if tx.Nonce() < n {
+				continue
+			}
+			if err := s.broadcast(ctx, tx); err != nil && !isNonceTooLow(err) && !isReplacementUnderpriced(err) {
+				s.log.Warn("chain: broadcasting a recorded transaction again failed", "tx", tx.Hash(), "nonce", tx.Nonce(), "err", err)
+			}
+			n = max(n, tx.Nonce()+1)
+		}
+		s.epoch = epoch
+	}
+	s.next, s.nonceOK = n, true
+	return nil
 }
 
 // NewSender returns a Sender for key on c.
@@ -216,6 +285,15 @@ func (p *Pending) Hashes() []common.Hash {
 	return hs
 }
 
+// Adopt returns a Pending for a transaction signed by this Sender's key
+// and sent before, perhaps by another process (the previous holder of the
+// right to send): Wait then follows it and bumps its fees like one of its
+// own.
+func (s *Sender) Adopt(tx *types.Transaction) *Pending {
+	return &Pending{nonce: tx.Nonce(), to: tx.To(), value: tx.Value(), data: tx.Data(), gas: tx.Gas(),
+		txs: []*types.Transaction{tx}, sentAt: time.Now()}
+}
+
 // Transact sends a transaction and waits for it (Send, then Wait). After a
 // reorg it rebroadcasts the transaction and waits again.
 func (s *Sender) Transact(ctx context.Context, req TxRequest) (*types.Receipt, error) {
@@ -269,14 +347,13 @@ func (s *Sender) Send(ctx context.Context, req TxRequest) (*Pending, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for attempt := 0; ; attempt++ {
+		if s.gate != nil && s.gate.Epoch() != s.epoch {
+			s.nonceOK = false
+		}
 		if !s.nonceOK {
-			n, err := withRetry(ctx, s.retry, func(ctx context.Context) (uint64, error) {
-				return s.c.PendingNonceAt(ctx, s.from)
-			})
-			if err != nil {
-				return nil, fmt.Errorf("chain: eth_getTransactionCount: %w", err)
+			if err := s.resumeLocked(ctx); err != nil {
+				return nil, err
 			}
-			s.next, s.nonceOK = n, true
 		}
 		p.nonce = s.next
 		tx, err := s.sign(p, tip, feeCap, legacy)
@@ -286,6 +363,18 @@ func (s *Sender) Send(ctx context.Context, req TxRequest) (*Pending, error) {
 		if req.BeforeSend != nil {
 			if err := req.BeforeSend(tx); err != nil {
 				return nil, err
+			}
+		}
+		if s.gate != nil {
+			var note any
+			if req.Note != nil {
+				note = req.Note(tx)
+			}
+			if err := s.gate.Admit(ctx, tx, note); err != nil {
+				// Unknown whether the record was written (a lost answer):
+				// read the nonce again rather than guess.
+				s.nonceOK = false
+				return nil, fmt.Errorf("chain: not sent: %w", err)
 			}
 		}
 		err = s.broadcast(ctx, tx)
@@ -412,6 +501,20 @@ func (s *Sender) bump(ctx context.Context, p *Pending) error {
 	tx, err := s.sign(p, newTip, newCap, legacy)
 	if err != nil {
 		return err
+	}
+	s.mu.Lock()
+	g := s.gate
+	s.mu.Unlock()
+	if g != nil {
+		if err := g.Admit(ctx, tx, nil); err != nil {
+			// Not ours to send now (another process took over): keep
+			// waiting; the holder drives the transaction.
+			p.mu.Lock()
+			p.sentAt = time.Now()
+			p.mu.Unlock()
+			s.log.Debug("chain: replacement not admitted", "nonce", p.nonce, "err", err)
+			return nil
+		}
 	}
 	err = s.broadcast(ctx, tx)
 	switch {
