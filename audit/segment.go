@@ -134,11 +134,17 @@ func encodeSegment(events []Event, ts []int64) []byte {
 // segment is a decoded segment header over its raw records.
 type segment struct {
 	start int64   // the key's time
+	w     uint64  // the key's writer (0: legacy)
 	times []int64 // each event's time, increasing
 	recs  [][]byte
 }
 
-func decodeSegment(start int64, b []byte) (*segment, error) {
+// first is the position of the segment's first event (its key).
+func (s *segment) first() pos { return pos{s.start, s.w} }
+
+// decodeSegment decodes the segment stored under key position start. A
+// segment with a writer id spans at most maxSpan µs.
+func decodeSegment(start pos, b []byte) (*segment, error) {
 	if len(b) == 0 || b[0] != segmentV1 {
 		return nil, errCorruptSegment
 	}
@@ -147,11 +153,18 @@ func decodeSegment(start int64, b []byte) (*segment, error) {
 	if n == 0 || n > uint64(len(r.b)) {
 		return nil, errCorruptSegment
 	}
-	s := &segment{start: start, times: make([]int64, n), recs: make([][]byte, n)}
-	t := start
+	s := &segment{start: start.t, w: start.w, times: make([]int64, n), recs: make([][]byte, n)}
+	t := start.t
 	for i := range s.times {
-		t += int64(r.uvarint())
+		d := r.uvarint()
+		if i > 0 && d == 0 || d > maxSpan && start.w != 0 {
+			return nil, errCorruptSegment
+		}
+		t += int64(d)
 		s.times[i] = t
+	}
+	if start.w != 0 && t-start.t > maxSpan {
+		return nil, errCorruptSegment
 	}
 	lens := make([]uint64, n)
 	for i := range lens {
@@ -163,7 +176,7 @@ func decodeSegment(start int64, b []byte) (*segment, error) {
 		}
 		s.recs[i], r.b = r.b[:l], r.b[l:]
 	}
-	if r.err || len(r.b) != 0 || s.times[0] != start {
+	if r.err || len(r.b) != 0 || s.times[0] != start.t {
 		return nil, errCorruptSegment
 	}
 	return s, nil

@@ -1,9 +1,11 @@
 package audit
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/fhirgate/fhirgate/store"
@@ -13,21 +15,24 @@ import (
 // the patient, agent or entity keys when the query names one, else from
 // the segments, within the time bounds of its date clauses; each is
 // checked against every clause by m (the meaning of an indexed search)
-// and against q.Filter, before paging and counting. Results are in time
-// order, which is also id order; _sort accepts date, _lastUpdated and _id.
+// and against q.Filter, before paging and counting. Results are in the
+// trail's order (time, then writer), which is also id order; _sort accepts
+// date, _lastUpdated and _id, and events of the same time (from several
+// writers) come in id order under a date sort either way, as an indexed
+// search orders ties.
 func (t *Trail) Search(ctx context.Context, q *store.Query, m *store.Matcher) (store.Page, error) {
-	desc, err := sortOrder(q.Sort)
+	o, err := sortOrder(q.Sort)
 	if err != nil {
 		return store.Page{}, err
 	}
 	sp, drv := plan(q)
-	var after *int64
+	var after *pos
 	if q.Cursor != nil {
-		ts, err := decodeCursor(q.Cursor)
+		p, err := decodeCursor(q.Cursor)
 		if err != nil {
 			return store.Page{}, err
 		}
-		after = &ts
+		after = &p
 	}
 	page := store.Page{Total: -1}
 	considered := 0
@@ -50,36 +55,29 @@ func (t *Trail) Search(ctx context.Context, q *store.Query, m *store.Matcher) (s
 	}
 	if q.IDs != nil {
 		// _id: exactly these events (the other clauses still apply).
-		drv = &driver{}
+		drv = &driver{listed: []pos{}}
 		for _, id := range q.IDs {
-			if ts, ok := parseID(id); ok {
-				drv.listed = append(drv.listed, ts)
+			if p, ok := parseID(id); ok {
+				drv.listed = append(drv.listed, p)
 			}
 		}
 	}
 	wantTotal := q.Total || q.Count == 0
 	total := 0
-	pageSp := sp
-	if after != nil {
-		if desc {
-			pageSp.hi = min(pageSp.hi, *after-1)
-		} else {
-			pageSp.lo = max(pageSp.lo, *after+1)
-		}
+	// Without a total only the page is read (from the cursor's time on;
+	// the events of that time up to the cursor are passed over); with one,
+	// everything, the matches before the page counted only.
+	scanSp := sp
+	if after != nil && !wantTotal {
+		scanSp = o.from(sp, *after)
 	}
-	// Without a total only the page is read; with one, everything, the
-	// matches before the page counted only.
-	scanSp := pageSp
-	if wantTotal {
-		scanSp = sp
-	}
-	err = t.scan(ctx, scanSp, desc, drv, func(f *found) (bool, error) {
+	err = t.scanIn(ctx, scanSp, o, drv, func(f *found) (bool, error) {
 		ok, err := keep(f)
 		if err != nil || !ok {
 			return true, err
 		}
 		total++
-		if f.ts < pageSp.lo || f.ts > pageSp.hi {
+		if after != nil && o.cmp(f.p, *after) <= 0 {
 			return true, nil
 		}
 		if len(page.IDs) < q.Count {
@@ -87,7 +85,7 @@ func (t *Trail) Search(ctx context.Context, q *store.Query, m *store.Matcher) (s
 			return true, nil
 		}
 		if page.Next == nil && q.Count > 0 {
-			page.Next = encodeCursor(timeOf(page.IDs[len(page.IDs)-1]))
+			page.Next = encodeCursor(posOf(page.IDs[len(page.IDs)-1]))
 		}
 		return wantTotal, nil
 	})
@@ -99,7 +97,7 @@ func (t *Trail) Search(ctx context.Context, q *store.Query, m *store.Matcher) (s
 	}
 	if after != nil {
 		page.HasPrev = true
-		prev, err := t.prevCursor(ctx, sp, desc, drv, *after, q.Count, keep)
+		prev, err := t.prevCursor(ctx, sp, o, drv, *after, q.Count, keep)
 		if err != nil {
 			return store.Page{}, err
 		}
@@ -111,23 +109,21 @@ func (t *Trail) Search(ctx context.Context, q *store.Query, m *store.Matcher) (s
 // prevCursor returns the cursor of the page before the one that follows
 // after: walking back from after (inclusive), the count matches of that
 // page, then the match before them if any (nil: that page is the first).
-func (t *Trail) prevCursor(ctx context.Context, sp span, desc bool, drv *driver, after int64, count int,
+func (t *Trail) prevCursor(ctx context.Context, sp span, o order, drv *driver, after pos, count int,
 	keep func(*found) (bool, error)) ([]byte, error) {
-	back := sp
-	if desc {
-		back.lo = max(back.lo, after)
-	} else {
-		back.hi = min(back.hi, after)
-	}
+	back := o.reverse()
 	seen := 0
 	var prev []byte
-	err := t.scan(ctx, back, !desc, drv, func(f *found) (bool, error) {
+	err := t.scanIn(ctx, back.from(sp, after), back, drv, func(f *found) (bool, error) {
+		if back.cmp(f.p, after) < 0 {
+			return true, nil // after after, in the search's order
+		}
 		ok, err := keep(f)
 		if err != nil || !ok {
 			return true, err
 		}
 		if seen++; seen > count {
-			prev = encodeCursor(f.ts)
+			prev = encodeCursor(f.p)
 			return false, nil
 		}
 		return true, nil
@@ -135,23 +131,92 @@ func (t *Trail) prevCursor(ctx context.Context, sp span, desc bool, drv *driver,
 	return prev, err
 }
 
-func timeOf(id string) int64 {
-	ts, _ := parseID(id)
-	return ts
+func posOf(id string) pos {
+	p, _ := parseID(id)
+	return p
 }
 
-// sortOrder accepts the sorts that follow the trail's time order.
-func sortOrder(sorts []store.Sort) (desc bool, err error) {
+// order is an order of results: by time (descending when desc), then by
+// writer (descending when tieDesc), which is id order when both agree.
+type order struct{ desc, tieDesc bool }
+
+func (o order) cmp(a, b pos) int {
+	if c := cmp.Compare(a.t, b.t); c != 0 {
+		if o.desc {
+			return -c
+		}
+		return c
+	}
+	c := cmp.Compare(a.w, b.w)
+	if o.tieDesc {
+		return -c
+	}
+	return c
+}
+
+func (o order) reverse() order { return order{!o.desc, !o.tieDesc} }
+
+// from narrows sp to the times at or after p's, in order o.
+func (o order) from(sp span, p pos) span {
+	if o.desc {
+		sp.hi = minPos(sp.hi, pos{p.t, math.MaxUint64})
+	} else {
+		sp.lo = maxPos(sp.lo, pos{t: p.t})
+	}
+	return sp
+}
+
+// sortOrder accepts the sorts that follow the trail's time order. Ties
+// in time are in id order under a date sort either way, as the store's
+// indexed search breaks ties (by id, ascending).
+func sortOrder(sorts []store.Sort) (order, error) {
 	switch len(sorts) {
 	case 0:
-		return false, nil // id order, which is time order
+		return order{}, nil // id order, which is time order
 	case 1:
-		switch sorts[0].Param {
-		case "date", "_lastUpdated", "_id":
-			return sorts[0].Desc, nil
+		switch d := sorts[0].Desc; sorts[0].Param {
+		case "date", "_lastUpdated":
+			return order{desc: d}, nil
+		case "_id":
+			return order{desc: d, tieDesc: d}, nil
 		}
 	}
-	return false, fmt.Errorf("%w: AuditEvent results sort by date, _lastUpdated or _id only", store.ErrUnsupported)
+	return order{}, fmt.Errorf("%w: AuditEvent results sort by date, _lastUpdated or _id only", store.ErrUnsupported)
+}
+
+// scanIn is scan in order o: the events of one time are gathered and
+// turned round when o orders writers against its time order.
+func (t *Trail) scanIn(ctx context.Context, sp span, o order, drv *driver, fn func(*found) (bool, error)) error {
+	if o.desc == o.tieDesc {
+		return t.scan(ctx, sp, o.desc, drv, fn)
+	}
+	var run []*found
+	flush := func() (bool, error) {
+		for i := len(run) - 1; i >= 0; i-- {
+			if more, err := fn(run[i]); err != nil || !more {
+				return false, err
+			}
+		}
+		run = run[:0]
+		return true, nil
+	}
+	stopped := false
+	err := t.scan(ctx, sp, o.desc, drv, func(f *found) (bool, error) {
+		if len(run) > 0 && run[0].p.t != f.p.t {
+			more, err := flush()
+			if err != nil || !more {
+				stopped = true
+				return false, err
+			}
+		}
+		run = append(run, f)
+		return true, nil
+	})
+	if err != nil || stopped {
+		return err
+	}
+	_, err = flush()
+	return err
 }
 
 // plan derives from q's clauses the time bounds of the matches (from its
@@ -169,13 +234,14 @@ func plan(q *store.Query) (span, *driver) {
 		if len(cl.Preds) == 1 {
 			p := cl.Preds[0]
 			if p.Op == store.OpDate && (p.Param == "date" || p.Param == "_lastUpdated") {
+				ts := timeSpan(p.Lo, p.Hi)
 				switch p.Cmp {
 				case store.Eq:
-					sp.lo, sp.hi = max(sp.lo, p.Lo), min(sp.hi, p.Hi)
+					sp.lo, sp.hi = maxPos(sp.lo, ts.lo), minPos(sp.hi, ts.hi)
 				case store.Ge, store.Gt:
-					sp.lo = max(sp.lo, p.Lo)
+					sp.lo = maxPos(sp.lo, ts.lo)
 				case store.Le, store.Lt:
-					sp.hi = min(sp.hi, p.Hi)
+					sp.hi = minPos(sp.hi, ts.hi)
 				}
 				continue
 			}
@@ -226,45 +292,53 @@ func (t *Trail) History(ctx context.Context, q store.HistoryQuery) (store.Histor
 	var out store.HistoryPage
 	sp := everything
 	if !q.Since.IsZero() {
-		sp.lo = q.Since.UnixMicro()
+		sp.lo = pos{t: q.Since.UnixMicro()}
 	}
 	if q.Cursor != nil {
-		ts, err := decodeCursor(q.Cursor)
+		p, err := decodeCursor(q.Cursor)
 		if err != nil {
 			return out, err
 		}
-		sp.hi = ts - 1
+		sp.hi = p.prev()
 	}
 	if q.ID != "" {
-		ts, ok := parseID(q.ID)
+		p, ok := parseID(q.ID)
 		if !ok {
 			return out, nil
 		}
-		sp.lo, sp.hi = max(sp.lo, ts), min(sp.hi, ts)
+		sp.lo, sp.hi = maxPos(sp.lo, p), minPos(sp.hi, p)
 	}
+	var last pos
 	err := t.scan(ctx, sp, true, nil, func(f *found) (bool, error) {
 		v := f.version(f.index(), true)
 		if q.Filter != nil && !q.Filter(&v) {
 			return true, nil
 		}
 		if len(out.Versions) == q.Count {
-			out.Next = encodeCursor(out.Versions[len(out.Versions)-1].LastUpdated.UnixMicro())
+			out.Next = encodeCursor(last)
 			return false, nil
 		}
 		out.Versions = append(out.Versions, v)
+		last = f.p
 		return true, nil
 	})
 	return out, err
 }
 
-// A cursor is 'a' and the time of the last event served.
-func encodeCursor(ts int64) []byte {
-	return binary.BigEndian.AppendUint64([]byte{'a'}, uint64(ts))
+// A cursor is 'b' and the position of the last event served (t, w);
+// cursors of one process's trails were 'a' and t.
+func encodeCursor(p pos) []byte {
+	b := binary.BigEndian.AppendUint64(make([]byte, 1, 17), uint64(p.t))
+	b[0] = 'b'
+	return binary.BigEndian.AppendUint64(b, p.w)
 }
 
-func decodeCursor(c []byte) (int64, error) {
-	if len(c) != 9 || c[0] != 'a' {
-		return 0, store.ErrBadCursor
+func decodeCursor(c []byte) (pos, error) {
+	switch {
+	case len(c) == 9 && c[0] == 'a':
+		return pos{t: int64(binary.BigEndian.Uint64(c[1:]))}, nil
+	case len(c) == 17 && c[0] == 'b':
+		return pos{int64(binary.BigEndian.Uint64(c[1:])), binary.BigEndian.Uint64(c[9:])}, nil
 	}
-	return int64(binary.BigEndian.Uint64(c[1:])), nil
+	return pos{}, store.ErrBadCursor
 }
