@@ -23,6 +23,7 @@ import (
 	"github.com/fhirgate/fhirgate/anchor/ethanchor"
 	"github.com/fhirgate/fhirgate/chain"
 	"github.com/fhirgate/fhirgate/contracts/bindings"
+	"github.com/fhirgate/fhirgate/store"
 )
 
 // chainConfig is how the gateway reaches Ethereum: an embedded dev chain
@@ -67,8 +68,11 @@ func (c *chainSetup) Close() {
 }
 
 // setupChain starts or dials the chain, and deploys the contracts once
-// (or uses the addresses given).
-func setupChain(ctx context.Context, cfg chainConfig, data string, log *slog.Logger) (*chainSetup, error) {
+// (or uses the addresses given). The contracts' addresses are kept in the
+// store (db), so that every replica on a shared store uses the ones the
+// first deployed or was given; a deployments.json in data (written by
+// earlier versions) is imported once.
+func setupChain(ctx context.Context, cfg chainConfig, data string, db store.Engine, log *slog.Logger) (*chainSetup, error) {
 	cs := &chainSetup{}
 	// devGenesis: the chain runs fhirgate's dev genesis, where the
 	// development accounts' keys are public. The gateway then signs with
@@ -131,7 +135,8 @@ func setupChain(ctx context.Context, cfg chainConfig, data string, log *slog.Log
 				c.Close()
 				return nil, errors.New("--eth-rpc needs --eth-key-file (the gateway's keystore file)")
 			}
-			key, _, err := chain.LoadOrCreateKeyFile(filepath.Join(data, chainKeyFile))
+			// One key for every replica of a shared store (kept there).
+			key, err := chain.LoadOrCreateDevKey(ctx, db, filepath.Join(data, chainKeyFile))
 			if err != nil {
 				c.Close()
 				return nil, fmt.Errorf("the gateway's chain key: %w", err)
@@ -162,13 +167,27 @@ func setupChain(ctx context.Context, cfg chainConfig, data string, log *slog.Log
 		return nil, err
 	}
 	cs.sender = sender
-	book := chain.OpenDeployments(filepath.Join(data, "deployments.json"))
+	book := chain.OpenStoreDeployments(db, filepath.Join(data, "deployments.json"))
 	deploy := func(given, name string, bin, args []byte) (common.Address, uint64, error) {
 		if given != "" {
+			flagName := map[string]string{"AuditAnchor": "--audit-anchor-address", "ConsentRegistry": "--consent-registry-address"}[name]
 			if !common.IsHexAddress(given) {
-				return common.Address{}, 0, fmt.Errorf("%s address %q is not an address", name, given)
+				return common.Address{}, 0, fmt.Errorf("%s %q is not an address", flagName, given)
 			}
-			return common.HexToAddress(given), 0, nil
+			addr := common.HexToAddress(given)
+			// Recorded, so that replicas started without the flag use it.
+			d, err := book.Record(ctx, cs.client, name, addr)
+			switch {
+			case errors.Is(err, chain.ErrAddressDiffers) && store.IsShared(db):
+				return common.Address{}, 0, fmt.Errorf("%s %s: the store records the %s at %s on this chain (deployed or given by the first replica); every replica must use the same contract: give that address, or none",
+					flagName, addr.Hex(), name, d.Address.Hex())
+			case errors.Is(err, chain.ErrAddressDiffers):
+				log.Warn("using the contract given, not the one recorded", "name", name, "given", addr.Hex(), "recorded", d.Address.Hex())
+				return addr, 0, nil
+			case err != nil:
+				return common.Address{}, 0, err
+			}
+			return addr, d.Block, nil
 		}
 		d, err := book.DeployOnce(ctx, sender, name, bin, args)
 		if err != nil {
@@ -204,8 +223,8 @@ func setupChain(ctx context.Context, cfg chainConfig, data string, log *slog.Log
 		changed, err := ethanchor.ClaimRoles(ctx, sender, cs.anchor, dev0.Key, sopts)
 		if errors.Is(err, ethanchor.ErrRolesTaken) {
 			cs.Close()
-			return nil, fmt.Errorf("%w. The gateway will not anchor to a contract someone else controls: have its owner call setAnchorer(%s) and transferOwnership(%s), or start a fresh chain (move %s and %s away; consents granted on the old chain are lost with it)",
-				err, sender.Address().Hex(), sender.Address().Hex(), filepath.Join(data, "chain"), filepath.Join(data, "deployments.json"))
+			return nil, fmt.Errorf("%w. The gateway will not anchor to a contract someone else controls: have its owner call setAnchorer(%s) and transferOwnership(%s), or start a fresh chain (move %s away; consents granted on the old chain are lost with it)",
+				err, sender.Address().Hex(), sender.Address().Hex(), filepath.Join(data, "chain"))
 		}
 		if err != nil {
 			cs.Close()

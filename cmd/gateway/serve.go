@@ -152,10 +152,6 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 	if err := privateDataDir(cfg.data, log); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
-	key, err := auth.LoadOrCreateKey(cfg.data)
-	if err != nil {
-		return err
-	}
 	reg := prometheus.NewRegistry()
 	db, err := openEngine(ctx, cfg.store, cfg.data, log)
 	if err != nil {
@@ -182,9 +178,15 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 	st := store.New(db, store.Options{ObserveCommit: rest.NewCommitHistogram(reg),
 		Virtual: map[string]store.Virtual{"AuditEvent": trail}, ReadCacheBytes: cacheBytes, Shared: shared})
 	defer func() { leave(); st.Close() }()
+	// One signing key for every replica, in the store (a key file in the
+	// data directory is imported into an empty store).
+	key, err := auth.LoadOrCreateStoredKey(ctx, db, cfg.data)
+	if err != nil {
+		return err
+	}
 
 	cfg.chain.baseURL = cfg.baseURL
-	chn, err := setupChain(ctx, cfg.chain, cfg.data, log)
+	chn, err := setupChain(ctx, cfg.chain, cfg.data, db, log)
 	if err != nil {
 		return err
 	}

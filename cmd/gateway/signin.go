@@ -40,6 +40,8 @@ func signIn(cfg *rest.Config, st *store.Store, key *auth.Key, base string, chn *
 		Key:     key,
 		Resolve: rest.WalletResolver(st),
 		Scopes:  scopes,
+		// In the store: a nonce one replica issued is good once on any.
+		Nonces: siwe.NewStoreNonceStore(st.Engine(), 0),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sign-in with ethereum: %w", err)
