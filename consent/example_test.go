@@ -2,11 +2,8 @@ package consent_test
 
 import (
 	"context"
-	"errors"
 	"log"
 	"time"
-
-	"github.com/ethereum/go-ethereum/common"
 
 	"github.com/fhirgate/fhirgate/chain"
 	"github.com/fhirgate/fhirgate/consent"
@@ -60,8 +57,13 @@ func Example_serve() {
 	decider := &policy.Decider{Consent: pc, Health: f.Health}
 	_ = decider
 
+	// Several replicas: one lease for the single sender (shared with the
+	// anchor Log), the Sender gated by it (chain/outbox), kept running.
+	lease := store.NewLease(st.Engine(), "sender", store.NewHolderID("gw-"), store.LeaseOptions{})
+	go lease.Keep(ctx, nil)
 	relay, err := consent.NewRelay(consent.RelayConfig{
 		Sender: sender, Registry: registry.Address, Confirmations: confirm,
+		Engine: st.Engine(), Lease: lease,
 		KnownGrantee: f.KnowsGrantee, KnownPatient: f.KnowsWallet,
 	})
 	if err != nil {
@@ -69,28 +71,9 @@ func Example_serve() {
 	}
 	defer relay.Close()
 
-	// POST /consent/relay
-	handle := func(body []byte) (int, any) {
-		s, err := consent.DecodeRelayRequest(body)
-		if err == nil {
-			var h common.Hash
-			if h, err = relay.Submit(ctx, s); err == nil {
-				return 202, consent.RelayResponse{TxHash: h, State: "pending"}
-			}
-		}
-		var r *consent.RefusedError
-		switch {
-		case errors.As(err, &r) && r.Code == consent.CodeMalformed:
-			return 400, consent.RelayErrorResponse{Code: r.Code, Error: r.Reason}
-		case errors.As(err, &r) && (r.Code == consent.CodeNonce):
-			return 409, consent.RelayErrorResponse{Code: r.Code, Error: r.Reason}
-		case errors.As(err, &r) && (r.Code == consent.CodeBusy):
-			return 429, consent.RelayErrorResponse{Code: r.Code, Error: r.Reason}
-		case errors.As(err, &r):
-			return 422, consent.RelayErrorResponse{Code: r.Code, Error: r.Reason}
-		default: // consent.ErrRelayUnavailable
-			return 503, consent.RelayErrorResponse{Code: "unavailable", Error: "the chain is unavailable; retry later"}
-		}
-	}
+	// POST /consent/relay, POST /consent/relay/prepare, GET
+	// /consent/relay/{id}: rest.Config.Relay, RelayPrepare, RelayStatus.
+	api := &consent.RelayAPI{Relay: relay, ChainID: 1337}
+	handle := api.Submit
 	_ = handle
 }

@@ -11,15 +11,14 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/accounts/abi/bind/v2"
 	"github.com/ethereum/go-ethereum/common"
-	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/signer/core/apitypes"
 
 	"github.com/fhirgate/fhirgate/chain"
 	"github.com/fhirgate/fhirgate/contracts/bindings"
 	"github.com/fhirgate/fhirgate/contracts/consentsig"
+	"github.com/fhirgate/fhirgate/store"
 )
 
 // Relay errors. A refusal (the client's fault, nothing sent) wraps
@@ -77,10 +76,21 @@ const (
 // RelayConfig configures a Relay.
 type RelayConfig struct {
 	// Sender sends from the gateway's key (the one Sender of that key in
-	// the process).
+	// the process). With several replicas, give it a chain/outbox Gate
+	// over Lease: then only the lease's holder ever sends.
 	Sender *chain.Sender
 	// Registry is the ConsentRegistry's address.
 	Registry common.Address
+	// Engine keeps the relayed requests, their transactions and their
+	// outcomes, shared by every replica: any replica accepts a request and
+	// answers its status and the patient's next nonce.
+	Engine store.Engine
+	// Lease is the right to send the gateway's transactions (the same one
+	// the anchor Log holds, and the Sender's Gate checks): only its holder
+	// sends queued requests and follows them to their end. The caller
+	// keeps it (Lease.Keep). Nil: the Relay takes a lease of its own and
+	// keeps it (one process).
+	Lease *store.Lease
 	// Confirmations after which Status reports "confirmed" (default 1;
 	// use --consent-confirmations).
 	Confirmations uint64
@@ -92,8 +102,9 @@ type RelayConfig struct {
 	// (Follower.KnowsWallet): the gateway pays only for its patients.
 	// Revocations are never refused for this.
 	KnownPatient func(common.Address) bool
-	// MaxPending bounds a patient's relayed transactions in flight
-	// (default 4): a wallet cannot make the gateway queue unbounded gas.
+	// MaxPending bounds a patient's relayed transactions in flight, on
+	// all replicas together (default 4): a wallet cannot make the gateway
+	// queue unbounded gas.
 	MaxPending int
 	// GrantGas and RevokeGas are the gas limits (defaults above).
 	GrantGas, RevokeGas uint64
@@ -103,50 +114,49 @@ type RelayConfig struct {
 	// DefaultDeadline is the deadline Prepare proposes (default 10 min).
 	DefaultDeadline time.Duration
 	// Keep is how long Status remembers finished submissions (default 1h).
-	Keep   time.Duration
-	Now    func() time.Time
-	Logger *slog.Logger
+	Keep time.Duration
+	// PollInterval: how often the sender looks for requests accepted by
+	// other replicas and for its transactions' outcomes (default 200ms).
+	PollInterval time.Duration
+	// AnswerWait: how long Submit waits for the request's transaction to
+	// be sent (by this replica or the lease holder) before it answers
+	// with the request id and state "queued" (default 3s).
+	AnswerWait time.Duration
+	Now        func() time.Time
+	Logger     *slog.Logger
 }
 
-// Relay checks and submits patients' signed grants and revocations
-// (grantBySig, revokeBySig) from the gateway's key: patients need no
-// ether. It is safe for concurrent use.
+// Relay checks patients' signed grants and revocations (grantBySig,
+// revokeBySig) on any replica, queues them in the store, and has the
+// holder of the sending lease submit them from the gateway's key:
+// patients need no ether. It is safe for concurrent use.
 type Relay struct {
 	cfg      RelayConfig
 	s        *chain.Sender
 	c        *chain.Client
+	e        store.Engine
+	lease    *store.Lease
+	ownLease bool
 	domain   consentsig.Domain
 	abi      *bindings.ConsentRegistry
 	contract *bind.BoundContract
 	log      *slog.Logger
 
-	mu       sync.Mutex // one check-and-send at a time (nonces)
-	inflight map[common.Address]map[uint64]*submission
-	byHash   map[common.Hash]*submission
+	wake chan struct{}
+
+	dmu     sync.Mutex // guards drivers
+	drivers map[string]context.CancelFunc
+	lastGC  time.Time
 
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
-type submission struct {
-	kind    string // "grant" or "revoke"
-	patient common.Address
-	nonce   uint64
-	p       *chain.Pending
-
-	mu      sync.Mutex
-	done    bool
-	state   string
-	block   uint64
-	errText string
-	doneAt  time.Time
-}
-
-// NewRelay returns a Relay. Close stops its background waiters.
+// NewRelay returns a Relay and starts its sender loop. Close stops it.
 func NewRelay(cfg RelayConfig) (*Relay, error) {
-	if cfg.Sender == nil || cfg.Registry == (common.Address{}) {
-		return nil, fmt.Errorf("%w: relay needs a Sender and the registry address", ErrInvalid)
+	if cfg.Sender == nil || cfg.Registry == (common.Address{}) || cfg.Engine == nil {
+		return nil, fmt.Errorf("%w: relay needs a Sender, the registry address and a store engine", ErrInvalid)
 	}
 	if cfg.Confirmations == 0 {
 		cfg.Confirmations = 1
@@ -169,6 +179,12 @@ func NewRelay(cfg RelayConfig) (*Relay, error) {
 	if cfg.Keep <= 0 {
 		cfg.Keep = time.Hour
 	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 200 * time.Millisecond
+	}
+	if cfg.AnswerWait <= 0 {
+		cfg.AnswerWait = 3 * time.Second
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -178,22 +194,37 @@ func NewRelay(cfg RelayConfig) (*Relay, error) {
 	abi := bindings.NewConsentRegistry()
 	c := cfg.Sender.Client()
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Relay{
+	r := &Relay{
 		cfg:      cfg,
 		s:        cfg.Sender,
 		c:        c,
+		e:        cfg.Engine,
+		lease:    cfg.Lease,
 		domain:   consentsig.Domain{ChainID: cfg.Sender.ChainID(), Registry: cfg.Registry},
 		abi:      abi,
 		contract: abi.Instance(c, cfg.Registry),
 		log:      cfg.Logger.With("component", "consent-relay"),
-		inflight: map[common.Address]map[uint64]*submission{},
-		byHash:   map[common.Hash]*submission{},
+		wake:     make(chan struct{}, 1),
+		drivers:  map[string]context.CancelFunc{},
 		ctx:      ctx,
 		cancel:   cancel,
-	}, nil
+	}
+	if r.lease == nil {
+		r.lease, r.ownLease = store.NewLease(cfg.Engine, "sender", store.NewHolderID("relay-"), store.LeaseOptions{}), true
+		if _, err := r.lease.Acquire(ctx); err != nil {
+			cancel()
+			return nil, err
+		}
+		r.wg.Add(1)
+		go func() { defer r.wg.Done(); r.lease.Keep(ctx, nil) }()
+	}
+	r.wg.Add(1)
+	go r.run()
+	return r, nil
 }
 
-// Close stops waiting for submitted transactions (they stay in the pool).
+// Close stops sending and following transactions (those sent stay in the
+// pool; the next holder of the lease follows them).
 func (r *Relay) Close() {
 	r.cancel()
 	r.wg.Wait()
@@ -202,14 +233,29 @@ func (r *Relay) Close() {
 // Domain returns the EIP-712 domain patients sign for.
 func (r *Relay) Domain() consentsig.Domain { return r.domain }
 
+// Accepted is the answer to an accepted request.
+type Accepted struct {
+	// RequestID names the request on every replica (the EIP-712 digest
+	// of the signed message): Status answers it as it answers TxHash.
+	RequestID common.Hash
+	// TxHash is the transaction's hash once sent (zero while queued).
+	TxHash common.Hash
+	// State: "pending" (sent) or "queued" (accepted, to be sent by the
+	// replica holding the sending lease).
+	State string
+}
+
 // Submit checks a signed grant or revocation offline (domain, fields,
 // deadline, expiry, signature by the patient, known scope and grantee) and
-// against the chain (the patient's next nonce; for a revocation, that the
-// grant exists), then sends grantBySig or revokeBySig from the gateway's
-// key with a fixed gas limit and returns the transaction hash without
-// waiting for it to be mined (Status follows it). Refusals are
-// *RefusedError (wrapping ErrRefused); nothing was sent.
-func (r *Relay) Submit(ctx context.Context, sg Signed) (common.Hash, error) {
+// against the chain and the store (the patient's next nonce counting the
+// requests in flight on every replica; for a revocation, that the grant
+// exists), then queues it in the store. The holder of the sending lease
+// (this replica or another) sends grantBySig or revokeBySig from the
+// gateway's key with a fixed gas limit; Submit waits up to AnswerWait
+// for that and returns the transaction hash without waiting for it to be
+// mined (Status follows it), or the request id, state "queued". Refusals
+// are *RefusedError (wrapping ErrRefused); nothing was queued.
+func (r *Relay) Submit(ctx context.Context, sg Signed) (Accepted, error) {
 	var (
 		kind              string
 		patient           common.Address
@@ -231,48 +277,54 @@ func (r *Relay) Submit(ctx context.Context, sg Signed) (common.Hash, error) {
 		kind, patient, grantee, scope, nonce, deadline, sig, claimed = "grant", v.Patient, v.Grantee, v.Scope, v.Nonce, v.Deadline, v.Signature, v.Domain
 		expiry = v.Expiry
 	case *SignedGrant:
+		if v == nil {
+			return Accepted{}, refuse(CodeMalformed, "not a signed Grant or Revoke")
+		}
 		return r.Submit(ctx, *v)
 	case SignedRevoke:
 		isRevoke = true
 		kind, patient, grantee, scope, nonce, deadline, sig, claimed = "revoke", v.Patient, v.Grantee, v.Scope, v.Nonce, v.Deadline, v.Signature, v.Domain
 	case *SignedRevoke:
+		if v == nil {
+			return Accepted{}, refuse(CodeMalformed, "not a signed Grant or Revoke")
+		}
 		return r.Submit(ctx, *v)
 	default:
-		return common.Hash{}, refuse(CodeMalformed, "not a signed Grant or Revoke")
+		return Accepted{}, refuse(CodeMalformed, "not a signed Grant or Revoke")
 	}
 	if claimed != nil {
 		if claimed.ChainID != nil && claimed.ChainID.Cmp(r.domain.ChainID) != 0 {
-			return common.Hash{}, refuse(CodeWrongChain, "signed for chain %s; this gateway relays to chain %s", claimed.ChainID, r.domain.ChainID)
+			return Accepted{}, refuse(CodeWrongChain, "signed for chain %s; this gateway relays to chain %s", claimed.ChainID, r.domain.ChainID)
 		}
 		if claimed.Registry != (common.Address{}) && claimed.Registry != r.domain.Registry {
-			return common.Hash{}, refuse(CodeWrongRegistry, "signed for registry %s; this gateway relays to %s", claimed.Registry.Hex(), r.domain.Registry.Hex())
+			return Accepted{}, refuse(CodeWrongRegistry, "signed for registry %s; this gateway relays to %s", claimed.Registry.Hex(), r.domain.Registry.Hex())
 		}
 	}
 	if patient == (common.Address{}) || grantee == (common.Hash{}) || scope == (common.Hash{}) {
-		return common.Hash{}, refuse(CodeZero, "patient, grantee and scope must not be zero")
+		return Accepted{}, refuse(CodeZero, "patient, grantee and scope must not be zero")
 	}
 	if nonce == nil || deadline == nil || nonce.Sign() < 0 || deadline.Sign() < 0 || nonce.BitLen() > 256 || deadline.BitLen() > 256 {
-		return common.Hash{}, refuse(CodeMalformed, "nonce and deadline must be uint256")
+		return Accepted{}, refuse(CodeMalformed, "nonce and deadline must be uint256")
 	}
 	if isGrant && r.cfg.KnownPatient != nil && !r.cfg.KnownPatient(patient) {
-		return common.Hash{}, refuse(CodeUnknownPatient, "wallet %s belongs to no patient of this gateway", patient.Hex())
+		return Accepted{}, refuse(CodeUnknownPatient, "wallet %s belongs to no patient of this gateway", patient.Hex())
 	}
 	if _, ok := ScopeName(scope); !ok {
-		return common.Hash{}, refuse(CodeUnknownScope, "scope %s is not the hash of a <Type>.<perms> consent scope", scope.Hex())
+		return Accepted{}, refuse(CodeUnknownScope, "scope %s is not the hash of a <Type>.<perms> consent scope", scope.Hex())
 	}
 	if isGrant && r.cfg.KnownGrantee != nil && !r.cfg.KnownGrantee(grantee) {
-		return common.Hash{}, refuse(CodeUnknownGrantee, "grantee %s is no practitioner, organization or client this gateway knows", grantee.Hex())
+		return Accepted{}, refuse(CodeUnknownGrantee, "grantee %s is no practitioner, organization or client this gateway knows", grantee.Hex())
 	}
 	if deadline.IsInt64() { // larger deadlines are decades away
 		switch d := deadline.Int64(); {
 		case d < now.Unix():
-			return common.Hash{}, refuse(CodeDeadline, "the signature's deadline has passed")
+			return Accepted{}, refuse(CodeDeadline, "the signature's deadline has passed")
 		case d < now.Add(r.cfg.MinDeadline).Unix():
-			return common.Hash{}, refuse(CodeDeadline, "the signature's deadline is less than %s away; sign again with a later deadline", r.cfg.MinDeadline)
+			return Accepted{}, refuse(CodeDeadline, "the signature's deadline is less than %s away; sign again with a later deadline", r.cfg.MinDeadline)
 		}
 	}
 	if isGrant && expiry <= uint64(now.Unix())+1 {
-		return common.Hash{}, refuse(CodeExpiry, "the grant's expiry must be in the future")
+		return Accepted{}, refuse(CodeExpiry, "the grant's expiry must be in the future")
 	}
 	if isGrant {
 		g := consentsig.Grant{Patient: patient, Grantee: grantee, Scope: scope, Expiry: expiry, Nonce: nonce, Deadline: deadline}
@@ -284,63 +336,32 @@ func (r *Relay) Submit(ctx context.Context, sg Signed) (common.Hash, error) {
 		data, gas = r.abi.PackRevokeBySig(patient, grantee, scope, deadline, sig), r.cfg.RevokeGas
 	}
 	if derr != nil {
-		return common.Hash{}, refuse(CodeMalformed, "cannot hash the message")
+		return Accepted{}, refuse(CodeMalformed, "cannot hash the message")
 	}
 	if err := consentsig.Verify(digest, sig, patient); err != nil {
 		if errors.Is(err, consentsig.ErrWrongSigner) {
-			return common.Hash{}, refuse(CodeWrongSigner, "the signature is not the patient's over this message for chain %s and registry %s (altered field, another chain or registry, or a stale nonce)", r.domain.ChainID, r.domain.Registry.Hex())
+			return Accepted{}, refuse(CodeWrongSigner, "the signature is not the patient's over this message for chain %s and registry %s (altered field, another chain or registry, or a stale nonce)", r.domain.ChainID, r.domain.Registry.Hex())
 		}
-		return common.Hash{}, refuse(CodeBadSignature, "%s", strings.TrimPrefix(err.Error(), "consentsig: "))
+		return Accepted{}, refuse(CodeBadSignature, "%s", strings.TrimPrefix(err.Error(), "consentsig: "))
 	}
 	if !nonce.IsUint64() {
-		return common.Hash{}, refuse(CodeNonce, "nonce too large")
+		return Accepted{}, refuse(CodeNonce, "nonce too large")
 	}
 
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	onChain, err := r.chainNonce(ctx, patient)
-	if err != nil {
-		return common.Hash{}, err
+	var deadlineU uint64 = 1<<64 - 1
+	if deadline.IsUint64() {
+		deadlineU = deadline.Uint64()
 	}
-	n := nonce.Uint64()
-	if n < onChain {
-		return common.Hash{}, refuse(CodeNonce, "nonce %d was already used (the patient's next nonce is %d): a replay", n, onChain)
+	rec := &relayRecord{ID: digest, Kind: kind, Patient: patient, Nonce: nonce.Uint64(), Data: data, Gas: gas,
+		Deadline: deadlineU, State: stateQueued, Accepted: now.UTC()}
+	if isRevoke {
+		rec.Grantee, rec.Scope = grantee, scope
 	}
-	if sub := r.inflight[patient][n]; sub != nil {
-		return common.Hash{}, refuse(CodeNonce, "nonce %d was already submitted in %s", n, sub.p.Hash().Hex())
+	if err := r.enqueue(ctx, rec); err != nil {
+		return Accepted{}, err
 	}
-	pending := r.pendingLocked(patient, onChain)
-	if pending >= r.cfg.MaxPending {
-		return common.Hash{}, refuse(CodeBusy, "%d of the patient's transactions are still in flight; retry when they are mined", pending)
-	}
-	if want := r.nextNonceLocked(patient, onChain); n != want {
-		return common.Hash{}, refuse(CodeNonce, "nonce %d is not the patient's next nonce %d", n, want)
-	}
-	if isRevoke && pending == 0 {
-		exp, err := bind.Call(r.contract, &bind.CallOpts{Context: ctx}, r.abi.PackExpiryOf(patient, grantee, scope), r.abi.UnpackExpiryOf)
-		if err != nil {
-			return common.Hash{}, fmt.Errorf("%w: reading the grant: %v", ErrRelayUnavailable, err)
-		}
-		if exp == 0 {
-			return common.Hash{}, refuse(CodeNoSuchGrant, "there is no such grant to revoke")
-		}
-	}
-	to := r.cfg.Registry
-	p, err := r.s.Send(ctx, chain.TxRequest{To: &to, Data: data, Gas: gas})
-	if err != nil {
-		return common.Hash{}, fmt.Errorf("%w: %v", ErrRelayUnavailable, err)
-	}
-	sub := &submission{kind: kind, patient: patient, nonce: n, p: p, state: "pending"}
-	if r.inflight[patient] == nil {
-		r.inflight[patient] = map[uint64]*submission{}
-	}
-	r.inflight[patient][n] = sub
-	r.byHash[p.Hash()] = sub
-	r.gcLocked()
-	r.wg.Add(1)
-	go r.wait(sub)
-	r.log.Info("consent: relayed", "kind", kind, "tx", p.Hash())
-	return p.Hash(), nil
+	r.log.Info("consent: relay request accepted", "kind", kind, "id", digest)
+	return r.answer(ctx, rec), nil
 }
 
 // SignerOf returns the patient wallet that signed s (the message's
@@ -372,172 +393,25 @@ func (r *Relay) chainNonce(ctx context.Context, patient common.Address) (uint64,
 	return n.Uint64(), nil
 }
 
-// nextNonceLocked is the nonce the patient's next signature must carry:
-// the on-chain nonce, past the relay's own submissions still in flight.
-func (r *Relay) nextNonceLocked(patient common.Address, onChain uint64) uint64 {
-	n := onChain
-	for r.inflight[patient][n] != nil {
-		n++
-	}
-	return n
-}
-
-// pendingLocked counts the patient's relayed transactions not yet mined
-// (nonces at or past the on-chain nonce).
-func (r *Relay) pendingLocked(patient common.Address, onChain uint64) int {
-	n := 0
-	for nonce := range r.inflight[patient] {
-		if nonce >= onChain {
-			n++
-		}
-	}
-	return n
-}
-
-// wait follows a submission to its end: confirmed, failed, or dropped.
-func (r *Relay) wait(sub *submission) {
-	defer r.wg.Done()
-	var (
-		rcpt *types.Receipt
-		err  error
-	)
-	for tries := 0; ; tries++ {
-		rcpt, err = r.s.Wait(r.ctx, sub.p)
-		var re *chain.ReorgError
-		if !errors.As(err, &re) || tries >= 8 {
-			break
-		}
-		// Reorged out: it normally returns to the pool; make sure.
-		if serr := r.c.SendTransaction(r.ctx, sub.p.Tx()); serr != nil {
-			r.log.Debug("consent: rebroadcast after reorg", "tx", re.TxHash, "err", serr)
-		}
-	}
-	if r.ctx.Err() != nil {
-		return // closing: the outcome is unknown, Status asks the chain
-	}
-	sub.mu.Lock()
-	sub.done, sub.doneAt = true, r.cfg.Now()
-	switch {
-	case err == nil:
-		sub.state, sub.block = "confirmed", rcpt.BlockNumber.Uint64()
-	case errors.Is(err, chain.ErrReverted):
-		sub.state, sub.errText = "failed", "the registry rejected the transaction"
-		if rcpt != nil {
-			sub.block = rcpt.BlockNumber.Uint64()
-		}
-	default:
-		sub.state, sub.errText = "failed", "not mined: "+err.Error()
-	}
-	sub.mu.Unlock()
-	r.mu.Lock()
-	if m := r.inflight[sub.patient]; m[sub.nonce] == sub {
-		delete(m, sub.nonce)
-		if len(m) == 0 {
-			delete(r.inflight, sub.patient)
-		}
-	}
-	for _, h := range sub.p.Hashes() {
-		r.byHash[h] = sub
-	}
-	r.mu.Unlock()
-}
-
-// gcLocked forgets finished submissions older than Keep.
-func (r *Relay) gcLocked() {
-	cut := r.cfg.Now().Add(-r.cfg.Keep)
-	for h, sub := range r.byHash {
-		sub.mu.Lock()
-		old := sub.done && sub.doneAt.Before(cut)
-		sub.mu.Unlock()
-		if old {
-			delete(r.byHash, h)
-		}
-	}
-}
-
 // TxStatus is the state of a relayed transaction, for the portal
 // (GET /consent/relay/{txHash}).
 type TxStatus struct {
 	// TxHash is the transaction's current hash (a fee bump replaces it;
 	// TxHashes lists every version).
-	TxHash   common.Hash   `json:"txHash"`
+	TxHash   common.Hash   `json:"txHash,omitzero"`
 	TxHashes []common.Hash `json:"txHashes,omitempty"`
-	Kind     string        `json:"kind,omitempty"` // "grant" or "revoke"
-	// State: "pending" (sent, not mined), "mined" (in a block, fewer than
-	// the configured confirmations), "confirmed" (in force for the
-	// gateway's follower), "failed" (reverted or never mined: Error says
-	// which).
+	// RequestID names the relay request (see Accepted).
+	RequestID common.Hash `json:"requestId,omitzero"`
+	Kind      string      `json:"kind,omitempty"` // "grant" or "revoke"
+	// State: "queued" (accepted, not sent yet), "pending" (sent, not
+	// mined), "mined" (in a block, fewer than the configured
+	// confirmations), "confirmed" (in force for the gateway's follower),
+	// "failed" (reverted, never mined, or its deadline passed before it
+	// could be sent: Error says which).
 	State         string `json:"state"`
 	Block         uint64 `json:"block,omitempty"`
 	Confirmations uint64 `json:"confirmations,omitempty"`
 	Error         string `json:"error,omitempty"`
-}
-
-// Status reports a transaction the relay sent (by any of its hashes), or
-// any transaction the node knows. ErrUnknownTx if neither.
-func (r *Relay) Status(ctx context.Context, h common.Hash) (TxStatus, error) {
-	r.mu.Lock()
-	sub := r.byHash[h]
-	if sub == nil {
-		for _, m := range r.inflight {
-			for _, s := range m {
-				for _, x := range s.p.Hashes() {
-					if x == h {
-						sub = s
-					}
-				}
-			}
-		}
-	}
-	r.mu.Unlock()
-	hashes := []common.Hash{h}
-	st := TxStatus{TxHash: h, State: "pending"}
-	if sub != nil {
-		hashes = sub.p.Hashes()
-		st.TxHash, st.Kind = sub.p.Hash(), sub.kind
-		if len(hashes) > 1 {
-			st.TxHashes = hashes
-		}
-		sub.mu.Lock()
-		done, state, block, errText := sub.done, sub.state, sub.block, sub.errText
-		sub.mu.Unlock()
-		if done && state == "failed" && block == 0 {
-			st.State, st.Error = state, errText
-			return st, nil
-		}
-	}
-	rc, err := chain.FindReceipt(ctx, r.c, hashes)
-	if err != nil {
-		return TxStatus{}, fmt.Errorf("%w: %v", ErrRelayUnavailable, err)
-	}
-	if rc != nil {
-		head, err := r.c.BlockNumber(ctx)
-		if err != nil {
-			return TxStatus{}, fmt.Errorf("%w: %v", ErrRelayUnavailable, err)
-		}
-		st.TxHash, st.Block = rc.TxHash, rc.BlockNumber.Uint64()
-		if head >= st.Block {
-			st.Confirmations = head - st.Block + 1
-		}
-		switch {
-		case rc.Status != types.ReceiptStatusSuccessful:
-			st.State, st.Error = "failed", "the registry rejected the transaction"
-		case st.Confirmations >= r.cfg.Confirmations:
-			st.State = "confirmed"
-		default:
-			st.State = "mined"
-		}
-		return st, nil
-	}
-	if sub != nil {
-		return st, nil
-	}
-	if _, _, err := r.c.TransactionByHash(ctx, h); err == nil {
-		return st, nil
-	} else if !errors.Is(err, ethereum.NotFound) {
-		return TxStatus{}, fmt.Errorf("%w: %v", ErrRelayUnavailable, err)
-	}
-	return TxStatus{}, fmt.Errorf("%w: %s", ErrUnknownTx, h.Hex())
 }
 
 // PrepareRequest asks for the typed data a patient's wallet should sign
@@ -556,8 +430,8 @@ type PrepareRequest struct {
 }
 
 // Prepare returns the EIP-712 typed data for eth_signTypedData_v4, with
-// the patient's next nonce (counting the relay's own submissions in
-// flight). POST it back to Submit with the signature added.
+// the patient's next nonce (counting the requests in flight accepted by
+// every replica). POST it back to Submit with the signature added.
 func (r *Relay) Prepare(ctx context.Context, req PrepareRequest) (apitypes.TypedData, error) {
 	patient, err := parseAddress(req.Patient)
 	if err != nil {
@@ -578,16 +452,15 @@ func (r *Relay) Prepare(ctx context.Context, req PrepareRequest) (apitypes.Typed
 		}
 		deadline = new(big.Int).SetUint64(d)
 	}
-	r.mu.Lock()
 	onChain, err := r.chainNonce(ctx, patient)
-	var next uint64
-	if err == nil {
-		next = r.nextNonceLocked(patient, onChain)
-	}
-	r.mu.Unlock()
 	if err != nil {
 		return apitypes.TypedData{}, err
 	}
+	recs, err := r.patientRecords(ctx, patient)
+	if err != nil {
+		return apitypes.TypedData{}, err
+	}
+	next := nextNonce(recs, onChain)
 	nonce := new(big.Int).SetUint64(next)
 	g, s := consentsig.Grantee(req.Grantee), consentsig.Scope(req.Scope)
 	switch req.PrimaryType {

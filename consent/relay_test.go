@@ -29,7 +29,7 @@ type relayEnv struct {
 func newRelayEnv(t *testing.T, dc chain.DevConfig) *relayEnv {
 	e := newEnv(t, dc)
 	fl := e.follow(nil)
-	r, err := NewRelay(RelayConfig{Sender: e.gw, Registry: e.registry, KnownGrantee: fl.KnowsGrantee, Logger: testLogger()})
+	r, err := NewRelay(RelayConfig{Sender: e.gw, Registry: e.registry, Engine: e.eng, KnownGrantee: fl.KnowsGrantee, Logger: testLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,8 @@ func (re *relayEnv) submit(t testing.TB, body []byte) (common.Hash, error) {
 	if err != nil {
 		return common.Hash{}, err
 	}
-	return re.relay.Submit(testCtx(t), s)
+	acc, err := re.relay.Submit(testCtx(t), s)
+	return acc.TxHash, err
 }
 
 func (re *relayEnv) grantTD(patient common.Address, grantee, scope string, expiry uint64, nonce int64, deadline int64) apitypes.TypedData {

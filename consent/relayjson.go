@@ -66,10 +66,14 @@ type RelayMessage struct {
 	Deadline json.RawMessage `json:"deadline"`
 }
 
-// RelayResponse is the answer to an accepted POST /consent/relay (HTTP 202).
+// RelayResponse is the answer to an accepted POST /consent/relay (HTTP
+// 202): the transaction's hash once sent (state "pending"), and the
+// request id, which GET /consent/relay/{id} answers as well, also while
+// the request waits to be sent (state "queued", no txHash).
 type RelayResponse struct {
-	TxHash common.Hash `json:"txHash"`
-	State  string      `json:"state"` // "pending"
+	TxHash    common.Hash `json:"txHash,omitzero"`
+	RequestID common.Hash `json:"requestId,omitzero"`
+	State     string      `json:"state"` // "pending" or "queued"
 }
 
 // RelayErrorResponse is the body of a refused request.
