@@ -170,3 +170,28 @@ func (r *recordingEngine) Apply(ctx context.Context, b *store.Batch) error {
 	r.mu.Unlock()
 	return r.Engine.Apply(ctx, b)
 }
+
+// BenchmarkStoreNonce: one sign-in's cost of the shared nonce store (an
+// issue and a use: a conditional commit each, and a read), 64 at once.
+func BenchmarkStoreNonce(b *testing.B) {
+	for _, be := range enginetest.Backends(b) {
+		b.Run(be.Name, func(b *testing.B) {
+			s := siwe.NewStoreNonceStore(be.Open(b), 1<<30)
+			ctx := context.Background()
+			var n atomic.Int64
+			b.SetParallelism(32) // 64 goroutines on 2 cores
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					nonce := fmt.Sprintf("bench%017d", n.Add(1))
+					now := time.Now()
+					if err := s.Put(ctx, nonce, now.Add(time.Minute)); err != nil {
+						b.Fatal(err)
+					}
+					if ok, err := s.Consume(ctx, nonce, now); !ok || err != nil {
+						b.Fatal(ok, err)
+					}
+				}
+			})
+		})
+	}
+}
