@@ -57,6 +57,7 @@ type Lease struct {
 	holder string
 	ttl    time.Duration
 	now    func() time.Time
+	sole   bool
 
 	mu     sync.Mutex
 	token  uint64    // ours while held, 0 otherwise
@@ -75,6 +76,11 @@ type LeaseOptions struct {
 	// Now is the clock (default time.Now; it must carry a monotonic
 	// reading for the guarantee above).
 	Now func() time.Time
+	// Sole: this process is the only one with the engine open (Pebble's
+	// directory lock; !IsShared) and the only user of the lease in it, so
+	// a holder in the record is an earlier run, dead: taken at once
+	// rather than after a TTL of watching.
+	Sole bool
 }
 
 // NewLease returns the lease name as seen by holder (unique per process).
@@ -90,7 +96,7 @@ func NewLease(e Engine, name, holder string, o LeaseOptions) *Lease {
 	p = append(p, 0)
 	return &Lease{
 		e: e, rkey: append(bytes.Clone(p), 'r'), fkey: append(bytes.Clone(p), 'f'),
-		holder: holder, ttl: o.TTL, now: o.Now, epoch: make(chan struct{}),
+		holder: holder, ttl: o.TTL, now: o.Now, sole: o.Sole, epoch: make(chan struct{}),
 	}
 }
 
@@ -206,7 +212,7 @@ func (l *Lease) Acquire(ctx context.Context) (bool, error) {
 	case cur != nil && l.last != 0 && rec.token == l.last && rec.holder == l.holder && bytes.Equal(cur, l.rec):
 		// Ours: renew (also after a lapse, as long as nobody took it).
 		b.Require(l.rkey, cur)
-	case cur == nil || rec.holder == "" || l.expiredLocked(cur, start):
+	case cur == nil || rec.holder == "" || l.sole || l.expiredLocked(cur, start):
 		// Free, released, or abandoned: take it over with a new token.
 		next.token++
 		b.Require(l.rkey, cur)

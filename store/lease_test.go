@@ -196,3 +196,25 @@ func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A process alone with its engine (Pebble) takes the lease an earlier
+// run left at once; without Sole it waits a TTL.
+func TestLeaseSoleAfterCrash(t *testing.T) {
+	e := leaseEngines["pebble"](t)
+	ctx := context.Background()
+	dead := store.NewLease(e, "job", "run-1", store.LeaseOptions{TTL: time.Minute})
+	if ok, _ := dead.Acquire(ctx); !ok {
+		t.Fatal("first run did not take the lease")
+	}
+	// run-1 crashes without releasing.
+	if ok, _ := store.NewLease(e, "job", "run-2", store.LeaseOptions{TTL: time.Minute}).Acquire(ctx); ok {
+		t.Fatal("a shared-engine contender took a live-looking lease at once")
+	}
+	next := store.NewLease(e, "job", "run-2", store.LeaseOptions{TTL: time.Minute, Sole: true})
+	if ok, err := next.Acquire(ctx); !ok || err != nil {
+		t.Fatalf("sole Acquire = %v, %v", ok, err)
+	}
+	if err := fencedPut(ctx, e, dead, "k", "v"); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("the earlier run's fenced commit = %v", err)
+	}
+}
