@@ -271,9 +271,10 @@ func (d *Deployments) DeployOnce(ctx context.Context, s *Sender, name string, by
 			}
 		}
 		held, err := lease.Acquire(ctx)
-		if err != nil {
+		if err != nil && !errors.Is(err, store.ErrUnknownOutcome) {
 			return Deployment{}, fmt.Errorf("chain: deploy %s: %w", name, err)
 		}
+		// A lost answer: the next round reads the lease and knows.
 		if held {
 			dep, err := d.deployLeased(ctx, s, lease, key, name, initCode, codeHash)
 			if !errors.Is(err, errNotNow) {
