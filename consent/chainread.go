@@ -30,6 +30,12 @@ func (f *Follower) Run(ctx context.Context) error {
 		return errors.New("consent: follower already running")
 	}
 	defer f.running.Store(false)
+	if f.cfg.Directory != nil {
+		dctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); f.followDirectory(dctx) }()
+		defer func() { stop(); <-done }()
+	}
 	var heads chan *types.Header
 	var sub ethereum.Subscription
 	subscribe := func() {
@@ -69,6 +75,8 @@ func (f *Follower) Run(ctx context.Context) error {
 		}
 		f.expire()
 		f.resolvePatients(ctx)
+		f.takeOver(ctx)
+		f.beat(ctx)
 		f.flush(ctx)
 		if !caught {
 			continue
@@ -98,6 +106,7 @@ func (f *Follower) Run(ctx context.Context) error {
 		f.log.Warn("consent: saving cursor on stop", "err", err)
 	}
 	f.mu.Unlock()
+	f.stopBeat(sctx)
 	return ctx.Err()
 }
 

@@ -27,6 +27,9 @@ var (
 	// ErrOtherChain: a wallet identifier names another chain than the one
 	// the follower reads.
 	ErrOtherChain = errors.New("consent: wallet is on another chain")
+	// ErrKeyspaceInUse: the keyspace holds the state of another chain or
+	// registry that a running follower keeps current.
+	ErrKeyspaceInUse = errors.New("consent: keyspace in use by another registry")
 	// ErrInvalid: a bad argument (reference, wallet).
 	ErrInvalid = errors.New("consent: invalid argument")
 )
@@ -85,6 +88,20 @@ type Config struct {
 	// policy mirror, and after each block undone by a reorg. It runs on
 	// the follower's goroutine: keep it short.
 	OnChange func(Change)
+	// Directory, if set, is the FHIR store every replica shares, which
+	// the follower learns identities from: SeedIdentities reads every
+	// Patient's wallets and every Practitioner and Organization; then Run
+	// follows the store's unique-name feed (store.UniqueChanges) every
+	// IdentityPoll, so a wallet linked or unlinked through any replica
+	// takes effect here within IdentityPoll. WalletsOf returns the CAIP-10
+	// wallet identifiers a Patient body lists (rest.WalletIdentifiers).
+	Directory *store.Store
+	WalletsOf func(body []byte) []string
+	// IdentityPoll (default 200ms) is how often the feed is read;
+	// IdentityMaxLag (default 3s): Health fails when it has not been read
+	// for longer than this.
+	IdentityPoll   time.Duration
+	IdentityMaxLag time.Duration
 	// Logger (default slog.Default()); Now (default time.Now) is the wall
 	// clock for lag and for expiry of projected Consents.
 	Logger *slog.Logger
@@ -156,8 +173,21 @@ type Follower struct {
 	dirty     map[gkey]struct{}
 	projected map[gkey]projRec
 	projRetry time.Time
+	// adopting: the changes being applied were written by another
+	// replica, which projects them; adopted holds when to check that it
+	// did (takeOver).
+	adopting bool
+	adopted  map[gkey]time.Time
 
 	reorgs, rebuilds int
+	beatAt           time.Time // the last heartbeat written
+
+	identMu    sync.Mutex // serializes reading the unique-name feed
+	identSeq   uint64     // the last feed entry applied
+	identAt    atomic.Int64
+	identWake  chan struct{}
+	prePending map[common.Hash]string // preimages of grantees created here, to save
+	unknownG   map[common.Hash]unknownGrantee
 
 	caughtUp atomic.Int64 // unix nanos: when the follower last had every safe block applied
 	headNum  atomic.Uint64
@@ -205,29 +235,39 @@ func NewFollower(ctx context.Context, cfg Config) (*Follower, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.IdentityPoll <= 0 {
+		cfg.IdentityPoll = DefaultIdentityPoll
+	}
+	if cfg.IdentityMaxLag <= 0 {
+		cfg.IdentityMaxLag = DefaultIdentityMaxLag
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	abi := bindings.NewConsentRegistry()
 	evs := abi.GetABI().Events
 	f := &Follower{
-		cfg:       cfg,
-		c:         cfg.Client,
-		ks:        keyspace{pfx: store.ExtensionPrefix(cfg.Keyspace)},
-		log:       cfg.Logger.With("component", "consent"),
-		now:       cfg.Now,
-		abi:       abi,
-		topics:    []common.Hash{evs["ConsentGranted"].ID, evs["ConsentRevoked"].ID},
-		rangeSize: cfg.RangeSize,
-		patients:  map[common.Address]string{},
-		walSaved:  map[common.Address]string{},
-		grantees:  map[common.Hash]string{},
-		preSaved:  map[common.Hash]bool{},
-		wake:      make(chan struct{}, 1),
-		ready:     make(chan struct{}),
+		cfg:        cfg,
+		c:          cfg.Client,
+		ks:         keyspace{pfx: store.ExtensionPrefix(cfg.Keyspace)},
+		log:        cfg.Logger.With("component", "consent"),
+		now:        cfg.Now,
+		abi:        abi,
+		topics:     []common.Hash{evs["ConsentGranted"].ID, evs["ConsentRevoked"].ID},
+		rangeSize:  cfg.RangeSize,
+		patients:   map[common.Address]string{},
+		walSaved:   map[common.Address]string{},
+		grantees:   map[common.Hash]string{},
+		preSaved:   map[common.Hash]bool{},
+		wake:       make(chan struct{}, 1),
+		identWake:  make(chan struct{}, 1),
+		prePending: map[common.Hash]string{},
+		unknownG:   map[common.Hash]unknownGrantee{},
+		ready:      make(chan struct{}),
 	}
 	f.resetMemory()
 	f.projected = map[gkey]projRec{}
+	f.adopted = map[gkey]time.Time{}
 	id, err := f.c.ChainID(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("consent: eth_chainId: %w", err)
@@ -310,7 +350,7 @@ func (f *Follower) Health() error {
 	}
 	lag := f.now().Sub(time.Unix(0, last))
 	if lag <= f.cfg.MaxLag {
-		return nil
+		return f.identityHealth()
 	}
 	why := ""
 	if e := f.lastErr.Load(); e != nil {

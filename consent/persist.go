@@ -25,7 +25,7 @@ const cursorSaveEvery = 5 * time.Second
 // chain or registry) and rebuilds the policy mirror.
 func (f *Follower) load(ctx context.Context) error {
 	eng := f.cfg.Engine
-	want := meta{ChainID: f.chainID, Genesis: f.genesis, Registry: f.cfg.Registry, StartBlock: f.cfg.StartBlock}
+	want := f.meta()
 	mb, err := eng.Get(ctx, f.ks.meta())
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -34,6 +34,9 @@ func (f *Follower) load(ctx context.Context) error {
 	default:
 		var have meta
 		if jerr := jsonUnmarshal(mb, &have); jerr != nil || have != want {
+			if err := f.inUse(ctx, have); err != nil {
+				return err
+			}
 			f.log.Warn("consent: stored follower state belongs to another chain or registry; rebuilding it from the chain",
 				"storedChainId", have.ChainID, "storedRegistry", have.Registry, "chainId", f.chainID, "registry", f.cfg.Registry)
 			if err := f.wipe(ctx, have.ChainID != want.ChainID); err != nil {
@@ -150,6 +153,78 @@ func (f *Follower) load(ctx context.Context) error {
 	return nil
 }
 
+// inUse refuses to take over state of another chain or registry that a
+// follower still keeps current (its heartbeat is recent): another
+// deployment, or a replica configured with another registry, shares this
+// keyspace. Each gateway deployment needs its own store (or Keyspace),
+// and the replicas of one deployment must follow the same registry.
+func (f *Follower) inUse(ctx context.Context, have meta) error {
+	hb, err := f.cfg.Engine.Get(ctx, f.ks.heartbeat())
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("consent: read state: %w", err)
+	}
+	var h heartbeat
+	if jsonUnmarshal(hb, &h) != nil || h.Meta != have {
+		return nil
+	}
+	if age := f.now().Sub(time.Unix(h.At, 0)); age < heartbeatFresh {
+		return fmt.Errorf("%w: keyspace %q holds the consent state of registry %s on chain %d, kept current %s ago by another gateway; "+
+			"every replica must follow the same registry, and another deployment needs its own store or Keyspace",
+			ErrKeyspaceInUse, f.cfg.Keyspace, have.Registry, have.ChainID, age.Round(time.Second))
+	}
+	return nil
+}
+
+// heartbeat records that a follower keeps the keyspace's state current.
+type heartbeat struct {
+	Meta meta  `json:"meta"`
+	At   int64 `json:"at"` // unix seconds
+}
+
+// heartbeatEvery is how often a running follower writes its heartbeat;
+// heartbeatFresh is how recent one must be to keep another follower from
+// taking the keyspace over.
+const (
+	heartbeatEvery = 10 * time.Second
+	heartbeatFresh = 3 * heartbeatEvery
+)
+
+// beat writes the heartbeat when due.
+func (f *Follower) beat(ctx context.Context) {
+	now := f.now()
+	if now.Sub(f.beatAt) < heartbeatEvery {
+		return
+	}
+	var b store.Batch
+	b.Set(f.ks.heartbeat(), jsonMarshal(heartbeat{Meta: f.meta(), At: now.Unix()}))
+	if err := f.cfg.Engine.Apply(ctx, &b); err != nil {
+		f.log.Warn("consent: writing the heartbeat", "err", err)
+		return
+	}
+	f.beatAt = now
+}
+
+// stopBeat withdraws this follower's heartbeat when it stops (another
+// replica keeping the state current writes its own again).
+func (f *Follower) stopBeat(ctx context.Context) {
+	if f.beatAt.IsZero() {
+		return
+	}
+	var b store.Batch
+	b.Require(f.ks.heartbeat(), jsonMarshal(heartbeat{Meta: f.meta(), At: f.beatAt.Unix()}))
+	b.Delete(f.ks.heartbeat())
+	if err := f.cfg.Engine.Apply(ctx, &b); err != nil && !errors.Is(err, store.ErrConflict) {
+		f.log.Warn("consent: withdrawing the heartbeat", "err", err)
+	}
+}
+
+func (f *Follower) meta() meta {
+	return meta{ChainID: f.chainID, Genesis: f.genesis, Registry: f.cfg.Registry, StartBlock: f.cfg.StartBlock}
+}
+
 // wipe deletes the chain-derived state (rows, undo records, floor,
 // cursor; wallet mappings too when the chain id changed: they are CAIP-10
 // identifiers of one chain). Grantee preimages (facts independent of any
@@ -188,6 +263,8 @@ type stage struct {
 	dropped []*undoRec // undo records to delete
 	cur     cursor
 	changes []Change
+	floor   blockRef   // the floor after it
+	keep    []*undoRec // the undo records kept after it
 }
 
 func (s *stage) get(k gkey) *row {
@@ -251,40 +328,96 @@ func (s *stage) apply(b blockData) {
 	s.changes = append(s.changes, Change{Block: b.ref.Number, Hash: b.ref.Hash, Events: evs})
 }
 
-// commit applies blocks: stage, persist (one atomic Apply), then update
-// memory, the policy mirror and the projections.
+// commit applies blocks: stage, persist (one atomic Apply, conditional
+// on the cursor this follower last saw stored), then update memory, the
+// policy mirror and the projections.
+//
+// Several replicas follow the chain into one keyspace. The conditional
+// cursor makes each block's state written once, by the first replica to
+// commit it (the claim of its chain events: that replica projects them).
+// A replica that loses the race reads the stored cursor and adopts what
+// the winner wrote, in memory only: the state is a function of the chain,
+// so it is what it would have written. It never writes while the stored
+// cursor is ahead of its memory (it would move shared state back).
 func (f *Follower) commit(ctx context.Context, blocks []blockData) error {
-	if len(blocks) == 0 {
-		return nil
-	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	for len(blocks) > 0 {
+		if ahead := f.storedAheadLocked(); ahead != nil {
+			// Another replica has stored blocks this one has not applied:
+			// apply those in memory, up to the stored cursor.
+			i := 0
+			for i < len(blocks) && blocks[i].ref.Number <= ahead.Number {
+				i++
+			}
+			if i == 0 {
+				return f.conflictLocked(ctx)
+			}
+			f.applyStageLocked(f.stage(blocks[:i]), blocks[:i], false)
+			blocks = blocks[i:]
+			if f.cur.Number == ahead.Number && string(f.cur.encode()) != string(f.saved) {
+				return f.conflictLocked(ctx) // the same height, another state: a fork
+			}
+			continue
+		}
+		s := f.stage(blocks)
+		if len(s.order) == 0 && len(s.dropped) == 0 {
+			f.applyStageLocked(s, blocks, true)
+			if f.now().Sub(f.savedAt) >= cursorSaveEvery {
+				return f.saveCursorLocked(ctx)
+			}
+			return nil
+		}
+		b := f.stageBatch(s)
+		err := f.cfg.Engine.Apply(ctx, b)
+		if err == nil {
+			f.saved, f.savedAt = s.cur.encode(), f.now()
+			f.applyStageLocked(s, blocks, true)
+			return nil
+		}
+		if !errors.Is(err, store.ErrConflict) {
+			return storeError{fmt.Errorf("consent: saving block %d: %w", s.cur.Number, err)}
+		}
+		// Another replica moved the cursor: see where it is, and go on
+		// from there.
+		if err := f.readSavedLocked(ctx); err != nil {
+			return err
+		}
+		if string(f.saved) == string(s.cur.encode()) {
+			f.applyStageLocked(s, blocks, false) // it wrote exactly this
+			return nil
+		}
+		if !f.rebaseLocked() {
+			return f.conflictLocked(ctx)
+		}
+	}
+	return nil
+}
+
+// stage stages blocks over the memory state.
+func (f *Follower) stage(blocks []blockData) *stage {
 	s := &stage{f: f, rows: map[gkey]*row{}, cur: f.cur}
 	for _, b := range blocks {
 		s.apply(b)
 	}
 	// Undo records older than the window are dropped; the newest dropped
 	// becomes the floor.
-	newFloor := f.floor
-	keep := s.undo[:0:0]
+	s.floor = f.floor
 	for _, u := range append(slices.Clone(f.undo), s.undo...) {
 		if u.Number+f.cfg.ReorgWindow <= s.cur.Number {
 			s.dropped = append(s.dropped, u)
-			if u.Number > newFloor.Number {
-				newFloor = u.blockRef
+			if u.Number > s.floor.Number {
+				s.floor = u.blockRef
 			}
 		} else {
-			keep = append(keep, u)
+			s.keep = append(s.keep, u)
 		}
 	}
-	if len(s.order) == 0 && len(s.dropped) == 0 {
-		f.cur = s.cur
-		f.noteRecentLocked(blocks)
-		if f.now().Sub(f.savedAt) >= cursorSaveEvery {
-			return f.saveCursorLocked(ctx)
-		}
-		return nil
-	}
+	return s
+}
+
+// stageBatch is the conditional batch that persists s.
+func (f *Follower) stageBatch(s *stage) *store.Batch {
 	var b store.Batch
 	b.Require(f.ks.cursor(), f.saved)
 	for _, k := range s.order {
@@ -308,34 +441,42 @@ func (f *Follower) commit(ctx context.Context, blocks []blockData) error {
 	for _, u := range s.dropped {
 		b.Delete(f.ks.undo(u.Number))
 	}
-	if newFloor != f.floor {
-		b.Set(f.ks.floor(), newFloor.encode())
+	if s.floor != f.floor {
+		b.Set(f.ks.floor(), s.floor.encode())
 	}
-	enc := s.cur.encode()
-	b.Set(f.ks.cursor(), enc)
-	if err := f.cfg.Engine.Apply(ctx, &b); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			return f.conflictLocked(ctx)
-		}
-		return storeError{fmt.Errorf("consent: saving block %d: %w", s.cur.Number, err)}
-	}
-	f.saved, f.savedAt = enc, f.now()
+	b.Set(f.ks.cursor(), s.cur.encode())
+	return &b
+}
+
+// applyStageLocked makes s the memory state. claim: this follower wrote
+// it (or it has no events), so it projects its changes; otherwise another
+// replica did, and projects them (see takeOverLocked).
+func (f *Follower) applyStageLocked(s *stage, blocks []blockData, claim bool) {
 	f.cur = s.cur
-	f.floor = newFloor
-	f.undo = keep
+	f.floor = s.floor
+	if len(s.order) > 0 || len(s.dropped) > 0 {
+		f.undo = s.keep
+	}
 	for _, k := range s.order {
 		f.setRowLocked(k, s.rows[k])
-		if _, ok := f.grantees[k.Grantee]; ok {
-			f.preSaved[k.Grantee] = true
-		}
-		if ref, ok := f.patients[k.Patient]; ok {
-			f.walSaved[k.Patient] = ref
+		if claim {
+			if _, ok := f.grantees[k.Grantee]; ok {
+				f.preSaved[k.Grantee] = true
+			}
+			if ref, ok := f.patients[k.Patient]; ok {
+				f.walSaved[k.Patient] = ref
+			}
 		}
 	}
 	now := f.now().Unix()
+	f.adopting = !claim
 	for _, k := range s.order {
 		f.reconcileLocked(k, now)
+		if !claim {
+			f.adopted[k] = f.now().Add(projTakeOver)
+		}
 	}
+	f.adopting = false
 	f.noteRecentLocked(blocks)
 	if f.cfg.OnChange != nil {
 		at := f.now()
@@ -344,7 +485,67 @@ func (f *Follower) commit(ctx context.Context, blocks []blockData) error {
 			f.cfg.OnChange(c)
 		}
 	}
+}
+
+// storedAheadLocked returns the stored cursor when it is known to be
+// ahead of the memory state (f.saved is what this follower last read or
+// wrote), nil otherwise.
+func (f *Follower) storedAheadLocked() *cursor {
+	if f.saved == nil {
+		return nil
+	}
+	sc, err := decodeCursor(f.saved)
+	if err != nil || sc.Number <= f.cur.Number {
+		return nil
+	}
+	return &sc
+}
+
+// readSavedLocked reads the stored cursor into f.saved.
+func (f *Follower) readSavedLocked(ctx context.Context) error {
+	b, err := f.cfg.Engine.Get(ctx, f.ks.cursor())
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		f.saved = nil
+	case err != nil:
+		return storeError{fmt.Errorf("consent: reading the cursor: %w", err)}
+	default:
+		f.saved = b
+	}
+	f.savedAt = f.now()
 	return nil
+}
+
+// rebaseLocked checks, after a lost race, whether the stored cursor
+// (f.saved) lets this follower go on: it is ahead (commit then applies in
+// memory up to it), or it is a block this follower applied with no
+// events since (another replica saved its cursor over empty blocks: the
+// rows stored are the memory's, and the next write moves it forward).
+// false: the states differ (a reorg handled elsewhere, or a reset) and the
+// memory must be reloaded.
+func (f *Follower) rebaseLocked() bool {
+	if f.saved == nil {
+		return false
+	}
+	sc, err := decodeCursor(f.saved)
+	if err != nil {
+		return false
+	}
+	if sc.Number > f.cur.Number {
+		return true
+	}
+	if sc.Events != f.cur.Events {
+		return false
+	}
+	if sc.blockRef == f.cur.blockRef {
+		return true
+	}
+	for _, r := range f.recent {
+		if r == sc.blockRef {
+			return true
+		}
+	}
+	return false
 }
 
 // noteRecentLocked remembers applied blocks for finding fork points.
@@ -357,10 +558,11 @@ func (f *Follower) noteRecentLocked(blocks []blockData) {
 	}
 }
 
-// saveCursorLocked persists the in-memory cursor if it moved.
+// saveCursorLocked persists the in-memory cursor if it moved, unless the
+// stored one is ahead (another replica saved further).
 func (f *Follower) saveCursorLocked(ctx context.Context) error {
 	enc := f.cur.encode()
-	if string(enc) == string(f.saved) {
+	if string(enc) == string(f.saved) || f.storedAheadLocked() != nil {
 		f.savedAt = f.now()
 		return nil
 	}
@@ -369,6 +571,12 @@ func (f *Follower) saveCursorLocked(ctx context.Context) error {
 	b.Set(f.ks.cursor(), enc)
 	if err := f.cfg.Engine.Apply(ctx, &b); err != nil {
 		if errors.Is(err, store.ErrConflict) {
+			if err := f.readSavedLocked(ctx); err != nil {
+				return err
+			}
+			if f.rebaseLocked() {
+				return nil // saved by another replica; the next write goes on from it
+			}
 			return f.conflictLocked(ctx)
 		}
 		return storeError{fmt.Errorf("consent: saving cursor: %w", err)}
@@ -380,14 +588,14 @@ func (f *Follower) saveCursorLocked(ctx context.Context) error {
 // conflictLocked handles a failed cursor condition: another follower
 // writes the same keyspace. The state is reloaded from the store.
 func (f *Follower) conflictLocked(ctx context.Context) error {
-	f.log.Warn("consent: another follower changed the state in this keyspace; reloading it (give each follower its own Keyspace)")
+	f.log.Info("consent: another replica changed the follower state differently (a reorg or a reset); reloading it")
 	f.mu.Unlock()
 	err := f.reload(ctx)
 	f.mu.Lock()
 	if err != nil {
 		return err
 	}
-	return storeError{errors.New("consent: state changed by another follower; reloaded")}
+	return nil
 }
 
 // storeError marks a failure of the follower's own store (not of the

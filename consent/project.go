@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -248,6 +249,66 @@ func (f *Follower) projectLocked(k gkey, now int64) ([]byte, string, bool) {
 	return consentBody(f.chainID, f.cfg.Registry, k, r, patient, grantee, scope, now), patient, true
 }
 
+// projTakeOver is how long after adopting a block another replica wrote
+// a follower checks that its Consents were projected, and projects them
+// itself if not (that replica died before it could).
+const projTakeOver = 5 * time.Second
+
+// takeOver projects the adopted grants whose projection is overdue: the
+// record of the last projection (kept in the shared keyspace) does not
+// match what this follower would project. Projecting is idempotent, so
+// a late projection by the claimant as well makes no second version.
+func (f *Follower) takeOver(ctx context.Context) {
+	f.mu.Lock()
+	if len(f.adopted) == 0 || f.cfg.Project == nil {
+		clear(f.adopted)
+		f.mu.Unlock()
+		return
+	}
+	at := f.now()
+	var due []gkey
+	for k, t := range f.adopted {
+		if !t.After(at) {
+			due = append(due, k)
+			delete(f.adopted, k)
+		}
+	}
+	f.mu.Unlock()
+	for _, k := range due {
+		v, err := f.cfg.Engine.Get(ctx, f.ks.proj(k))
+		var rec projRec
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			f.log.Warn("consent: reading a projection record", "err", err)
+			continue
+		case len(v) > 16:
+			copy(rec.hash[:], v[:16])
+			rec.patient = string(v[16:])
+		}
+		f.mu.Lock()
+		body, patient, exists := f.projectLocked(k, at.Unix())
+		switch {
+		case body == nil && exists:
+			// Not projectable here (identity unknown): nothing to check.
+		case body == nil:
+			if rec.patient != "" {
+				f.projected[k] = rec
+				f.dirty[k] = struct{}{}
+			}
+		default:
+			sum := sha256.Sum256(body)
+			if string(sum[:16]) != string(rec.hash[:]) || patient != rec.patient {
+				f.log.Info("consent: projecting a Consent another replica claimed and did not project")
+				f.dirty[k] = struct{}{}
+			} else {
+				f.projected[k] = rec
+			}
+		}
+		f.mu.Unlock()
+	}
+}
+
 // projectBatch bounds one Project call.
 const projectBatch = 500
 
@@ -332,5 +393,30 @@ func (f *Follower) flush(ctx context.Context) {
 	f.mu.Unlock()
 	if more {
 		f.poke()
+	}
+}
+
+// ConsentWriter stores a Consent resource as the gateway: a body
+// creates or replaces it, nil deletes it; writing the stored content
+// again makes no new version (rest.Server.WriteAsGateway).
+type ConsentWriter interface {
+	WriteAsGateway(ctx context.Context, typ, id string, body []byte) error
+}
+
+// Projector returns a Config.Project that writes each projection through
+// the writer w returns (nil while the server is not up: an error, so the
+// follower retries).
+func Projector(w func() ConsentWriter) func(ctx context.Context, ps []Projection) error {
+	return func(ctx context.Context, ps []Projection) error {
+		cw := w()
+		if cw == nil {
+			return errors.New("consent: the server is not up yet")
+		}
+		for _, p := range ps {
+			if err := cw.WriteAsGateway(ctx, "Consent", p.ID, p.Body); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 }

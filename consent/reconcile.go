@@ -56,7 +56,9 @@ func (f *Follower) setRowLocked(k gkey, r *row) {
 // reconcileLocked makes the policy mirror agree with the row of k, the
 // directory and the clock, and marks k's projection for review.
 func (f *Follower) reconcileLocked(k gkey, now int64) {
-	f.dirty[k] = struct{}{}
+	if !f.adopting {
+		f.dirty[k] = struct{}{}
+	}
 	r := f.rows[k]
 	var want triple
 	ok := false

@@ -22,19 +22,28 @@ import (
 //	'p' hash                     -> grantee preimage ("Practitioner/123")
 //	'w' patient wallet           -> the patient it was last mapped to ("Patient/7")
 //	'j' patient grantee scope    -> hash and patient of the last Consent projected
+//	'h'                          -> heartbeat: the meta a running follower keeps current, and when
+//
+// Every replica of a deployment follows the same chain and registry into
+// the same keyspace (one follower state, shared): a replica that finds
+// state of another chain or registry takes it over only when no follower
+// has kept it current lately (the heartbeat), so two deployments or
+// misconfigured replicas sharing a store refuse to start rather than wipe
+// each other's state (ErrKeyspaceInUse).
 //
 // Rows, undo records and the cursor of a block change in one Apply, with
 // the persisted cursor as its condition: the state on disk is always the
 // state after some whole block, and two writers cannot both advance it.
 const (
-	kMeta     = 'm'
-	kCursor   = 'c'
-	kFloor    = 'f'
-	kRow      = 'g'
-	kUndo     = 'u'
-	kPreimage = 'p'
-	kProj     = 'j'
-	kWallet   = 'w'
+	kMeta      = 'm'
+	kCursor    = 'c'
+	kFloor     = 'f'
+	kRow       = 'g'
+	kUndo      = 'u'
+	kPreimage  = 'p'
+	kProj      = 'j'
+	kWallet    = 'w'
+	kHeartbeat = 'h'
 )
 
 // gkey identifies a grant as the contract does: (patient, grantee, scope).
@@ -284,6 +293,7 @@ func (ks keyspace) key(tag byte, parts ...[]byte) []byte {
 }
 
 func (ks keyspace) meta() []byte       { return ks.key(kMeta) }
+func (ks keyspace) heartbeat() []byte  { return ks.key(kHeartbeat) }
 func (ks keyspace) cursor() []byte     { return ks.key(kCursor) }
 func (ks keyspace) floor() []byte      { return ks.key(kFloor) }
 func (ks keyspace) row(k gkey) []byte  { return ks.key(kRow, k.bytes()) }

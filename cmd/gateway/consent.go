@@ -1,22 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 
-	"github.com/fhirgate/fhirgate/auth/siwe"
 	"github.com/fhirgate/fhirgate/consent"
-	"github.com/fhirgate/fhirgate/fhir"
-	"github.com/fhirgate/fhirgate/fhir/fhirjson"
 	"github.com/fhirgate/fhirgate/fhir/rest"
 	"github.com/fhirgate/fhirgate/policy"
 	"github.com/fhirgate/fhirgate/store"
@@ -30,9 +25,6 @@ type consentWiring struct {
 	st       *store.Store
 	chainID  uint64
 	log      *slog.Logger
-	// linking serializes wallet (un)mapping after Patient writes, so the
-	// last to run sees the newest record (see onWrite).
-	linking sync.Mutex
 }
 
 func setupConsent(ctx context.Context, chn *chainSetup, st *store.Store, grants *policy.Grants, confirmations uint64, maxLag time.Duration,
@@ -40,12 +32,13 @@ func setupConsent(ctx context.Context, chn *chainSetup, st *store.Store, grants 
 	f, err := consent.NewFollower(ctx, consent.Config{
 		Client: chn.client, Registry: chn.consent, StartBlock: chn.consentBlk, Engine: st.Engine(), Grants: grants,
 		Confirmations: confirmations, MaxLag: maxLag, Project: project, Logger: log,
+		Directory: st, WalletsOf: rest.WalletIdentifiers,
 	})
 	if err != nil {
 		return nil, err
 	}
 	cw := &consentWiring{follower: f, st: st, chainID: chn.info.ChainID, log: log}
-	if err := cw.seed(ctx, st); err != nil {
+	if err := f.SeedIdentities(ctx); err != nil {
 		return nil, err
 	}
 	cw.relay, err = consent.NewRelay(consent.RelayConfig{Sender: chn.sender, Registry: chn.consent, Confirmations: confirmations,
@@ -56,165 +49,19 @@ func setupConsent(ctx context.Context, chn *chainSetup, st *store.Store, grants 
 	return cw, nil
 }
 
-// seed tells the follower every wallet linked to a Patient and every
-// possible grantee already in the store, and unmaps the wallets it still
-// maps that no Patient lists any more.
-func (cw *consentWiring) seed(ctx context.Context, st *store.Store) error {
-	var links []consent.WalletPatient
-	err := st.EachCurrent(ctx, "Patient", func(v store.Version) error {
-		for _, w := range walletsOf(v.Body) {
-			links = append(links, consent.WalletPatient{Wallet: w, Patient: "Patient/" + v.ID})
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	links = cw.onChain(links)
-	listed := map[string]string{}
-	for _, l := range links {
-		listed[strings.ToLower(l.Wallet)] = l.Patient
-	}
-	for _, w := range cw.follower.Wallets() {
-		if listed[strings.ToLower(w.Wallet)] == "" {
-			links = append(links, consent.WalletPatient{Wallet: w.Wallet}) // unmap
-		}
-	}
-	if err := cw.follower.SetPatients(ctx, links); err != nil {
-		return err
-	}
-	for _, typ := range []string{"Practitioner", "Organization"} {
-		var refs []string
-		if err := st.EachCurrent(ctx, typ, func(v store.Version) error {
-			refs = append(refs, typ+"/"+v.ID)
-			return nil
-		}); err != nil {
-			return err
-		}
-		if err := cw.follower.AddGrantees(ctx, refs...); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// onChain keeps the links of this chain (a wallet is chain-specific).
-func (cw *consentWiring) onChain(links []consent.WalletPatient) []consent.WalletPatient {
-	prefix := consent.CAIP10(cw.chainID, common.Address{})[:len("eip155:")+len(itoa(cw.chainID))+1]
-	out := links[:0]
-	for _, l := range links {
-		if strings.HasPrefix(l.Wallet, prefix) {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
-// onWrite keeps the follower's identities current as records change. A
-// wallet taken off a Patient (or the Patient deleted) is unmapped: its
-// grants, past and future, no longer speak for that patient.
-func (cw *consentWiring) onWrite(v store.Version) {
-	ctx := context.Background()
-	switch v.Type {
-	case "Patient":
-		if err := cw.relink(ctx, v); err != nil {
-			cw.log.Warn("consent: cannot map a wallet", "err", err)
-		}
-	case "Practitioner", "Organization":
-		if !v.Deleted {
-			if err := cw.follower.AddGrantees(ctx, v.Type+"/"+v.ID); err != nil {
-				cw.log.Warn("consent: cannot add a grantee", "err", err)
-			}
-		}
-	}
-}
-
-// relink maps the wallets of the patient's newest record and unmaps those
-// that v or the version before it listed and the newest does not. Writes
-// of one patient can reach here out of order, so it reads the newest
-// record itself, under a lock: whichever call runs last maps what is
-// current.
-func (cw *consentWiring) relink(ctx context.Context, v store.Version) error {
-	if v.VID == 1 && walletsOf(v.Body) == nil {
-		return nil // nothing to map, nothing before it to unmap
-	}
-	cw.linking.Lock()
-	defer cw.linking.Unlock()
-	ref := "Patient/" + v.ID
-	cur, err := cw.st.Read(ctx, "Patient", v.ID) // a tombstone if deleted: no wallets
-	if err != nil {
-		return err
-	}
-	links := cw.onChain(wallets(ref, walletsOf(cur.Body)))
-	keep := map[string]bool{}
-	for _, l := range links {
-		keep[strings.ToLower(l.Wallet)] = true
-	}
-	seen := walletsOf(v.Body)
-	if v.VID > 1 {
-		if prev, err := cw.st.Version(ctx, "Patient", v.ID, v.VID-1); err == nil {
-			seen = append(seen, walletsOf(prev.Body)...)
-		}
-	}
-	for _, w := range cw.onChain(wallets("", seen)) {
-		if !keep[strings.ToLower(w.Wallet)] && cw.follower.PatientOf(w.Wallet) == ref {
-			links = append(links, w) // Patient "": unmap
-			keep[strings.ToLower(w.Wallet)] = true
-		}
-	}
-	err = cw.follower.SetPatients(ctx, links)
-	if errors.Is(err, consent.ErrOtherChain) {
-		return nil
-	}
-	return err
-}
-
-func wallets(patient string, ws []string) []consent.WalletPatient {
-	out := make([]consent.WalletPatient, len(ws))
-	for i, w := range ws {
-		out[i] = consent.WalletPatient{Wallet: w, Patient: patient}
-	}
-	return out
-}
-
-// walletsOf returns the CAIP-10 wallet identifiers of a stored resource
-// body. Stored bodies are canonical JSON, which writes the system's URI as
-// is, so a body without it has none (most Patients: no parse).
-func walletsOf(body []byte) []string {
-	if !bytes.Contains(body, []byte(siwe.CAIP10System)) {
-		return nil
-	}
-	root, err := fhirjson.Parse(body, fhir.Limits)
-	if err != nil {
-		return nil
-	}
-	var out []string
-	if ids := root.Get("identifier"); ids != nil {
-		for i := range ids.Items {
-			if ids.Items[i].GetString("system") == siwe.CAIP10System {
-				if v := ids.Items[i].GetString("value"); v != "" {
-					out = append(out, v)
-				}
-			}
-		}
-	}
-	return out
-}
+// onWrite tells the follower of this replica's committed versions (it
+// reads wallet changes back from the store at once).
+func (cw *consentWiring) onWrite(v store.Version) { cw.follower.Noticed(v) }
 
 // projector writes the Consent resources the follower projects from the
-// chain, as the gateway (read-only to clients).
+// chain through the server, once it is up.
 func projector(srv **rest.Server) func(ctx context.Context, ps []consent.Projection) error {
-	return func(ctx context.Context, ps []consent.Projection) error {
+	return consent.Projector(func() consent.ConsentWriter {
 		if *srv == nil {
-			return errors.New("the server is not up yet")
+			return nil
 		}
-		for _, p := range ps {
-			if err := (*srv).WriteAsGateway(ctx, "Consent", p.ID, p.Body); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
+		return *srv
+	})
 }
 
 // relayHandler is POST /consent/relay: a signed-in patient hands over a
@@ -313,16 +160,4 @@ func isTxHash(s string) bool {
 		}
 	}
 	return true
-}
-
-func itoa(n uint64) string {
-	var b [20]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + n%10)
-		if n /= 10; n == 0 {
-			return string(b[i:])
-		}
-	}
 }

@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -320,4 +321,29 @@ func holdWallets(w *store.Write, root *fhirjson.Value) {
 	if root != nil && !w.New.Deleted {
 		w.Unique = identityOf(root).wallets
 	}
+}
+
+// WalletIdentifiers returns the wallet identifier values (CAIP-10,
+// "eip155:<chainId>:<address>") a stored Patient or Practitioner body
+// lists, as written. Stored bodies are canonical JSON, which writes the
+// system's URI as is, so a body without it has none (no parse).
+func WalletIdentifiers(body []byte) []string {
+	if !bytes.Contains(body, []byte(siwe.CAIP10System)) {
+		return nil
+	}
+	root, err := fhirjson.Parse(body, fhir.Limits)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	if ids := root.Get("identifier"); ids != nil {
+		for i := range ids.Items {
+			if ids.Items[i].GetString("system") == siwe.CAIP10System {
+				if v := ids.Items[i].GetString("value"); v != "" {
+					out = append(out, v)
+				}
+			}
+		}
+	}
+	return out
 }
