@@ -191,13 +191,15 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 		return err
 	}
 	defer chn.Close()
+	sendLease, stopLease := keepSendLease(db, chn.sender, log)
+	defer stopLease()
 
 	anchorer, err := ethanchor.New(ctx, ethanchor.Config{Sender: chn.sender, Contract: chn.anchor, FromBlock: chn.anchorBlk, Logger: log})
 	if err != nil {
 		return err
 	}
 	defer anchorer.Close()
-	alog, err := anchor.Open(ctx, anchor.Config{Store: st, Anchorer: anchorer, Interval: cfg.anchorInterval,
+	alog, err := anchor.Open(ctx, anchor.Config{Store: st, Anchorer: anchorer, Lease: sendLease, Interval: cfg.anchorInterval,
 		Confirmations: cfg.chain.confirmations, Logger: log})
 	if err != nil {
 		return err
@@ -213,7 +215,7 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 		return err
 	}
 	var srv *rest.Server // the follower projects Consent resources through it
-	cw, err := setupConsent(ctx, chn, st, pc.Grants(), cfg.consentConfs, cfg.consentMaxLag, projector(&srv), log)
+	cw, err := setupConsent(ctx, chn, st, sendLease, pc.Grants(), cfg.consentConfs, cfg.consentMaxLag, projector(&srv), log)
 	if err != nil {
 		return err
 	}
@@ -257,9 +259,9 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 		Anchor:       alog,
 		Web:          web.FS(),
 		OnWrite:      cw.onWrite,
-		Relay:        cw.relayHandler,
-		RelayStatus:  cw.relayStatus,
-		RelayPrepare: cw.relayPrepare,
+		Relay:        cw.relayAPI.Submit,
+		RelayStatus:  cw.relayAPI.Status,
+		RelayPrepare: cw.relayAPI.Prepare,
 		Health:       alog.Health,
 	}
 	rcfg.RequestBudget = cfg.requestBudget

@@ -1,7 +1,6 @@
 package rest
 
 import (
-	"errors"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -29,7 +28,7 @@ func (s *Server) conditionalCreate(c *fiber.Ctx, res *fhir.Resource, crit string
 	}
 	crit = strings.TrimPrefix(crit, res.Type+"?")
 	crit = strings.TrimPrefix(crit, "?")
-	for range maxCommitAttempts {
+	return store.Retry(c.UserContext(), maxCommitAttempts, func() error {
 		ids, claim, err := s.matchForCreate(c, res.Type, crit)
 		if err != nil {
 			return err
@@ -47,15 +46,11 @@ func (s *Server) conditionalCreate(c *fiber.Ctx, res *fhir.Resource, crit string
 			return errorf(fiber.StatusPreconditionFailed, "multiple-matches", "If-None-Exist matched more than one resource; make the criteria more selective")
 		}
 		v, err := s.commit(c, res, newID(), nil, store.MethodCreate, claim)
-		if errors.Is(err, store.ErrConflict) {
-			continue // another conditional create with the same criteria won
-		}
 		if err != nil {
-			return err
+			return err // ErrConflict: another conditional create with the same criteria won; look again
 		}
 		return s.respondWrite(c, fiber.StatusCreated, v)
-	}
-	return store.ErrConflict
+	})
 }
 
 // conditional begins a conditional interaction on [type]?criteria: it

@@ -26,7 +26,7 @@ var errGatewayRecord = errorf(fiber.StatusForbidden, "forbidden",
 // any write. It is idempotent: writing the current content again makes no
 // new version.
 func (s *Server) WriteAsGateway(ctx context.Context, typ, id string, body []byte) error {
-	for range maxCommitAttempts {
+	return store.Retry(ctx, maxCommitAttempts, func() error {
 		cur, err := s.store.Read(ctx, typ, id)
 		var prev *store.Version
 		switch {
@@ -56,16 +56,12 @@ func (s *Server) WriteAsGateway(ctx context.Context, typ, id string, body []byte
 				return err
 			}
 		}
-		err = s.store.Commit(ctx, []store.Write{w})
-		if errors.Is(err, store.ErrConflict) {
-			continue
+		if err := s.store.Commit(ctx, []store.Write{w}); err != nil {
+			return err
 		}
-		if err == nil {
-			s.afterCommit([]store.Write{w})
-		}
-		return err
-	}
-	return store.ErrConflict
+		s.afterCommit([]store.Write{w})
+		return nil
+	})
 }
 
 // sameContent compares a stored body with new content, ignoring meta.

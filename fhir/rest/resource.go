@@ -367,7 +367,7 @@ func (s *Server) update(c *fiber.Ctx) error {
 // updateResource writes res as the next version of typ/id, creating it if
 // needed, retrying on races unless the client pinned a version.
 func (s *Server) updateResource(c *fiber.Ctx, res *fhir.Resource, id string, want uint64) error {
-	for range maxCommitAttempts {
+	return store.Retry(c.UserContext(), maxCommitAttempts, func() error {
 		prev, err := s.current(c, res.Type, id)
 		if err != nil {
 			return err
@@ -400,22 +400,24 @@ func (s *Server) updateResource(c *fiber.Ctx, res *fhir.Resource, id string, wan
 			}
 		}
 		v, err := s.commit(c, res, id, prev, store.MethodUpdate, nil)
-		if errors.Is(err, store.ErrConflict) {
-			if want != 0 {
-				return versionMismatch(want, nil)
-			}
-			continue
-		}
 		if err != nil {
-			return err
+			return pinned(err, want)
 		}
 		status := fiber.StatusOK
 		if creating {
 			status = fiber.StatusCreated
 		}
 		return s.respondWrite(c, status, v)
+	})
+}
+
+// pinned turns a lost race into a version mismatch when the client pinned
+// the version it changes (If-Match): then it is not retried.
+func pinned(err error, want uint64) error {
+	if want != 0 && errors.Is(err, store.ErrConflict) {
+		return versionMismatch(want, nil)
 	}
-	return store.ErrConflict
+	return err
 }
 
 // current returns the current version of typ/id, or nil if it never
@@ -448,7 +450,7 @@ func (s *Server) delete(c *fiber.Ctx) error {
 }
 
 func (s *Server) deleteResource(c *fiber.Ctx, typ, id string, want uint64) error {
-	for range maxCommitAttempts {
+	return store.Retry(c.UserContext(), maxCommitAttempts, func() error {
 		prev, err := s.current(c, typ, id)
 		if err != nil {
 			return err
@@ -474,21 +476,12 @@ func (s *Server) deleteResource(c *fiber.Ctx, typ, id string, want uint64) error
 			return err
 		}
 		v := w.New
-		if err = s.store.Commit(c.UserContext(), []store.Write{w}); err == nil {
-			s.afterCommit([]store.Write{w})
+		if err := s.store.Commit(c.UserContext(), []store.Write{w}); err != nil {
+			return pinned(err, want)
 		}
-		if errors.Is(err, store.ErrConflict) {
-			if want != 0 {
-				return versionMismatch(want, nil)
-			}
-			continue
-		}
-		if err != nil {
-			return err
-		}
+		s.afterCommit([]store.Write{w})
 		return s.respondDeleted(c, &v, "deleted")
-	}
-	return store.ErrConflict
+	})
 }
 
 func (s *Server) respondDeleted(c *fiber.Ctx, v *store.Version, msg string) error {
@@ -534,7 +527,7 @@ func parsePatchBody(c *fiber.Ctx) (*fhirjson.Value, error) {
 }
 
 func (s *Server) patchResource(c *fiber.Ctx, typ, id string, ops *fhirjson.Value, want uint64) error {
-	for range maxCommitAttempts {
+	return store.Retry(c.UserContext(), maxCommitAttempts, func() error {
 		cur, err := s.store.Read(c.UserContext(), typ, id)
 		if err != nil {
 			return err
@@ -557,18 +550,11 @@ func (s *Server) patchResource(c *fiber.Ctx, typ, id string, ops *fhirjson.Value
 		prev := cur
 		prev.Body = nil
 		v, err := s.commit(c, res, id, &prev, store.MethodPatch, nil)
-		if errors.Is(err, store.ErrConflict) {
-			if want != 0 {
-				return versionMismatch(want, nil)
-			}
-			continue
-		}
 		if err != nil {
-			return err
+			return pinned(err, want)
 		}
 		return s.respondWrite(c, fiber.StatusOK, v)
-	}
-	return store.ErrConflict
+	})
 }
 
 // prefer returns the value of a Prefer header preference ("return",

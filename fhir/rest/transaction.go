@@ -214,12 +214,13 @@ func (s *Server) transaction(c *fiber.Ctx, entries []*txEntry) error {
 	p := principal(c)
 	order := slices.Clone(entries)
 	slices.SortStableFunc(order, func(a, b *txEntry) int { return methodRank(a.method) - methodRank(b.method) })
-	var err error
 	var rw rewrites
-	for range maxCommitAttempts {
+	// A conflict means another writer got in between: resolve everything
+	// again. The budget is checked before each commit, not by Retry: once
+	// begun, a commit completes.
+	err := store.Retry(context.WithoutCancel(c.UserContext()), maxCommitAttempts, func() error {
 		rw.undo() // a retry resolves references afresh
-		err = s.prepareTransaction(c, p, order, &rw)
-		if err != nil {
+		if err := s.prepareTransaction(c, p, order, &rw); err != nil {
 			return err
 		}
 		var writes []store.Write
@@ -231,19 +232,15 @@ func (s *Server) transaction(c *fiber.Ctx, entries []*txEntry) error {
 		if overBudget(c.UserContext()) {
 			return s.errTooCostly() // nothing written
 		}
-		// Once begun, a commit completes: the budget does not cut it.
-		err = s.store.Commit(context.WithoutCancel(c.UserContext()), writes)
-		if err == nil {
-			s.afterCommit(writes)
-			for i := range writes {
-				noteOf(c).touch(&writes[i].New)
-			}
+		if err := s.store.Commit(context.WithoutCancel(c.UserContext()), writes); err != nil {
+			return err
 		}
-		if !errors.Is(err, store.ErrConflict) {
-			break
+		s.afterCommit(writes)
+		for i := range writes {
+			noteOf(c).touch(&writes[i].New)
 		}
-		// Another writer got in between: resolve everything again.
-	}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
