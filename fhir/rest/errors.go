@@ -52,6 +52,16 @@ func statusOf(err error) (int, []fhir.Issue, [2]string) {
 			status = http.StatusUnprocessableEntity
 		}
 		return status, fe.Issues, [2]string{}
+	case errors.Is(err, store.ErrUnknownOutcome):
+		// Before ErrConflict: an unknown outcome may wrap one.
+		return http.StatusServiceUnavailable, []fhir.Issue{{Severity: "error", Code: "timeout",
+			Diagnostics: "the data store did not confirm the write: it may or may not have been applied; read the resource before retrying"}}, retryAfter
+	case errors.Is(err, store.ErrUnavailable):
+		return http.StatusServiceUnavailable, []fhir.Issue{{Severity: "error", Code: "no-store",
+			Diagnostics: "the data store is unavailable; nothing was changed; retry later"}}, retryAfter
+	case errors.Is(err, store.ErrTooLarge):
+		return http.StatusRequestEntityTooLarge, []fhir.Issue{{Severity: "error", Code: "too-long",
+			Diagnostics: "the request writes more than the data store takes in one commit; send it in smaller parts"}}, [2]string{}
 	case errors.Is(err, auth.ErrUnauthenticated):
 		return http.StatusUnauthorized, []fhir.Issue{{Severity: "error", Code: "login", Diagnostics: err.Error()}},
 			[2]string{"WWW-Authenticate", `Bearer realm="fhirgate", error="invalid_token"`}
@@ -77,6 +87,10 @@ func statusOf(err error) (int, []fhir.Issue, [2]string) {
 	}
 	return http.StatusInternalServerError, []fhir.Issue{{Severity: "fatal", Code: "exception", Diagnostics: "internal server error"}}, [2]string{}
 }
+
+// retryAfter asks clients to wait a second before retrying a request the
+// store could not serve.
+var retryAfter = [2]string{fiber.HeaderRetryAfter, "1"}
 
 // fiberIssue describes errors fiber raises before a handler runs.
 func fiberIssue(e *fiber.Error) fhir.Issue {
