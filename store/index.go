@@ -95,8 +95,12 @@ func keyID(k []byte) (string, bool) {
 	return string(k[end-n : end]), true
 }
 
-// keyBody returns an index key without its id suffix.
+// keyBody returns an index key without its id suffix (nil for a key too
+// short to have one: a corrupt key must not panic a reader).
 func keyBody(k []byte) []byte {
+	if len(k) < 4 || int(k[len(k)-1])+3 > len(k) {
+		return nil
+	}
 	n := int(k[len(k)-1])
 	return k[:len(k)-3-n]
 }
@@ -245,7 +249,11 @@ func (iv *IndexValue) entries(kb *keyBuilder, typ, id string) {
 // code system text id), given the length of its prefix up to the sub
 // tag; ok is false for keys without one (written before it rode there).
 func tokenText(k []byte, base int) (string, bool) {
-	_, rest, ok := readStr(keyBody(k)[base:])
+	body := keyBody(k)
+	if base > len(body) {
+		return "", false // the id suffix overlaps the prefix: corrupt
+	}
+	_, rest, ok := readStr(body[base:])
 	if !ok {
 		return "", false
 	}
