@@ -14,8 +14,10 @@ import (
 	"github.com/fhirgate/fhirgate/chain"
 	"github.com/fhirgate/fhirgate/contracts/consentsig"
 	"github.com/fhirgate/fhirgate/fhir/rest"
+	"github.com/fhirgate/fhirgate/internal/redistest"
 	"github.com/fhirgate/fhirgate/policy"
 	"github.com/fhirgate/fhirgate/store"
+	"github.com/fhirgate/fhirgate/store/redis"
 )
 
 // Two gateway replicas: two followers, each with its own Store (and so
@@ -74,10 +76,15 @@ func (db *consentDB) status(id string) (string, int) {
 	return c.Status, db.versions[id]
 }
 
-func (e *env) replica(name string, db *consentDB, fail func() bool) *replica {
+// replica starts a replica over eng (nil: e.eng).
+func (e *env) replica(name string, eng store.Engine, db *consentDB, fail func() bool) *replica {
 	e.t.Helper()
-	st := store.New(e.eng, store.Options{})
+	if eng == nil {
+		eng = e.eng
+	}
+	st := store.New(eng, store.Options{})
 	fl := e.follow(func(c *Config) {
+		c.Engine = eng
 		c.Directory, c.WalletsOf = st, rest.WalletIdentifiers
 		if db != nil {
 			c.Project = db.project(name, fail)
@@ -87,6 +94,30 @@ func (e *env) replica(name string, db *consentDB, fail func() bool) *replica {
 		e.t.Fatal(err)
 	}
 	return &replica{name: name, st: st, fl: fl}
+}
+
+// backends runs test with the two replicas' engines: one Pebble store
+// (both replicas on one engine), and one Redis (redis-server started for
+// the test) opened by each replica.
+func backends(t *testing.T, test func(t *testing.T, e *env, a, b store.Engine)) {
+	t.Run("pebble", func(t *testing.T) {
+		e := newEnv(t, chain.DevConfig{Manual: true})
+		test(t, e, e.eng, e.eng)
+	})
+	t.Run("redis", func(t *testing.T) {
+		srv := redistest.Start(t)
+		prefix := redistest.Prefix(t)
+		open := func() store.Engine {
+			db, err := redis.Open(testCtx(t), redis.Config{URL: srv.URL(), Prefix: prefix, Logger: testLogger()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			return db
+		}
+		e := newEnv(t, chain.DevConfig{Manual: true})
+		test(t, e, open(), open())
+	})
 }
 
 // write commits a version of typ/id through r, as the REST layer does
@@ -139,11 +170,12 @@ func within(t *testing.T, d time.Duration, cond func() bool, what string) time.D
 // on B within a second; a Practitioner created through A and granted on
 // chain is honoured on B within two seconds. B learns all of it from the
 // store, never from A.
-func TestWalletLinksAcrossReplicas(t *testing.T) {
-	e := newEnv(t, chain.DevConfig{Manual: true})
+func TestWalletLinksAcrossReplicas(t *testing.T) { backends(t, testWalletLinks) }
+
+func testWalletLinks(t *testing.T, e *env, engA, engB store.Engine) {
 	pat := e.account(1)
-	a := e.replica("A", nil, nil)
-	b := e.replica("B", nil, nil)
+	a := e.replica("A", engA, nil, nil)
+	b := e.replica("B", engB, nil, nil)
 	const doc, p = "Practitioner/rep-doc", "Patient/rep-p"
 	allowed := func(r *replica) bool { return r.fl.allowed(doc, p, "Observation", policy.PermRead) }
 
@@ -186,24 +218,28 @@ func TestWalletLinksAcrossReplicas(t *testing.T) {
 // replicas follow the chain: a grant and its revocation make two versions
 // of one Consent, not one per replica, and a replica that cannot write
 // (it died after claiming the block) is taken over by another.
-func TestProjectionOncePerEventAcrossReplicas(t *testing.T) {
-	for _, tc := range []struct {
+func TestProjectionOncePerEventAcrossReplicas(t *testing.T) { backends(t, testProjectionOnce) }
+
+func testProjectionOnce(t *testing.T, e0 *env, engA, engB store.Engine) {
+	for i, tc := range []struct {
 		name  string
 		failA bool
 	}{{"both write", false}, {"A cannot write", true}} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, chain.DevConfig{Manual: true})
-			pat := e.account(1)
+			e := e0
+			pat := e.account(1 + i)
 			db := newConsentDB()
 			var failA func() bool
 			if tc.failA {
 				failA = func() bool { return true }
 			}
-			a := e.replica("A", db, failA)
-			b := e.replica("B", db, nil)
-			const doc = "Practitioner/once-doc"
-			a.write(t, "Practitioner", "once-doc")
-			a.write(t, "Patient", "once-p", pat.Address)
+			a := e.replica("A", engA, db, failA)
+			b := e.replica("B", engB, db, nil)
+			defer a.fl.stop()
+			defer b.fl.stop()
+			doc := "Practitioner/once-doc" + fmt.Sprint(i)
+			a.write(t, "Practitioner", "once-doc"+fmt.Sprint(i))
+			a.write(t, "Patient", "once-p"+fmt.Sprint(i), pat.Address)
 			b.fl.AddGrantees(testCtx(t), doc)
 			k := gkey{Patient: pat.Address, Grantee: consentsig.Grantee(doc), Scope: consentsig.Scope("Observation.rs")}
 			id := consentID(chain.DevChainID, e.registry, k)
@@ -243,8 +279,8 @@ func TestProjectionOncePerEventAcrossReplicas(t *testing.T) {
 func TestSharedCursorNeverMovesBack(t *testing.T) {
 	e := newEnv(t, chain.DevConfig{Manual: true})
 	keys := e.dev.Accounts()[1:4]
-	a := e.replica("A", nil, nil)
-	b := e.replica("B", nil, nil)
+	a := e.replica("A", nil, nil, nil)
+	b := e.replica("B", nil, nil, nil)
 	for i, acc := range keys {
 		a.write(t, "Patient", fmt.Sprintf("cur-%d", i), acc.Address)
 	}
