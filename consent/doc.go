@@ -37,7 +37,26 @@
 // tells the follower which grantees exist (AddGrantees: it hashes each
 // reference); every valid scope "<Type>.<perms>" is precomputed (4,557).
 // A grant whose patient or grantee is not known yet waits, unapplied but
-// kept, and takes effect when they become known.
+// kept, and takes effect when they become known. With Config.Directory
+// (the FHIR store), the follower learns them itself: SeedIdentities reads
+// every Patient's wallets and every Practitioner and Organization, and
+// Run then follows the store's unique-name feed (store.UniqueChanges: an
+// entry in the same commit as every wallet linked or unlinked), one read
+// of its sequence every 200 ms, so a wallet unlinked through any replica
+// stops speaking for the patient on every replica within that time;
+// Noticed reads it at once after this replica's own writes. Grantees
+// created through another replica are found by their hash's preimage,
+// which the creating replica keeps in the shared keyspace.
+//
+// Several replicas: every replica of a deployment follows the chain into
+// the same keyspace, each into its own policy mirror. Each block's state
+// is written once, by the first replica whose commit (conditional on the
+// stored cursor) succeeds; the others find the stored cursor moved, and
+// adopt that state in memory (it is a function of the chain); a replica
+// behind never writes, so the stored cursor never moves back. A follower
+// finding the keyspace holding another registry's state that a running
+// follower keeps current (its heartbeat) refuses to start
+// (ErrKeyspaceInUse) rather than wipe it.
 //
 // Policy: each live grant is policy.Grants.Set(Patient, Grantee, Scope,
 // Expiry): a grouping link in the patient's domain (DESIGN.md decision 5).
@@ -61,6 +80,12 @@
 // sourceReference pointing at the registry and transaction). Config.Project
 // receives them whenever they change, and deletions when a grant leaves
 // the chain.
+//
+// A Consent is projected once per chain event however many replicas
+// follow: by the replica whose commit claimed the block. The others check
+// after 5 s that it did (the projection record in the shared keyspace) and
+// project it themselves if not (the claimant died first); writes of the
+// same content make no new version, so a late duplicate costs nothing.
 //
 // # Relay
 //
