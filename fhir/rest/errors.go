@@ -122,7 +122,7 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 	if status >= 500 {
 		// The error text comes from our own code and libraries; resource
 		// content never reaches error strings.
-		s.log.Error("request failed", "method", c.Method(), "route", routeOf(c), "err", err)
+		s.log.ErrorContext(c.UserContext(), "request failed", "method", c.Method(), "route", routeOf(c), "err", err)
 	}
 	if hdr[0] != "" {
 		c.Set(hdr[0], hdr[1])

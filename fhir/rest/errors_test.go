@@ -105,6 +105,11 @@ func isAudit(b *store.Batch) bool {
 // faultyServer is a server on a faultyEngine over Pebble, audited when
 // asked, and a token with every system scope.
 func faultyServer(t *testing.T, audited bool) (*Server, *faultyEngine, string) {
+	return faultyServerWith(t, audited, Config{})
+}
+
+// faultyServerWith is faultyServer with cfg's other fields.
+func faultyServerWith(t *testing.T, audited bool, cfg Config) (*Server, *faultyEngine, string) {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -137,7 +142,8 @@ func faultyServer(t *testing.T, audited bool) (*Server, *faultyEngine, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(Config{Store: st, Verifier: auth.NewVerifier(key), BaseURL: "http://test/fhir", Indexer: search.Extract, Audit: rec})
+	cfg.Store, cfg.Verifier, cfg.BaseURL, cfg.Indexer, cfg.Audit = st, auth.NewVerifier(key), "http://test/fhir", search.Extract, rec
+	s := New(cfg)
 	s.SetReady(true)
 	return s, fe, tok
 }
@@ -214,6 +220,9 @@ func TestStoreUnavailableAnswers503(t *testing.T) {
 				res := serve(s, r.method, r.uri, mimeFHIRJSON, tok, []byte(r.body))
 				if res.StatusCode() != 503 || !isOutcome(res.Body(), code) {
 					t.Errorf("%s %s with the store down: %d %s", r.method, r.uri, res.StatusCode(), res.Body())
+				}
+				if !generatedID.Match(res.Header.Peek(HeaderRequestID)) {
+					t.Errorf("%s %s with the store down: no request id in the answer", r.method, r.uri)
 				}
 			}
 			if res := serve(s, "GET", "/readyz", "", "", nil); res.StatusCode() != 503 {

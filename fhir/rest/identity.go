@@ -88,7 +88,7 @@ func (s *Server) smartToken(c *fiber.Ctx) error {
 		}
 		return c.Status(oe.Status()).JSON(oe)
 	case err != nil:
-		s.log.Error("token endpoint failed", "err", err)
+		s.log.ErrorContext(c.UserContext(), "token endpoint failed", "err", err)
 		return c.Status(http.StatusServiceUnavailable).JSON(fiber.Map{"error": "temporarily_unavailable"})
 	}
 	return c.JSON(res)

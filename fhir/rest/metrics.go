@@ -55,18 +55,25 @@ func NewCommitHistogram(reg *prometheus.Registry) func(time.Duration) {
 }
 
 // observe records every request; failed handlers are answered here so the
-// recorded status is the one sent.
+// recorded status is the one sent. It gives the request its id first, so
+// that every line logged while serving it carries the id, and echoes the
+// id in the response (after the handlers: a failed audit resets the
+// response's headers).
 func (s *Server) observe(c *fiber.Ctx) error {
 	start := time.Now()
+	id := requestID(c)
 	if err := c.Next(); err != nil {
 		if herr := s.errorHandler(c, err); herr != nil {
 			return herr
 		}
 	}
+	c.Set(HeaderRequestID, id)
 	route := routeOf(c)
 	method := methodLabel(c.Method())
+	took := time.Since(start)
 	s.metrics.requests.WithLabelValues(route, method, strconv.Itoa(c.Response().StatusCode())).Inc()
-	s.metrics.latency.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
+	s.metrics.latency.WithLabelValues(route, method).Observe(took.Seconds())
+	s.logRequest(c, route, method, took)
 	return nil
 }
 

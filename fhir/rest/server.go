@@ -113,6 +113,8 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	// Lines logged with a request's context carry its id.
+	cfg.Logger = slog.New(LogHandler(cfg.Logger.Handler()))
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}

@@ -678,6 +678,7 @@ func (s *Server) dispatch(c *fiber.Ctx, e *txEntry) (int, http.Header, []byte) {
 	req.Header.SetHost(string(c.Request().Host()))
 	req.Header.Set(fiber.HeaderAuthorization, c.Get(fiber.HeaderAuthorization))
 	req.Header.Set(fiber.HeaderAccept, mimeFHIRJSON)
+	req.Header.Set(HeaderRequestID, RequestID(c.UserContext())) // the entry logs under its batch's id
 	for _, h := range []string{"Prefer", HeaderBreakGlass} {
 		if v := c.Get(h); v != "" {
 			req.Header.Set(h, v)
