@@ -17,7 +17,7 @@ import goredis "github.com/redis/go-redis/v9"
 // no value besides a float score, and a Get must stay one GET. The
 // alternative of one hash per table was rejected: a hash gives no order,
 // so every scan would sort. Cost (measured in BENCHMARKS.md "Redis
-// engine"): about 200 bytes per engine key on 64-bit Redis 7.
+// engine"): about 300 bytes of overhead per engine key on Redis 7.
 
 // commitSrc applies a batch atomically: conditions first (nothing is
 // written when one fails: the script returns 0), then ops in order, then
