@@ -26,7 +26,6 @@ func (c *counter) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.
 	return func(ctx context.Context, cmds []goredis.Cmder) error { c.n.Add(1); return next(ctx, cmds) }
 }
 
-
 // recorder keeps the last batch applied (its size is a create's).
 type recorder struct {
 	*DB
@@ -42,7 +41,9 @@ func (r *recorder) Apply(ctx context.Context, b *store.Batch) error {
 // values of a typical record and an audit leaf.
 func patient(i int) store.Write {
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	s := func(p, t string) store.IndexValue { return store.IndexValue{Param: p, Kind: store.IndexString, Text: t} }
+	s := func(p, t string) store.IndexValue {
+		return store.IndexValue{Param: p, Kind: store.IndexString, Text: t}
+	}
 	tk := func(p, sys, code string) store.IndexValue {
 		return store.IndexValue{Param: p, Kind: store.IndexToken, System: sys, Code: code}
 	}
