@@ -1,0 +1,289 @@
+package consent
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"fmt"
+	"math/big"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/crypto"
+
+	"github.com/fhirgate/fhirgate/chain"
+	"github.com/fhirgate/fhirgate/chain/outbox"
+	"github.com/fhirgate/fhirgate/contracts/consentsig"
+	"github.com/fhirgate/fhirgate/store"
+)
+
+// gwReplica is one gateway replica's sending side over the shared store:
+// its own Sender of the gateway's key, gated by the shared "sender" lease
+// through the outbox, its Relay, and a stand-in for its anchor Log that
+// sends a transaction every few milliseconds while it holds the lease.
+type gwReplica struct {
+	name  string
+	s     *chain.Sender
+	lease *store.Lease
+	relay *Relay
+
+	stopKeep, stopTx context.CancelFunc
+	keepDone, txDone chan struct{}
+
+	mu   sync.Mutex
+	sent []*chain.Pending // the stand-in anchorer's transactions
+}
+
+const replicaLeaseTTL = time.Second
+
+func startGwReplica(t *testing.T, e *env, fl *follower, name string) *gwReplica {
+	t.Helper()
+	ctx := testCtx(t)
+	s, err := chain.NewSender(ctx, e.c, e.dev.Key(), chain.SenderOptions{Logger: testLogger().With("replica", name)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &gwReplica{name: name, s: s, lease: store.NewLease(e.eng, "sender", name, store.LeaseOptions{TTL: replicaLeaseTTL})}
+	s.SetGate(outbox.New(e.eng, r.lease, s.Address()))
+	r.relay, err = NewRelay(RelayConfig{Sender: s, Registry: e.registry, Engine: e.eng, Lease: r.lease, KnownGrantee: fl.KnowsGrantee,
+		PollInterval: 50 * time.Millisecond, AnswerWait: 5 * time.Second, Logger: testLogger().With("replica", name)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kctx, stopKeep := context.WithCancel(context.Background())
+	tctx, stopTx := context.WithCancel(context.Background())
+	r.stopKeep, r.stopTx = stopKeep, stopTx
+	r.keepDone, r.txDone = make(chan struct{}), make(chan struct{})
+	go func() { // renews, and never releases: a crash
+		defer close(r.keepDone)
+		for {
+			r.lease.Acquire(kctx)
+			select {
+			case <-kctx.Done():
+				return
+			case <-time.After(replicaLeaseTTL / 5):
+			}
+		}
+	}()
+	go func() {
+		defer close(r.txDone)
+		self := s.Address()
+		for {
+			select {
+			case <-tctx.Done():
+				return
+			case <-time.After(40 * time.Millisecond):
+			}
+			if !r.lease.Held() {
+				continue
+			}
+			p, err := s.Send(tctx, chain.TxRequest{To: &self, Gas: 21_000})
+			if err != nil {
+				continue // not the holder any more, or closing
+			}
+			r.mu.Lock()
+			r.sent = append(r.sent, p)
+			r.mu.Unlock()
+		}
+	}()
+	t.Cleanup(r.kill)
+	return r
+}
+
+// kill stops the replica as a crash would: its lease is not released.
+func (r *gwReplica) kill() {
+	r.stopKeep()
+	<-r.keepDone
+	r.stopTx()
+	<-r.txDone
+	r.relay.Close()
+}
+
+func (r *gwReplica) sentTxs() []*chain.Pending {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]*chain.Pending(nil), r.sent...)
+}
+
+type relayPatient struct {
+	key  *ecdsa.PrivateKey
+	addr common.Address
+	next int64
+}
+
+func (r *gwReplica) grant(t *testing.T, p *relayPatient, scope string) (Accepted, error) {
+	t.Helper()
+	g := consentsig.Grant{Patient: p.addr, Grantee: consentsig.Grantee("Practitioner/rep-doc"), Scope: consentsig.Scope(scope),
+		Expiry: forever, Nonce: big.NewInt(p.next), Deadline: big.NewInt(time.Now().Unix() + 600)}
+	td := g.TypedData(r.relay.Domain())
+	s, err := DecodeRelayRequest(request(t, td, sign(t, p.key, td)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc, err := r.relay.Submit(testCtx(t), s)
+	if err == nil {
+		p.next++
+	}
+	return acc, err
+}
+
+// Two replicas over one store and one chain, sending from one key: the
+// relay answers every request on either replica; only the lease holder
+// sends, so the anchorer's and the relay's transactions of both replicas
+// never share a nonce, and when the holder dies the other replica takes
+// over, sends what was queued, follows what the dead one sent, and
+// everything is mined.
+func TestRelayTwoReplicasOneSender(t *testing.T) {
+	e := newEnv(t, chain.DevConfig{Manual: true})
+	fl := e.follow(nil)
+	ctx := testCtx(t)
+	startNonce, err := e.c.PendingNonceAt(ctx, e.gw.Address())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := startGwReplica(t, e, fl, "a")
+	eventually(t, 5*time.Second, a.lease.Held, "a holds the sending lease")
+	b := startGwReplica(t, e, fl, "b")
+	fl.AddGrantees(ctx, "Practitioner/rep-doc")
+	var patients []*relayPatient
+	for i := range 4 {
+		k, _ := crypto.GenerateKey()
+		p := &relayPatient{key: k, addr: crypto.PubkeyToAddress(k.PublicKey)}
+		fl.SetPatient(ctx, wallet(p.addr), fmt.Sprintf("Patient/rep-%d", i))
+		patients = append(patients, p)
+	}
+
+	// Nothing mined yet. A request accepted on a is known on b, and b's
+	// prepare counts it.
+	p0 := patients[0]
+	acc, err := a.grant(t, p0, "Observation.rs")
+	if err != nil || acc.State != statePending || acc.TxHash == (common.Hash{}) {
+		t.Fatalf("grant on a: %+v, %v", acc, err)
+	}
+	for _, id := range []common.Hash{acc.TxHash, acc.RequestID} {
+		st, err := b.relay.Status(ctx, id)
+		if err != nil || st.State != statePending || st.TxHash != acc.TxHash || st.RequestID != acc.RequestID {
+			t.Fatalf("b's status of %s: %+v, %v", id.Hex(), st, err)
+		}
+	}
+	td, err := b.relay.Prepare(ctx, PrepareRequest{PrimaryType: "Grant", Patient: p0.addr.Hex(), Grantee: "Practitioner/rep-doc", Scope: "Condition.rs"})
+	if err != nil || td.Message["nonce"] != "1" {
+		t.Fatalf("b's prepare: nonce %v, %v; want 1", td.Message["nonce"], err)
+	}
+	// The same nonce on b: refused, though a accepted it.
+	p0.next--
+	if _, err := b.grant(t, p0, "Observation.rs"); !isRefusal(err, CodeNonce) {
+		t.Fatalf("the same nonce again on b: %v", err)
+	}
+	p0.next++
+	// b accepts, a (the holder) sends, b answers with the hash.
+	acc2, err := b.grant(t, p0, "Condition.rs")
+	if err != nil || acc2.State != statePending {
+		t.Fatalf("grant on b: %+v, %v", acc2, err)
+	}
+	if st, err := a.relay.Status(ctx, acc2.TxHash); err != nil || st.State != statePending {
+		t.Fatalf("a's status of b's request: %+v, %v", st, err)
+	}
+	// MaxPending holds across replicas: 4 in flight at most.
+	for _, sc := range []string{"Encounter.rs", "Procedure.rs"} {
+		if _, err := a.grant(t, p0, sc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.grant(t, p0, "Immunization.rs"); !isRefusal(err, CodeBusy) {
+		t.Fatalf("a fifth in flight on b: %v", err)
+	}
+
+	// Mine from now on, while both replicas' anchorers send and relays
+	// arrive on both.
+	mctx, stopMiner := context.WithCancel(ctx)
+	minerDone := make(chan struct{})
+	go func() {
+		defer close(minerDone)
+		for mctx.Err() == nil {
+			e.dev.Mine(mctx)
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	defer func() { stopMiner(); <-minerDone }()
+
+	var accepted []Accepted
+	submitRound := func(rs ...*gwReplica) {
+		for i, p := range patients[1:] {
+			r := rs[i%len(rs)]
+			acc, err := r.grant(t, p, fmt.Sprintf("Observation.r%s", []string{"", "s"}[int(p.next)%2]))
+			if err != nil {
+				t.Fatalf("grant on %s: %v", r.name, err)
+			}
+			accepted = append(accepted, acc)
+		}
+	}
+	submitRound(a, b)
+	time.Sleep(300 * time.Millisecond)
+	submitRound(b, a)
+
+	// a dies with transactions in flight; b takes over within seconds.
+	died := time.Now()
+	a.kill()
+	eventually(t, 5*time.Second, b.lease.Held, "b takes the sending lease")
+	t.Logf("b took over %s after a died (TTL %s)", time.Since(died).Round(time.Millisecond), replicaLeaseTTL)
+	submitRound(b)
+	time.Sleep(300 * time.Millisecond)
+	b.stopTx()
+	<-b.txDone
+
+	for _, acc := range append(accepted, Accepted{RequestID: acc.RequestID}, Accepted{RequestID: acc2.RequestID}) {
+		eventually(t, 30*time.Second, func() bool {
+			st, err := b.relay.Status(ctx, acc.RequestID)
+			return err == nil && st.State == stateConfirmed
+		}, "relay request %s confirmed", acc.RequestID.Hex())
+	}
+	// Every transaction sent by either replica is mined, successful, and
+	// alone on its nonce; the account's nonces have no gap.
+	byNonce := map[uint64]common.Hash{}
+	note := func(h common.Hash) {
+		rc, err := e.c.TransactionReceipt(ctx, h)
+		if err != nil || rc.Status != 1 {
+			t.Fatalf("transaction %s: receipt %v, %v", h.Hex(), rc, err)
+		}
+		tx, _, err := e.c.TransactionByHash(ctx, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if prev, ok := byNonce[tx.Nonce()]; ok && prev != h {
+			t.Fatalf("nonce %d used by %s and %s", tx.Nonce(), prev.Hex(), h.Hex())
+		}
+		byNonce[tx.Nonce()] = h
+	}
+	var anchors int
+	for _, r := range []*gwReplica{a, b} {
+		for _, p := range r.sentTxs() {
+			anchors++
+			var rc common.Hash
+			eventually(t, 30*time.Second, func() bool {
+				got, err := chain.FindReceipt(ctx, e.c, p.Hashes())
+				if err == nil && got != nil {
+					rc = got.TxHash
+				}
+				return rc != (common.Hash{})
+			}, "%s's transaction nonce %d mined", r.name, p.Nonce())
+			note(rc)
+		}
+	}
+	relays := 0
+	for _, acc := range append(accepted, Accepted{RequestID: acc.RequestID}, Accepted{RequestID: acc2.RequestID}) {
+		st, _ := b.relay.Status(ctx, acc.RequestID)
+		note(st.TxHash)
+		relays++
+	}
+	end, err := e.c.NonceAt(ctx, e.gw.Address(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The 2 grants left for p0 (Encounter, Procedure) are counted too.
+	t.Logf("%d anchor stand-in and %d relayed transactions on %d nonces (%d..%d)", anchors, relays+2, len(byNonce)+2, startNonce, end)
+	if got := end - startNonce; got != uint64(len(byNonce)+2) {
+		t.Fatalf("the account used %d nonces for %d transactions", got, len(byNonce)+2)
+	}
+}
