@@ -7,27 +7,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fhirgate/fhirgate/internal/enginetest"
 	"github.com/fhirgate/fhirgate/store"
-	"github.com/fhirgate/fhirgate/store/pebble"
 )
 
-// leaseEngines are the engines the lease tests run on: each opens one
-// engine that two "replicas" (two Leases with their own holder ids)
-// share.
-var leaseEngines = map[string]func(t *testing.T) store.Engine{
-	"pebble": func(t *testing.T) store.Engine {
-		e, err := pebble.New(context.Background(), pebble.Config{Dir: t.TempDir(), CacheBytes: 1 << 20})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { e.Close() })
-		return e
-	},
-}
-
-func eachLeaseEngine(t *testing.T, f func(t *testing.T, e store.Engine)) {
-	for name, open := range leaseEngines {
-		t.Run(name, func(t *testing.T) { f(t, open(t)) })
+// eachBackend runs f on every engine (Pebble; Redis where redis-server
+// is installed): open gives each simulated replica its own handle on one
+// shared backend (a client of its own on Redis).
+func eachBackend(t *testing.T, f func(t *testing.T, open func() store.Engine)) {
+	for _, b := range enginetest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) { f(t, func() store.Engine { return b.Open(t) }) })
 	}
 }
 
@@ -39,11 +28,12 @@ func fencedPut(ctx context.Context, e store.Engine, l *store.Lease, k, v string)
 }
 
 func TestLeaseOneHolderAndTakeover(t *testing.T) {
-	eachLeaseEngine(t, func(t *testing.T, e store.Engine) {
+	eachBackend(t, func(t *testing.T, open func() store.Engine) {
 		ctx := context.Background()
 		const ttl = 400 * time.Millisecond
+		e, eb := open(), open()
 		a := store.NewLease(e, "job", "a", store.LeaseOptions{TTL: ttl})
-		b := store.NewLease(e, "job", "b", store.LeaseOptions{TTL: ttl})
+		b := store.NewLease(eb, "job", "b", store.LeaseOptions{TTL: ttl})
 		if ok, err := a.Acquire(ctx); !ok || err != nil {
 			t.Fatalf("a: Acquire on a free lease = %v, %v", ok, err)
 		}
@@ -64,7 +54,7 @@ func TestLeaseOneHolderAndTakeover(t *testing.T) {
 		if err := fencedPut(ctx, e, a, "k", "from a"); err != nil {
 			t.Fatalf("the holder's fenced commit: %v", err)
 		}
-		if err := fencedPut(ctx, e, b, "k", "from b"); !errors.Is(err, store.ErrConflict) {
+		if err := fencedPut(ctx, eb, b, "k", "from b"); !errors.Is(err, store.ErrConflict) {
 			t.Fatalf("a non-holder's fenced commit = %v, want ErrConflict", err)
 		}
 		// a stops renewing (paused, or dead): b takes over within TTL plus
@@ -104,7 +94,7 @@ func TestLeaseOneHolderAndTakeover(t *testing.T) {
 		if ok, _ := a.Acquire(ctx); ok {
 			t.Fatal("the stale holder took the lease back")
 		}
-		if err := fencedPut(ctx, e, b, "k", "from b"); err != nil {
+		if err := fencedPut(ctx, eb, b, "k", "from b"); err != nil {
 			t.Fatalf("the new holder's fenced commit: %v", err)
 		}
 		info, err := b.Info(ctx)
@@ -115,11 +105,12 @@ func TestLeaseOneHolderAndTakeover(t *testing.T) {
 }
 
 func TestLeaseReleaseAndKeep(t *testing.T) {
-	eachLeaseEngine(t, func(t *testing.T, e store.Engine) {
+	eachBackend(t, func(t *testing.T, open func() store.Engine) {
 		ctx := context.Background()
 		const ttl = 500 * time.Millisecond
+		e := open()
 		a := store.NewLease(e, "job", "a", store.LeaseOptions{TTL: ttl})
-		b := store.NewLease(e, "job", "b", store.LeaseOptions{TTL: ttl})
+		b := store.NewLease(open(), "job", "b", store.LeaseOptions{TTL: ttl})
 		actx, stopA := context.WithCancel(ctx)
 		bctx, stopB := context.WithCancel(ctx)
 		var wg sync.WaitGroup
@@ -160,7 +151,7 @@ func TestLeaseReleaseAndKeep(t *testing.T) {
 // TestLeaseRace: many contenders campaigning at once on a free lease:
 // exactly one wins each token.
 func TestLeaseRace(t *testing.T) {
-	eachLeaseEngine(t, func(t *testing.T, e store.Engine) {
+	eachBackend(t, func(t *testing.T, open func() store.Engine) {
 		ctx := context.Background()
 		var (
 			mu   sync.Mutex
@@ -168,7 +159,7 @@ func TestLeaseRace(t *testing.T) {
 			wg   sync.WaitGroup
 		)
 		for i := range 8 {
-			l := store.NewLease(e, "race", string(rune('a'+i)), store.LeaseOptions{TTL: time.Minute})
+			l := store.NewLease(open(), "race", string(rune('a'+i)), store.LeaseOptions{TTL: time.Minute})
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -200,7 +191,7 @@ func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
 // A process alone with its engine (Pebble) takes the lease an earlier
 // run left at once; without Sole it waits a TTL.
 func TestLeaseSoleAfterCrash(t *testing.T) {
-	e := leaseEngines["pebble"](t)
+	e := enginetest.Backends(t)[0].Open(t) // Pebble: one process
 	ctx := context.Background()
 	dead := store.NewLease(e, "job", "run-1", store.LeaseOptions{TTL: time.Minute})
 	if ok, _ := dead.Acquire(ctx); !ok {
