@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fhirgate/fhirgate/internal/enginetest"
 	"github.com/fhirgate/fhirgate/store"
 )
 
@@ -79,19 +80,26 @@ func (r *replica) pause() {
 // the switch too) is anchored, each checkpoint once, each proven from
 // the one before.
 func TestLeaseOneAnchorerAndTakeover(t *testing.T) {
+	for _, be := range enginetest.Backends(t) {
+		t.Run(be.Name, func(t *testing.T) { testOneAnchorer(t, func() store.Engine { return be.Open(t) }) })
+	}
+}
+
+// testOneAnchorer runs on a backend whose open gives every replica its
+// own handle.
+func testOneAnchorer(t *testing.T, open func() store.Engine) {
 	ctx := testCtx(t)
-	st := openStore(t, t.TempDir())
-	e := st.Engine()
+	st := store.New(open(), store.Options{})
 	f := newFakeChain()
 	m := startMiner(f, 10*time.Millisecond)
 	defer m.Stop()
 
-	a := startReplica(t, "a", e, f, 100*time.Millisecond)
+	a := startReplica(t, "a", open(), f, 100*time.Millisecond)
 	waitFor(t, 5*time.Second, "a anchors", a.l.IsAnchorer)
-	b := startReplica(t, "b", e, f, 100*time.Millisecond)
+	b := startReplica(t, "b", open(), f, 100*time.Millisecond)
 
 	// Writers through their own store handle, all the time.
-	w := newWriter(store.New(e, store.Options{}))
+	w := newWriter(store.New(open(), store.Options{}))
 	var (
 		wmu      sync.Mutex
 		versions []store.Version
