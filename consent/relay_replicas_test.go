@@ -15,6 +15,7 @@ import (
 	"github.com/fhirgate/fhirgate/chain"
 	"github.com/fhirgate/fhirgate/chain/outbox"
 	"github.com/fhirgate/fhirgate/contracts/consentsig"
+	"github.com/fhirgate/fhirgate/internal/enginetest"
 	"github.com/fhirgate/fhirgate/store"
 )
 
@@ -37,16 +38,16 @@ type gwReplica struct {
 
 const replicaLeaseTTL = time.Second
 
-func startGwReplica(t *testing.T, e *env, fl *follower, name string) *gwReplica {
+func startGwReplica(t *testing.T, e *env, eng store.Engine, fl *follower, name string) *gwReplica {
 	t.Helper()
 	ctx := testCtx(t)
 	s, err := chain.NewSender(ctx, e.c, e.dev.Key(), chain.SenderOptions{Logger: testLogger().With("replica", name)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &gwReplica{name: name, s: s, lease: store.NewLease(e.eng, "sender", name, store.LeaseOptions{TTL: replicaLeaseTTL})}
-	s.SetGate(outbox.New(e.eng, r.lease, s.Address()))
-	r.relay, err = NewRelay(RelayConfig{Sender: s, Registry: e.registry, Engine: e.eng, Lease: r.lease, KnownGrantee: fl.KnowsGrantee,
+	r := &gwReplica{name: name, s: s, lease: store.NewLease(eng, "sender", name, store.LeaseOptions{TTL: replicaLeaseTTL})}
+	s.SetGate(outbox.New(eng, r.lease, s.Address()))
+	r.relay, err = NewRelay(RelayConfig{Sender: s, Registry: e.registry, Engine: eng, Lease: r.lease, KnownGrantee: fl.KnowsGrantee,
 		PollInterval: 50 * time.Millisecond, AnswerWait: 5 * time.Second, Logger: testLogger().With("replica", name)})
 	if err != nil {
 		t.Fatal(err)
@@ -135,6 +136,15 @@ func (r *gwReplica) grant(t *testing.T, p *relayPatient, scope string) (Accepted
 // over, sends what was queued, follows what the dead one sent, and
 // everything is mined.
 func TestRelayTwoReplicasOneSender(t *testing.T) {
+	for _, be := range enginetest.Backends(t) {
+		t.Run(be.Name, func(t *testing.T) { testRelayTwoReplicas(t, func() store.Engine { return be.Open(t) }) })
+	}
+}
+
+// testRelayTwoReplicas runs on a backend whose open gives every replica
+// its own handle (the follower, which only names the known grantees, keeps
+// its own Pebble store).
+func testRelayTwoReplicas(t *testing.T, open func() store.Engine) {
 	e := newEnv(t, chain.DevConfig{Manual: true})
 	fl := e.follow(nil)
 	ctx := testCtx(t)
@@ -142,9 +152,9 @@ func TestRelayTwoReplicasOneSender(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := startGwReplica(t, e, fl, "a")
+	a := startGwReplica(t, e, open(), fl, "a")
 	eventually(t, 5*time.Second, a.lease.Held, "a holds the sending lease")
-	b := startGwReplica(t, e, fl, "b")
+	b := startGwReplica(t, e, open(), fl, "b")
 	fl.AddGrantees(ctx, "Practitioner/rep-doc")
 	var patients []*relayPatient
 	for i := range 4 {
