@@ -1,10 +1,10 @@
 // Package auth is the gateway's authorization server side: the signing key
-// kept in the store (shared by every replica; LoadOrCreateStoredKey), and
-// the short-lived access tokens it issues
-// and verifies. Tokens of people carry their resource binding (fhirUser,
-// SMART patient context) and wallet: see Identity. The ways in are
-// subpackages: auth/smart (SMART Backend Services, client_credentials with
-// a JWT assertion) and auth/siwe (Sign-In With Ethereum).
+// kept in the store (one for every replica: LoadOrCreateStoredKey), and the
+// short-lived access tokens it issues and verifies. Tokens of people carry
+// their resource binding (fhirUser, SMART patient context) and wallet: see
+// Identity. The ways in are subpackages: auth/smart (SMART Backend
+// Services, client_credentials with a JWT assertion) and auth/siwe
+// (Sign-In With Ethereum).
 package auth
 
 import (

@@ -48,6 +48,7 @@ type StoreNonceStore struct {
 	mu        sync.Mutex
 	live      int
 	lastSweep time.Time
+	sweeping  bool
 }
 
 // NewStoreNonceStore returns a nonce store in e for at most max
@@ -68,13 +69,23 @@ func (s *StoreNonceStore) key(nonce string) []byte {
 func (s *StoreNonceStore) Put(ctx context.Context, nonce string, expires time.Time) error {
 	now := time.Now()
 	s.mu.Lock()
-	if now.Sub(s.lastSweep) >= nonceSweepInterval || (s.live >= s.max && now.Sub(s.lastSweep) >= time.Second) {
-		if err := s.sweep(ctx, now); err != nil {
-			s.mu.Unlock()
+	due := !s.sweeping && (now.Sub(s.lastSweep) >= nonceSweepInterval || (s.live >= s.max && now.Sub(s.lastSweep) >= time.Second))
+	if due {
+		s.sweeping = true // one sweep at a time; other Puts do not wait for it
+	}
+	s.mu.Unlock()
+	if due {
+		live, err := s.sweep(ctx, now)
+		s.mu.Lock()
+		s.sweeping = false
+		if err == nil {
+			s.live, s.lastSweep = live, now
+		}
+		s.mu.Unlock()
+		if err != nil {
 			return err
 		}
 	}
-	s.mu.Unlock()
 	k := s.key(nonce)
 	var b store.Batch
 	b.Require(k, nil)
@@ -136,10 +147,10 @@ func (s *StoreNonceStore) Len() int {
 }
 
 // sweep deletes the nonces expired at now and, when the rest reach the
-// maximum, the oldest of them down to three quarters of it (s.mu held).
-// Each deletion requires the value it read, so a nonce consumed meanwhile
-// is not in the way and nothing else is touched.
-func (s *StoreNonceStore) sweep(ctx context.Context, now time.Time) error {
+// maximum, the oldest of them down to three quarters of it, and returns
+// how many it left. Each deletion requires the value it read, so a nonce
+// consumed meanwhile is not in the way and nothing else is touched.
+func (s *StoreNonceStore) sweep(ctx context.Context, now time.Time) (int, error) {
 	var drop, keep []sweepEntry
 	err := s.e.Scan(ctx, store.PrefixRange(s.prefix), func(k, v []byte) bool {
 		e := sweepEntry{k: bytes.Clone(k), v: bytes.Clone(v)}
@@ -154,7 +165,7 @@ func (s *StoreNonceStore) sweep(ctx context.Context, now time.Time) error {
 		return true
 	})
 	if err != nil {
-		return fmt.Errorf("siwe: nonce sweep: %w", err)
+		return 0, fmt.Errorf("siwe: nonce sweep: %w", err)
 	}
 	if len(keep) >= s.max {
 		// The nonces issued first expire first: drop those.
@@ -165,12 +176,11 @@ func (s *StoreNonceStore) sweep(ctx context.Context, now time.Time) error {
 	for len(drop) > 0 {
 		n := min(len(drop), nonceSweepBatch)
 		if err := s.deleteUnchanged(ctx, drop[:n]); err != nil {
-			return fmt.Errorf("siwe: nonce sweep: %w", err)
+			return 0, fmt.Errorf("siwe: nonce sweep: %w", err)
 		}
 		drop = drop[n:]
 	}
-	s.live, s.lastSweep = len(keep), now
-	return nil
+	return len(keep), nil
 }
 
 type sweepEntry struct {
