@@ -10,8 +10,8 @@ import (
 // NonceStore remembers the nonces the gateway has issued until each is
 // used once or expires. Implementations must make Consume atomic: of two
 // concurrent Consume calls for one nonce, at most one reports true.
-// MemoryNonceStore serves one process; gateway replicas behind a load
-// balancer need a shared one (e.g. Redis SET NX PX / GETDEL).
+// MemoryNonceStore serves one process; StoreNonceStore, in the store that
+// gateway replicas behind a load balancer share, serves them all.
 type NonceStore interface {
 	// Put records a newly issued nonce, valid until expires.
 	Put(ctx context.Context, nonce string, expires time.Time) error

@@ -113,7 +113,8 @@ type Config struct {
 	// default such a sign-in fails with ErrNotLinked.
 	AllowUnlinked bool
 
-	// Nonces defaults to NewMemoryNonceStore(DefaultMaxNonces).
+	// Nonces defaults to NewMemoryNonceStore(DefaultMaxNonces): one
+	// process's. Replicas need NewStoreNonceStore on their shared store.
 	Nonces NonceStore
 	// NonceTTL is how long an issued nonce stays usable (DefaultNonceTTL).
 	NonceTTL time.Duration
