@@ -282,6 +282,7 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 		}
 	}()
 	defer func() { stopFollow(); <-followDone }()
+	fmt.Fprintf(stdout, "fhirgate listening on http://%s\n", ln.Addr())
 	fmt.Fprintf(stdout, "fhirgate serving %s (data in %s)\n", base, cfg.data)
 	printChain(stdout, chn)
 	if cfg.noLog {
