@@ -164,9 +164,9 @@ func (f *Follower) SyncIdentities(ctx context.Context) error {
 	return nil
 }
 
-// relink makes the wallets a feed change names agree with the record's
-// current version: those it lists (on this chain) speak for it; those
-// mapped to it that it no longer lists speak for nobody.
+// relink makes the wallets mapped to a Patient a feed change names agree
+// with its record's current version: those it lists (on this chain) speak
+// for it; the others mapped to it speak for nobody.
 func (f *Follower) relink(ctx context.Context, c store.UniqueChange) error {
 	typ, id, _ := strings.Cut(c.Ref, "/")
 	if typ != "Patient" {
@@ -192,13 +192,11 @@ func (f *Follower) relink(ctx context.Context, c store.UniqueChange) error {
 		_, a, _ := ParseCAIP10(l.Wallet)
 		keep[a] = true
 	}
-	for _, n := range c.Names {
-		v, ok := strings.CutPrefix(n, "wallet:")
-		if !ok || !common.IsHexAddress(v) {
-			continue
-		}
-		a := common.HexToAddress(v)
-		if !keep[a] && f.PatientOf(CAIP10(f.chainID, a)) == c.Ref {
+	// Every wallet mapped to the patient that its record does not list
+	// is unmapped: those the change names, and any other (a record
+	// altered, or written before wallets were held as unique names).
+	for _, a := range f.walletsOfPatient(c.Ref) {
+		if !keep[a] {
 			links = append(links, WalletPatient{Wallet: CAIP10(f.chainID, a)}) // unmap
 			keep[a] = true
 		}

@@ -158,7 +158,8 @@ type Follower struct {
 	rangeSize uint64
 
 	patients  map[common.Address]string
-	walSaved  map[common.Address]string // patients as persisted (wallets with grants only)
+	walletsOf map[string]map[common.Address]struct{} // patient -> its wallets in patients
+	walSaved  map[common.Address]string              // patients as persisted (wallets with grants only)
 	grantees  map[common.Hash]string
 	preSaved  map[common.Hash]bool
 	byPatient map[common.Address]map[gkey]struct{}
@@ -256,6 +257,7 @@ func NewFollower(ctx context.Context, cfg Config) (*Follower, error) {
 		topics:     []common.Hash{evs["ConsentGranted"].ID, evs["ConsentRevoked"].ID},
 		rangeSize:  cfg.RangeSize,
 		patients:   map[common.Address]string{},
+		walletsOf:  map[string]map[common.Address]struct{}{},
 		walSaved:   map[common.Address]string{},
 		grantees:   map[common.Hash]string{},
 		preSaved:   map[common.Hash]bool{},

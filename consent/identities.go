@@ -69,11 +69,7 @@ func (f *Follower) SetPatients(ctx context.Context, ms []WalletPatient) error {
 	now := f.now().Unix()
 	for i, m := range ms {
 		addr := addrs[i]
-		if m.Patient == "" {
-			delete(f.patients, addr)
-		} else {
-			f.patients[addr] = m.Patient
-		}
+		f.mapWalletLocked(addr, m.Patient)
 		delete(f.unknown, addr)
 		for k := range f.byPatient[addr] {
 			f.reconcileLocked(k, now)
@@ -256,4 +252,39 @@ func (f *Follower) resolvePatients(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// mapWalletLocked maps addr to the patient ref ("": unmaps it), keeping
+// the index of each patient's wallets.
+func (f *Follower) mapWalletLocked(addr common.Address, ref string) {
+	if old, ok := f.patients[addr]; ok {
+		if m := f.walletsOf[old]; m != nil {
+			delete(m, addr)
+			if len(m) == 0 {
+				delete(f.walletsOf, old)
+			}
+		}
+	}
+	if ref == "" {
+		delete(f.patients, addr)
+		return
+	}
+	f.patients[addr] = ref
+	m := f.walletsOf[ref]
+	if m == nil {
+		m = map[common.Address]struct{}{}
+		f.walletsOf[ref] = m
+	}
+	m[addr] = struct{}{}
+}
+
+// walletsOfPatient returns the wallets mapped to the patient ref.
+func (f *Follower) walletsOfPatient(ref string) []common.Address {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]common.Address, 0, len(f.walletsOf[ref]))
+	for a := range f.walletsOf[ref] {
+		out = append(out, a)
+	}
+	return out
 }

@@ -104,7 +104,7 @@ func (f *Follower) load(ctx context.Context) error {
 		if len(k) == wl+common.AddressLength {
 			a := common.BytesToAddress(k[wl:])
 			if _, pushed := f.patients[a]; !pushed { // SetPatient before a reload wins
-				f.patients[a] = string(v)
+				f.mapWalletLocked(a, string(v))
 			}
 			f.walSaved[a] = string(v)
 		}
