@@ -44,7 +44,8 @@ func TestCluster(t *testing.T) {
 	rds := redistest.Start(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d/fhir", gethtest.FreePort(t)) // the load balancer's
 	root := strings.TrimSuffix(base, "/fhir")
-	args := []string{"--store", rds.URL(), "--store-prefix", redistest.Prefix(t), "--eth-rpc", node.WS, "--eth-public-rpc", node.HTTP,
+	prefix := redistest.Prefix(t)
+	args := []string{"--store", rds.URL(), "--store-prefix", prefix, "--eth-rpc", node.WS, "--eth-public-rpc", node.HTTP,
 		"--base-url", base, "--anchor-interval", "1s", "--eth-block-period", "1s"}
 
 	// Three replicas starting at once on an empty store: one deploys the
@@ -95,6 +96,14 @@ func TestCluster(t *testing.T) {
 			if status, body, _ := httpDo(t, "GET", url(i)+"/Patient?_count=1", ehr, nil); status != 200 {
 				t.Fatalf("replica %d refused a token minted from the store: %d %s", i, status, body)
 			}
+		}
+	})
+
+	t.Run("ReindexRefusedWhileReplicasServe", func(t *testing.T) {
+		var out bytes.Buffer
+		code := run([]string{"reindex", "--store", rds.URL(), "--store-prefix", prefix}, &out, &out)
+		if code != 1 || !strings.Contains(out.String(), "replicas are serving") {
+			t.Fatalf("reindex while three replicas serve: exit %d: %s", code, out.String())
 		}
 	})
 
