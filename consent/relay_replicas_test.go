@@ -12,8 +12,11 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/crypto"
 
+	"github.com/fhirgate/fhirgate/anchor"
+	"github.com/fhirgate/fhirgate/anchor/ethanchor"
 	"github.com/fhirgate/fhirgate/chain"
 	"github.com/fhirgate/fhirgate/chain/outbox"
+	"github.com/fhirgate/fhirgate/contracts/bindings"
 	"github.com/fhirgate/fhirgate/contracts/consentsig"
 	"github.com/fhirgate/fhirgate/internal/enginetest"
 	"github.com/fhirgate/fhirgate/store"
@@ -34,11 +37,17 @@ type gwReplica struct {
 
 	mu   sync.Mutex
 	sent []*chain.Pending // the stand-in anchorer's transactions
+
+	// With anchorTo: the replica's real anchor Log (ethanchor on the
+	// AuditAnchor), under the same lease.
+	alog       *anchor.Log
+	stopAnchor context.CancelFunc
+	anchorDone chan struct{}
 }
 
 const replicaLeaseTTL = time.Second
 
-func startGwReplica(t *testing.T, e *env, eng store.Engine, fl *follower, name string) *gwReplica {
+func startGwReplica(t *testing.T, e *env, eng store.Engine, fl *follower, name string, anchorTo *chain.Deployment) *gwReplica {
 	t.Helper()
 	ctx := testCtx(t)
 	s, err := chain.NewSender(ctx, e.c, e.dev.Key(), chain.SenderOptions{Logger: testLogger().With("replica", name)})
@@ -51,6 +60,25 @@ func startGwReplica(t *testing.T, e *env, eng store.Engine, fl *follower, name s
 		PollInterval: 50 * time.Millisecond, AnswerWait: 5 * time.Second, Logger: testLogger().With("replica", name)})
 	if err != nil {
 		t.Fatal(err)
+	}
+	r.anchorDone = make(chan struct{})
+	r.stopAnchor = func() {}
+	if anchorTo != nil {
+		anc, err := ethanchor.New(ctx, ethanchor.Config{Sender: s, Contract: anchorTo.Address, FromBlock: anchorTo.Block, Logger: testLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { anc.Close() })
+		r.alog, err = anchor.Open(ctx, anchor.Config{Store: store.New(eng, store.Options{}), Anchorer: anc, Lease: r.lease,
+			Interval: 150 * time.Millisecond, PollInterval: 20 * time.Millisecond, ChainPollInterval: 100 * time.Millisecond, Logger: testLogger().With("replica", name)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		actx, stop := context.WithCancel(context.Background())
+		r.stopAnchor = stop
+		go func() { defer close(r.anchorDone); r.alog.Run(actx) }()
+	} else {
+		close(r.anchorDone)
 	}
 	kctx, stopKeep := context.WithCancel(context.Background())
 	tctx, stopTx := context.WithCancel(context.Background())
@@ -76,8 +104,8 @@ func startGwReplica(t *testing.T, e *env, eng store.Engine, fl *follower, name s
 				return
 			case <-time.After(40 * time.Millisecond):
 			}
-			if !r.lease.Held() {
-				continue
+			if anchorTo != nil || !r.lease.Held() {
+				continue // the real anchor Log sends
 			}
 			p, err := s.Send(tctx, chain.TxRequest{To: &self, Gas: 21_000})
 			if err != nil {
@@ -98,6 +126,8 @@ func (r *gwReplica) kill() {
 	<-r.keepDone
 	r.stopTx()
 	<-r.txDone
+	r.stopAnchor()
+	<-r.anchorDone
 	r.relay.Close()
 }
 
@@ -137,24 +167,65 @@ func (r *gwReplica) grant(t *testing.T, p *relayPatient, scope string) (Accepted
 // everything is mined.
 func TestRelayTwoReplicasOneSender(t *testing.T) {
 	for _, be := range enginetest.Backends(t) {
-		t.Run(be.Name, func(t *testing.T) { testRelayTwoReplicas(t, func() store.Engine { return be.Open(t) }) })
+		t.Run(be.Name, func(t *testing.T) { testRelayTwoReplicas(t, func() store.Engine { return be.Open(t) }, false) })
+	}
+}
+
+// The same with the replicas' real anchor Logs (ethanchor on an
+// AuditAnchor) sending checkpoints from the gateway's key alongside the
+// relay, while resources with leaves are written all along: every leaf
+// is anchored, by a, then by b.
+func TestRelayAndAnchorTwoReplicas(t *testing.T) {
+	for _, be := range enginetest.Backends(t) {
+		t.Run(be.Name, func(t *testing.T) { testRelayTwoReplicas(t, func() store.Engine { return be.Open(t) }, true) })
 	}
 }
 
 // testRelayTwoReplicas runs on a backend whose open gives every replica
 // its own handle (the follower, which only names the known grantees, keeps
 // its own Pebble store).
-func testRelayTwoReplicas(t *testing.T, open func() store.Engine) {
+func testRelayTwoReplicas(t *testing.T, open func() store.Engine, anchoring bool) {
 	e := newEnv(t, chain.DevConfig{Manual: true})
 	fl := e.follow(nil)
 	ctx := testCtx(t)
+	var dep *chain.Deployment
+	if anchoring {
+		p, err := e.gw.Send(ctx, chain.TxRequest{Data: append(common.FromHex(bindings.AuditAnchorMetaData.Bin), bindings.NewAuditAnchor().PackConstructor(e.gw.Address())...), Gas: 3_000_000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.mine()
+		rc, err := e.gw.Wait(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dep = &chain.Deployment{Address: rc.ContractAddress, Block: rc.BlockNumber.Uint64()}
+	}
 	startNonce, err := e.c.PendingNonceAt(ctx, e.gw.Address())
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := startGwReplica(t, e, open(), fl, "a")
+	a := startGwReplica(t, e, open(), fl, "a", dep)
 	eventually(t, 5*time.Second, a.lease.Held, "a holds the sending lease")
-	b := startGwReplica(t, e, open(), fl, "b")
+	b := startGwReplica(t, e, open(), fl, "b", dep)
+	// Resources with leaves, written all along (with anchoring).
+	wst := store.New(open(), store.Options{})
+	wctx, stopW := context.WithCancel(ctx)
+	wdone := make(chan struct{})
+	go func() {
+		defer close(wdone)
+		for i := 0; anchoring && wctx.Err() == nil; i++ {
+			id := fmt.Sprintf("w%d", i)
+			v := store.Version{Type: "Basic", ID: id, VID: 1, LastUpdated: time.Now().UTC().Truncate(time.Microsecond), Method: store.MethodCreate,
+				Body: fmt.Appendf(nil, `{"id":%q,"resourceType":"Basic"}`, id)}
+			if err := wst.Commit(wctx, []store.Write{{New: v, Leaf: anchor.NewLeaf("Basic", id, 1, v.Body).Data()}}); err != nil && wctx.Err() == nil {
+				t.Error(err)
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	defer func() { stopW(); <-wdone }()
 	fl.AddGrantees(ctx, "Practitioner/rep-doc")
 	var patients []*relayPatient
 	for i := range 4 {
@@ -218,37 +289,6 @@ func testRelayTwoReplicas(t *testing.T, open func() store.Engine) {
 	}()
 	defer func() { stopMiner(); <-minerDone }()
 
-	var accepted []Accepted
-	submitRound := func(rs ...*gwReplica) {
-		for i, p := range patients[1:] {
-			r := rs[i%len(rs)]
-			acc, err := r.grant(t, p, fmt.Sprintf("Observation.r%s", []string{"", "s"}[int(p.next)%2]))
-			if err != nil {
-				t.Fatalf("grant on %s: %v", r.name, err)
-			}
-			accepted = append(accepted, acc)
-		}
-	}
-	submitRound(a, b)
-	time.Sleep(300 * time.Millisecond)
-	submitRound(b, a)
-
-	// a dies with transactions in flight; b takes over within seconds.
-	died := time.Now()
-	a.kill()
-	eventually(t, 5*time.Second, b.lease.Held, "b takes the sending lease")
-	t.Logf("b took over %s after a died (TTL %s)", time.Since(died).Round(time.Millisecond), replicaLeaseTTL)
-	submitRound(b)
-	time.Sleep(300 * time.Millisecond)
-	b.stopTx()
-	<-b.txDone
-
-	for _, acc := range append(accepted, Accepted{RequestID: acc.RequestID}, Accepted{RequestID: acc2.RequestID}) {
-		eventually(t, 30*time.Second, func() bool {
-			st, err := b.relay.Status(ctx, acc.RequestID)
-			return err == nil && st.State == stateConfirmed
-		}, "relay request %s confirmed", acc.RequestID.Hex())
-	}
 	// Every transaction sent by either replica is mined, successful, and
 	// alone on its nonce; the account's nonces have no gap.
 	byNonce := map[uint64]common.Hash{}
@@ -265,6 +305,71 @@ func testRelayTwoReplicas(t *testing.T, open func() store.Engine) {
 			t.Fatalf("nonce %d used by %s and %s", tx.Nonce(), prev.Hex(), h.Hex())
 		}
 		byNonce[tx.Nonce()] = h
+	}
+	var (
+		accepted    []Accepted
+		checkpoints int
+	)
+	submitRound := func(rs ...*gwReplica) {
+		for i, p := range patients[1:] {
+			r := rs[i%len(rs)]
+			acc, err := r.grant(t, p, fmt.Sprintf("Observation.r%s", []string{"", "s"}[int(p.next)%2]))
+			if err != nil {
+				t.Fatalf("grant on %s: %v", r.name, err)
+			}
+			accepted = append(accepted, acc)
+		}
+	}
+	submitRound(a, b)
+	time.Sleep(300 * time.Millisecond)
+	submitRound(b, a)
+
+	if anchoring {
+		eventually(t, 10*time.Second, func() bool { return a.alog.Status().Anchored > 0 }, "a anchors a checkpoint")
+		if b.alog.IsAnchorer() || b.alog.Health() != nil || !b.alog.Status().Standby {
+			t.Fatalf("b while a anchors: anchorer %v, health %v, status %+v", b.alog.IsAnchorer(), b.alog.Health(), b.alog.Status())
+		}
+	}
+	// a dies with transactions in flight; b takes over within seconds.
+	died := time.Now()
+	a.kill()
+	eventually(t, 5*time.Second, b.lease.Held, "b takes the sending lease")
+	t.Logf("b took over %s after a died (TTL %s)", time.Since(died).Round(time.Millisecond), replicaLeaseTTL)
+	submitRound(b)
+	time.Sleep(300 * time.Millisecond)
+	b.stopTx()
+	<-b.txDone
+	if anchoring {
+		stopW()
+		<-wdone
+		size, err := b.alog.Cut(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		logSize, _ := wst.LogSize(ctx)
+		if size != logSize {
+			t.Fatalf("b cut %d of %d leaves", size, logSize)
+		}
+		eventually(t, 30*time.Second, func() bool { return b.alog.Status().Anchored == logSize }, "every leaf anchored by b")
+		cps, err := b.alog.Checkpoints(ctx, anchor.CheckpointQuery{All: true, Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, cp := range cps {
+			if !cp.Anchored() {
+				t.Errorf("checkpoint %d left %s", cp.TreeSize, cp.State)
+			}
+			note(common.Hash(cp.TxHash))
+		}
+		t.Logf("%d leaves in %d checkpoints, anchored by a then b", logSize, len(cps))
+		checkpoints = len(cps)
+	}
+
+	for _, acc := range append(accepted, Accepted{RequestID: acc.RequestID}, Accepted{RequestID: acc2.RequestID}) {
+		eventually(t, 30*time.Second, func() bool {
+			st, err := b.relay.Status(ctx, acc.RequestID)
+			return err == nil && st.State == stateConfirmed
+		}, "relay request %s confirmed", acc.RequestID.Hex())
 	}
 	var anchors int
 	for _, r := range []*gwReplica{a, b} {
@@ -292,7 +397,7 @@ func testRelayTwoReplicas(t *testing.T, open func() store.Engine) {
 		t.Fatal(err)
 	}
 	// The 2 grants left for p0 (Encounter, Procedure) are counted too.
-	t.Logf("%d anchor stand-in and %d relayed transactions on %d nonces (%d..%d)", anchors, relays+2, len(byNonce)+2, startNonce, end)
+	t.Logf("%d anchoring (%d checkpoints, %d stand-ins) and %d relayed transactions on %d nonces (%d..%d)", anchors+checkpoints, checkpoints, anchors, relays+2, len(byNonce)+2, startNonce, end)
 	if got := end - startNonce; got != uint64(len(byNonce)+2) {
 		t.Fatalf("the account used %d nonces for %d transactions", got, len(byNonce)+2)
 	}
