@@ -38,6 +38,13 @@ type DB struct {
 	// are checked and the batch is queued for the WAL under mu, and the
 	// fsync is awaited outside it, so concurrent commits still share one
 	// fsync (group commit) while log indexes stay contiguous in WAL order.
+	//
+	// An in-process mutex is enough because only one process ever opens
+	// the directory: Pebble holds an exclusive lock on it (a second
+	// gateway or `gateway reindex` is refused at open), so every writer
+	// of this store goes through this mu. Several processes share a
+	// store only through store/redis, whose commit script is atomic in
+	// Redis itself (storetest.RunShared runs both).
 	mu      sync.Mutex
 	logSize uint64
 }
