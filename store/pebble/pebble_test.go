@@ -139,3 +139,26 @@ func TestShared(t *testing.T) {
 		return storetest.SharedView(db), storetest.SharedView(db)
 	})
 }
+
+// The in-process commit mutex is the only order a Pebble store needs
+// because a second process cannot open the directory: the open is
+// refused while the first holds it, and admitted once it closed.
+func TestDirectoryAdmitsOneProcess(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	first, err := New(ctx, Config{Dir: dir, CacheBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second, err := New(ctx, Config{Dir: dir, CacheBytes: 1 << 20}); err == nil {
+		second.Close()
+		first.Close()
+		t.Fatal("a second handle opened a directory another holds")
+	}
+	first.Close()
+	again, err := New(ctx, Config{Dir: dir, CacheBytes: 1 << 20})
+	if err != nil {
+		t.Fatalf("open after close: %v", err)
+	}
+	again.Close()
+}
