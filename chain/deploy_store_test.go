@@ -29,6 +29,7 @@ func TestStoreDeploymentsReplicas(t *testing.T) {
 			before, _ := d.Client().NonceAt(ctx, gw.Address, nil)
 			const replicas = 3
 			deps := make([]Deployment, replicas)
+			start := time.Now()
 			var wg sync.WaitGroup
 			for i := range replicas {
 				// Each replica: its own store handle, book and Sender
@@ -57,6 +58,7 @@ func TestStoreDeploymentsReplicas(t *testing.T) {
 			if after, _ := d.Client().NonceAt(ctx, gw.Address, nil); after != before+1 {
 				t.Fatalf("%d transactions sent for one deployment", after-before)
 			}
+			t.Logf("%d replicas, one deployment, all agreed after %v", replicas, time.Since(start).Round(time.Millisecond))
 			if v := fx.value(t, d.Client(), deps[0].Address); v != 7 {
 				t.Fatalf("value %d", v)
 			}
@@ -116,9 +118,11 @@ func TestStoreDeploymentsTakeOver(t *testing.T) {
 			if dep.Address != deployAddress(gw.Address, p.Nonce()) || dep.Pending || dep.Block == 0 {
 				t.Fatalf("adopted %+v", dep)
 			}
-			if waited := time.Since(start); waited < ttl {
+			waited := time.Since(start)
+			if waited < ttl {
 				t.Fatalf("took the lease over after %v, before its TTL %v", waited, ttl)
 			}
+			t.Logf("took over and adopted the dead replica's deployment after %v (lease TTL %v)", waited.Round(time.Millisecond), ttl)
 			if n, _ := d.Client().NonceAt(ctx, gw.Address, nil); n != p.Nonce()+1 {
 				t.Fatalf("nonce %d: deployed twice?", n)
 			}
