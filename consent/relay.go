@@ -146,7 +146,8 @@ type Relay struct {
 
 	dmu     sync.Mutex // guards drivers
 	drivers map[string]context.CancelFunc
-	lastGC  time.Time
+	lastGC  time.Time // sender loop only
+	lastErr string    // the last send failure logged (sender loop only)
 
 	ctx    context.Context
 	cancel context.CancelFunc

@@ -331,9 +331,12 @@ func (r *Relay) work(ctx context.Context) error {
 			}
 			if err := r.send(ctx, rec, raw); err != nil {
 				blocked[patient] = true
-				if !errors.Is(err, store.ErrNotHeld) && !errors.Is(err, store.ErrConflict) {
+				if !errors.Is(err, store.ErrNotHeld) && !errors.Is(err, store.ErrConflict) && err.Error() != r.lastErr {
 					r.log.Warn("consent: sending a relayed transaction failed; retrying", "id", rec.ID, "err", err)
 				}
+				r.lastErr = err.Error()
+			} else {
+				r.lastErr = ""
 			}
 		case statePending:
 			r.drive(rec)
