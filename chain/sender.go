@@ -161,7 +161,8 @@ type Gate interface {
 // locally so many transactions can be in flight at once, and waits for
 // their receipts. It is safe for concurrent use. One Sender per key and
 // process: two Senders sharing a key fight over nonces (they recover, but
-// transactions fail with ErrNonceTaken).
+// transactions fail with ErrNonceTaken), unless a Gate (chain/outbox)
+// lets only one of them send at a time.
 type Sender struct {
 	c       *Client
 	key     *ecdsa.PrivateKey
