@@ -17,9 +17,20 @@ import (
 // match returns the ids of typ matching search criteria (at most two: a
 // conditional interaction only needs to know none, one or several).
 func (s *Server) match(c *fiber.Ctx, typ, crit string) ([]string, error) {
+	q, err := s.criteriaQuery(c, typ, crit)
+	if err != nil {
+		return nil, err
+	}
+	return s.matchQuery(c, &q, 2)
+}
+
+// criteriaQuery parses the criteria of a conditional interaction or
+// reference into a store query; criteria the server does not understand
+// are refused.
+func (s *Server) criteriaQuery(c *fiber.Ctx, typ, crit string) (store.Query, error) {
 	params, err := url.ParseQuery(crit)
 	if err != nil {
-		return nil, errorf(fiber.StatusBadRequest, "invalid", "the search criteria are malformed")
+		return store.Query{}, errorf(fiber.StatusBadRequest, "invalid", "the search criteria are malformed")
 	}
 	for k := range params {
 		if strings.HasPrefix(k, "_") && k != "_id" && k != "_lastUpdated" && k != "_tag" && k != "_profile" && k != "_security" && k != "_source" && !strings.HasPrefix(k, "_has") {
@@ -27,20 +38,26 @@ func (s *Server) match(c *fiber.Ctx, typ, crit string) ([]string, error) {
 		}
 	}
 	if len(params) == 0 {
-		return nil, errorf(fiber.StatusBadRequest, "invalid", "conditional interactions need search criteria")
+		return store.Query{}, errorf(fiber.StatusBadRequest, "invalid", "conditional interactions need search criteria")
 	}
 	// Criteria the server does not understand must not be ignored here: a
 	// conditional write would hit the wrong resource.
 	q, err := search.ParseQuery(typ, params, search.Options{Base: s.base(c), Strict: true, Now: s.now()})
 	var se *search.Error
 	if errors.As(err, &se) {
-		return nil, errorAt(fiber.StatusBadRequest, "invalid", se.Param, se.Error())
+		return store.Query{}, errorAt(fiber.StatusBadRequest, "invalid", se.Param, se.Error())
 	}
 	if err != nil {
-		return nil, err
+		return store.Query{}, err
 	}
-	sq := q.Store
-	sq.Count = 2
+	return q.Store, nil
+}
+
+// matchQuery returns up to n ids of resources matching q that the client
+// may see.
+func (s *Server) matchQuery(c *fiber.Ctx, q *store.Query, n int) ([]string, error) {
+	sq := *q
+	sq.Count = n
 	// What the client may not see does not match: a conditional
 	// interaction must not reveal that it exists.
 	sq.Filter = s.visible(c, policy.SearchType)

@@ -203,9 +203,13 @@ func methodRank(m string) int {
 // fails with its status and an issue pointing at the entry.
 func txError(e *txEntry, err error) error {
 	status, issues, _ := statusOf(err)
+	entry := e.method + " " + e.url
+	if e.fullURL != "" {
+		entry += " (fullUrl " + truncate(e.fullURL, 200) + ")"
+	}
 	for i := range issues {
 		issues[i].Expression = []string{entryPath(e.index, strings.Join(issues[i].Expression, ","))}
-		issues[i].Diagnostics = e.method + " " + e.url + ": " + issues[i].Diagnostics
+		issues[i].Diagnostics = entry + ": " + issues[i].Diagnostics
 	}
 	return &httpError{status: status, issue: issues[0]}
 }
@@ -275,10 +279,12 @@ func (s *Server) prepareTransaction(c *fiber.Ctx, p *policy.Principal, order []*
 			targets[k] = e.index
 		}
 	}
-	// References between entries point at the resolved ids.
+	// References between entries point at the resolved ids, conditional
+	// references at the resources they match (txrefs.go).
+	refs := s.newRefResolver(c, ids, order, rw)
 	for _, e := range order {
 		if (e.method == "POST" || e.method == "PUT") && e.existing == nil {
-			if err := s.rewriteReferences(c, &e.res.Root, ids, rw); err != nil {
+			if err := refs.rewrite(&e.res.Root); err != nil {
 				return txError(e, err)
 			}
 		}
@@ -399,54 +405,6 @@ func (s *Server) resolveEntry(c *fiber.Ctx, p *policy.Principal, e *txEntry, ids
 	}
 	if e.fullURL != "" {
 		ids[e.fullURL] = typ + "/" + e.id
-	}
-	return nil
-}
-
-// rewriteReferences points every Reference.reference at the ids the
-// transaction resolved: fullUrls of other entries (urn:uuid: or absolute)
-// and conditional references ("Patient?identifier=...", which must match
-// exactly one resource).
-func (s *Server) rewriteReferences(c *fiber.Ctx, v *fhirjson.Value, ids map[string]string, rw *rewrites) error {
-	switch v.Kind {
-	case fhirjson.Array:
-		for i := range v.Items {
-			if err := s.rewriteReferences(c, &v.Items[i], ids, rw); err != nil {
-				return err
-			}
-		}
-	case fhirjson.Object:
-		for i := range v.Members {
-			m := &v.Members[i]
-			if m.Key != "reference" || m.Value.Kind != fhirjson.String {
-				if err := s.rewriteReferences(c, &m.Value, ids, rw); err != nil {
-					return err
-				}
-				continue
-			}
-			ref := m.Value.Str
-			if to, ok := ids[ref]; ok {
-				rw.set(&m.Value.Str, to)
-				continue
-			}
-			switch {
-			case strings.HasPrefix(ref, "urn:uuid:") || strings.HasPrefix(ref, "urn:oid:"):
-				return errorf(fiber.StatusBadRequest, "invalid", "the reference "+ref+" is to no entry of the transaction")
-			case strings.Contains(ref, "?") && !strings.Contains(ref, "://"):
-				typ, query, _ := strings.Cut(ref, "?")
-				if !fhir.IsResourceType(typ) {
-					return errorf(fiber.StatusBadRequest, "invalid", "conditional reference to an unknown type")
-				}
-				found, err := s.match(c, typ, query)
-				if err != nil {
-					return err
-				}
-				if len(found) != 1 {
-					return errorf(fiber.StatusPreconditionFailed, "multiple-matches", "the conditional reference "+truncate(ref, 100)+" matches "+strconv.Itoa(len(found))+" resources, not one")
-				}
-				rw.set(&m.Value.Str, typ+"/"+found[0])
-			}
-		}
 	}
 	return nil
 }
@@ -647,11 +605,31 @@ func statusLine(code int) string {
 // failing entry answers with its OperationOutcome and the others go on.
 func (s *Server) batch(c *fiber.Ctx, entries []*txEntry) error {
 	b := newBundle("batch-response")
+	var rw rewrites
 	for _, e := range entries {
-		e.status, e.hdr, e.body = s.dispatchWithin(c, e)
+		// An entry's conditional references resolve before it runs, each
+		// entry on its own: one that matches nothing fails that entry.
+		if err := s.batchReferences(c, e, &rw); err != nil {
+			status, issues, _ := statusOf(txError(e, err))
+			e.status, e.hdr, e.body = status, http.Header{}, fhir.OperationOutcome(issues...)
+		} else {
+			e.status, e.hdr, e.body = s.dispatchWithin(c, e)
+		}
 		b.add(s.responseEntry(c, e))
 	}
 	return s.sendBundle(c, fiber.StatusOK, b)
+}
+
+// batchReferences resolves the conditional references of a batch entry
+// that writes a resource; the entry runs with the literal references.
+func (s *Server) batchReferences(c *fiber.Ctx, e *txEntry, rw *rewrites) error {
+	if (e.method != "POST" && e.method != "PUT") || e.resVal == nil {
+		return nil
+	}
+	if overBudget(c.UserContext()) {
+		return nil // dispatchWithin answers too-costly
+	}
+	return s.newRefResolver(c, nil, nil, rw).rewrite(e.resVal)
 }
 
 // dispatchWithin dispatches e unless the batch's time budget is spent:
