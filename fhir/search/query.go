@@ -552,6 +552,16 @@ func parseInclude(key, raw, mod, typ string, rev bool) (Include, error) {
 	if mod != "" && !inc.Iterate {
 		return inc, &Error{Param: key, Msg: "unknown modifier :" + mod}
 	}
+	if first, rest, ok := strings.Cut(raw, ","); ok {
+		// Several values joined with commas (as @medplum/core sends them):
+		// one value per parameter, the parameter repeated.
+		second, more, _ := strings.Cut(rest, ",")
+		example := key + "=" + first + "&" + key + "=" + second
+		if more != "" {
+			example += "&..."
+		}
+		return inc, &Error{Param: key, Msg: "takes one SourceType:parameter[:TargetType]; repeat the parameter instead of joining values with commas: " + example}
+	}
 	parts := strings.Split(raw, ":")
 	if len(parts) < 2 || len(parts) > 3 {
 		if raw == "*" && !rev {
