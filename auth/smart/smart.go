@@ -413,8 +413,10 @@ func printableScope(s policy.Scope) bool {
 	return true
 }
 
-// Configuration is the .well-known/smart-configuration document of the
-// backend-services server (SMART App Launch v2, "Conformance").
+// Configuration is the .well-known/smart-configuration document (SMART
+// App Launch v2, "Conformance"). Without a client registry the token
+// endpoint grants nothing: grant_types_supported is empty and
+// BackendServices says why.
 type Configuration struct {
 	TokenEndpoint                              string   `json:"token_endpoint"`
 	TokenEndpointAuthMethodsSupported          []string `json:"token_endpoint_auth_methods_supported"`
@@ -425,7 +427,56 @@ type Configuration struct {
 	// server without an authorization endpoint; it lists S256 only.
 	CodeChallengeMethodsSupported []string `json:"code_challenge_methods_supported"`
 	Capabilities                  []string `json:"capabilities"`
+	// BackendServices, set when client_credentials is not offered, says
+	// so in words (an extension field; SMART allows others).
+	BackendServices string `json:"backend_services,omitempty"`
+	// SignInWithEthereum tells wallets where and how to sign in (an
+	// extension field); nil when the gateway offers no wallet sign-in.
+	SignInWithEthereum *WalletSignIn `json:"sign_in_with_ethereum,omitempty"`
 }
+
+// WalletSignIn is the sign_in_with_ethereum extension of the
+// configuration: the EIP-4361 endpoints and what a message must say.
+type WalletSignIn struct {
+	// NonceEndpoint answers GET with {"nonce": "..."}, single-use.
+	NonceEndpoint string `json:"nonce_endpoint"`
+	// SignInEndpoint takes POST {"message", "signature"} and answers the
+	// token.
+	SignInEndpoint string `json:"sign_in_endpoint"`
+	// Domain the message must name; its URI must be on URIOrigin.
+	Domain    string `json:"domain"`
+	URIOrigin string `json:"uri_origin"`
+	ChainID   uint64 `json:"chain_id"`
+	// Lifetimes in seconds: of a nonce, of a message (from its Issued
+	// At), the clock skew tolerated, and of the token.
+	NonceLifetime int64 `json:"nonce_lifetime_seconds"`
+	MessageMaxAge int64 `json:"message_max_age_seconds"`
+	ClockSkew     int64 `json:"clock_skew_seconds"`
+	TokenLifetime int64 `json:"token_lifetime_seconds"`
+	// Scopes granted by role (patient, practitioner, ...).
+	Scopes map[string]string `json:"scopes_by_role"`
+	// Specification is EIP-4361's URL.
+	Specification string `json:"specification"`
+}
+
+// NotOffered is the configuration of a gateway without a client registry:
+// its token endpoint (tokenURL) answers every request with an error.
+func NotOffered(tokenURL string) Configuration {
+	return Configuration{
+		TokenEndpoint:                              tokenURL,
+		TokenEndpointAuthMethodsSupported:          []string{},
+		TokenEndpointAuthSigningAlgValuesSupported: []string{},
+		GrantTypesSupported:                        []string{},
+		ScopesSupported:                            []string{},
+		CodeChallengeMethodsSupported:              []string{"S256"},
+		Capabilities:                               []string{"permission-v1", "permission-v2"},
+		BackendServices:                            ErrNotOffered.Description,
+	}
+}
+
+// ErrNotOffered is the token endpoint's answer on a gateway without a
+// client registry.
+var ErrNotOffered = &Error{Code: "unsupported_grant_type", Description: "SMART Backend Services are not offered: this gateway was started without a client registry (--clients), so no client can obtain a token here; people sign in with their wallet (sign_in_with_ethereum)"}
 
 // SmartConfiguration is the configuration document for a gateway whose
 // token endpoint is TokenEndpoint(baseURL). No authorization_endpoint

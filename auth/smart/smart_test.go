@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -599,4 +600,22 @@ func FuzzClientAssertion(f *testing.F) {
 			t.Fatal("empty token")
 		}
 	})
+}
+
+// TestNotOffered: without a registry the document keeps the token
+// endpoint (REQUIRED) but offers no grant, says why, and the endpoint's
+// error is an OAuth error a client can show.
+func TestNotOffered(t *testing.T) {
+	c := NotOffered(tokenURL)
+	if c.TokenEndpoint != tokenURL || len(c.GrantTypesSupported) != 0 || len(c.TokenEndpointAuthMethodsSupported) != 0 ||
+		slices.Contains(c.Capabilities, "client-confidential-asymmetric") || !strings.Contains(c.BackendServices, "--clients") {
+		t.Fatalf("NotOffered = %+v", c)
+	}
+	b, _ := json.Marshal(c)
+	if !strings.Contains(string(b), `"grant_types_supported":[]`) || strings.Contains(string(b), `"sign_in_with_ethereum":`) {
+		t.Fatalf("JSON %s", b)
+	}
+	if ErrNotOffered.Status() != 400 || ErrNotOffered.Code != "unsupported_grant_type" {
+		t.Fatalf("ErrNotOffered %+v", ErrNotOffered)
+	}
 }

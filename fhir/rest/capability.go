@@ -113,10 +113,19 @@ func (s *Server) capabilityStatement(c *fiber.Ctx) *fhirjson.Value {
 	rest := fhirjson.Obj(
 		kv("mode", str("server")),
 		kv("security", fhirjson.Obj(
+			// SMART's oauth-uris: where clients that read the
+			// CapabilityStatement rather than .well-known (fhirclient
+			// falls back to it) find the token endpoint.
+			kv("extension", fhirjson.Arr(fhirjson.Obj(
+				kv("url", str("http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris")),
+				kv("extension", fhirjson.Arr(fhirjson.Obj(kv("url", str("token")), kv("valueUri", str(s.tokenURL(c)))))),
+			))),
 			kv("service", fhirjson.Arr(fhirjson.Obj(kv("coding", fhirjson.Arr(fhirjson.Obj(
 				kv("system", str("http://terminology.hl7.org/CodeSystem/restful-security-service")),
-				kv("code", str("SMART-on-FHIR")))))))),
-			kv("description", str("OAuth2 bearer tokens with SMART v2 scopes (system/Type.cruds); v1 scopes (read/write) are accepted.")),
+				kv("code", str("SMART-on-FHIR")),
+				kv("display", str("SMART-on-FHIR")))),
+			)))),
+			kv("description", str(s.securityDescription())),
 		)),
 		kv("resource", resourceCapabilities()),
 		kv("interaction", codes("transaction", "batch", "history-system")),
@@ -143,4 +152,18 @@ func (s *Server) capabilityStatement(c *fiber.Ctx) *fhirjson.Value {
 		kv("rest", fhirjson.Arr(rest)),
 	)
 	return &cs
+}
+
+func (s *Server) securityDescription() string {
+	d := "OAuth2 bearer tokens with SMART v2 scopes (system/Type.cruds); v1 scopes (read/write) are accepted. " +
+		"Discovery: [base]/.well-known/smart-configuration."
+	if s.cfg.SMART != nil {
+		d += " EHR systems: SMART Backend Services (client_credentials with a private_key_jwt assertion) at the token endpoint."
+	} else {
+		d += " SMART Backend Services are not offered (no client registry)."
+	}
+	if s.cfg.SIWE != nil {
+		d += " People: Sign-In With Ethereum (EIP-4361) at /auth/siwe (see sign_in_with_ethereum in the discovery document)."
+	}
+	return d
 }

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -30,11 +31,28 @@ func (s *Server) authRoutes() {
 		s.app.Get("/auth/siwe/nonce", s.siweNonce)
 		s.app.Post("/auth/siwe", s.siweLogin)
 	}
-	if s.cfg.SMART != nil {
-		s.app.Get("/.well-known/smart-configuration", s.smartConfiguration)
-		s.app.Post(smart.TokenPath, s.smartToken)
-	}
+	// Discovery is public and always served, at the root (as before) and
+	// below the FHIR base, where SMART clients look ([base]/.well-known):
+	// registered before the /fhir group's authentication, so it needs no
+	// token. Without a client registry it says what is not offered, and
+	// the token endpoint answers so, rather than 404.
+	s.app.Get("/.well-known/smart-configuration", s.smartConfiguration)
+	s.app.Get("/fhir/.well-known/smart-configuration", s.smartConfiguration)
+	s.app.Post(smart.TokenPath, s.smartToken)
 }
+
+// tokenURL is the token endpoint's URL: beside the FHIR base (as
+// cmd/gateway configures the SMART server).
+func (s *Server) tokenURL(c *fiber.Ctx) string {
+	if s.cfg.SMART != nil {
+		return s.cfg.SMART.Configuration().TokenEndpoint
+	}
+	return smart.TokenEndpoint(s.rootURL(c))
+}
+
+// rootURL is the gateway's URL without the FHIR base's /fhir: where the
+// sign-in routes are.
+func (s *Server) rootURL(c *fiber.Ctx) string { return strings.TrimSuffix(s.base(c), "/fhir") }
 
 func (s *Server) siweNonce(c *fiber.Ctx) error {
 	n, err := s.cfg.SIWE.NewNonce(c.UserContext(), s.now())
@@ -64,14 +82,45 @@ func (s *Server) siweLogin(c *fiber.Ctx) error {
 	return c.JSON(res)
 }
 
+// smartConfiguration is GET [base]/.well-known/smart-configuration.
 func (s *Server) smartConfiguration(c *fiber.Ctx) error {
-	return c.JSON(s.cfg.SMART.Configuration())
+	var doc smart.Configuration
+	if s.cfg.SMART != nil {
+		doc = s.cfg.SMART.Configuration()
+	} else {
+		doc = smart.NotOffered(s.tokenURL(c))
+	}
+	if s.cfg.SIWE != nil {
+		r := s.cfg.SIWE.Rules()
+		scopes := map[string]string{}
+		for role, sc := range r.Scopes {
+			scopes[string(role)] = sc
+		}
+		root := s.rootURL(c)
+		doc.SignInWithEthereum = &smart.WalletSignIn{
+			NonceEndpoint:  root + "/auth/siwe/nonce",
+			SignInEndpoint: root + "/auth/siwe",
+			Domain:         r.Domain,
+			URIOrigin:      r.Origin,
+			ChainID:        r.ChainID,
+			NonceLifetime:  int64(r.NonceTTL / time.Second),
+			MessageMaxAge:  int64(r.MaxAge / time.Second),
+			ClockSkew:      int64(r.Skew / time.Second),
+			TokenLifetime:  int64(r.TokenTTL / time.Second),
+			Scopes:         scopes,
+			Specification:  "https://eips.ethereum.org/EIPS/eip-4361",
+		}
+	}
+	return c.JSON(doc)
 }
 
 // smartToken is the OAuth token endpoint: client_credentials with a
 // private_key_jwt assertion, answered as RFC 6749 says.
 func (s *Server) smartToken(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderCacheControl, "no-store")
+	if s.cfg.SMART == nil {
+		return c.Status(smart.ErrNotOffered.Status()).JSON(smart.ErrNotOffered)
+	}
 	if mt := strings.TrimSpace(strings.SplitN(c.Get(fiber.HeaderContentType), ";", 2)[0]); mt != fiber.MIMEApplicationForm {
 		return c.Status(http.StatusBadRequest).JSON(fiber.Map{"error": "invalid_request", "error_description": "the token request must be application/x-www-form-urlencoded"})
 	}
