@@ -284,7 +284,7 @@ func (s *Store) addWrite(ctx context.Context, b *Batch, w *Write, feed *[]Unique
 		b.Set(k, []byte(v.ID))
 	}
 	if w.HoldsUnique {
-		if err := s.holdUnique(ctx, b, v, w.Unique, feed); err != nil {
+		if err := s.holdUnique(ctx, b, v, w.Unique, feed, w.Prev == nil); err != nil {
 			return err
 		}
 	}
@@ -310,13 +310,20 @@ func (s *Store) addWrite(ctx context.Context, b *Batch, w *Write, feed *[]Unique
 // holdUnique adds to b what makes v's resource hold exactly names (none
 // once deleted): each new name must be free, each dropped one is
 // released. The conditions make a concurrent taker fail the commit. The
-// names taken or released are noted in feed.
-func (s *Store) holdUnique(ctx context.Context, b *Batch, v *Version, names []string, feed *[]UniqueChange) error {
+// names taken or released are noted in feed. first says the resource has
+// no version yet (the write requires its current pointer absent): it holds
+// nothing, so the held list is not read (one round trip less per create
+// on a network engine); the condition that it is absent stays.
+func (s *Store) holdUnique(ctx context.Context, b *Batch, v *Version, names []string, feed *[]UniqueChange, first bool) error {
 	self := v.Type + "/" + v.ID
 	hk := heldKey(self)
-	old, err := s.e.Get(ctx, hk)
+	var old []byte
+	var err error
+	if !first {
+		old, err = s.e.Get(ctx, hk)
+	}
 	switch {
-	case errors.Is(err, ErrNotFound):
+	case first || errors.Is(err, ErrNotFound):
 		old = nil
 		b.Require(hk, nil)
 	case err != nil:
@@ -432,7 +439,7 @@ func (s *Store) Hold(ctx context.Context, cur Version, names []string) error {
 	var b Batch
 	var feed []UniqueChange
 	b.Require(currentKey(cur.Type, cur.ID), encodeCurrent(&cur))
-	if err := s.holdUnique(ctx, &b, &cur, names, &feed); err != nil {
+	if err := s.holdUnique(ctx, &b, &cur, names, &feed, false); err != nil {
 		return err
 	}
 	return s.apply(ctx, &b, feed)
