@@ -42,8 +42,7 @@ type Config struct {
 	// so that a Redis that is down or hung turns into a quick 503, never
 	// a request that hangs.
 	DialTimeout, Timeout time.Duration
-	// PoolSize is the number of connections (default go-redis's, 10 per
-	// CPU).
+	// PoolSize is the number of connections (default DefaultPoolSize).
 	PoolSize int
 	// Limits bound one commit (default DefaultLimits).
 	Limits store.Limits
@@ -53,6 +52,15 @@ type Config struct {
 // while it runs (about 1 µs per key written): 50,000 ops is a
 // transaction of 1,000 entries with their index keys, tens of ms.
 var DefaultLimits = store.Limits{MaxOps: 50_000, MaxBytes: 64 << 20}
+
+// DefaultPoolSize is the default number of connections. A connection is
+// held for one round trip, and with appendfsync always Redis answers a
+// round trip only after the fsync of its event-loop iteration: the
+// commands that share an iteration share its fsync, so the pool must let
+// every request in flight have its command in the same iteration.
+// go-redis's default (10 per CPU, 20 on 2 cores) left a third of 64
+// concurrent creates waiting for a connection (BENCHMARKS.md §8).
+const DefaultPoolSize = 128
 
 // DB is a store.Engine on Redis.
 type DB struct {
@@ -81,6 +89,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	opt.MaxRetries = -1
 	opt.DialerRetries = 1
 	opt.DisableIdentity = true
+	opt.PoolSize = DefaultPoolSize
 	if cfg.PoolSize > 0 {
 		opt.PoolSize = cfg.PoolSize
 	}
