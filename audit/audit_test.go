@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -106,40 +105,4 @@ func sameIndex(a, b []store.IndexValue) bool {
 		return m
 	}
 	return maps.Equal(set(a), set(b))
-}
-
-func TestIDRoundTrip(t *testing.T) {
-	for _, p := range []pos{{0, 0}, {1, 0}, {0xabcdef, 0}, {1_763_700_000_000_000, 0}, {1 << 62, 0},
-		{1, 1}, {1_763_700_000_000_000, 0x0123456789abcdef}, {1 << 62, math.MaxUint64}} {
-		id := eventID(p)
-		want := idPrefix + fmt.Sprintf("%016x", uint64(p.t))
-		if p.w != 0 {
-			want += fmt.Sprintf("%016x", p.w)
-		}
-		if id != want {
-			t.Fatalf("eventID(%v) = %s, want %s", p, id, want)
-		}
-		if got, ok := parseID(id); !ok || got != p {
-			t.Fatalf("parseID(%s) = %v, %v", id, got, ok)
-		}
-	}
-	for _, bad := range []string{"ae-", "ae-123", "ae-0000000000000001" + "0000000000000000", "ae-000000000000000g",
-		"ae-0000000000000001+000000000000001", "ae-4000000000000001", "x-0000000000000001"} {
-		if p, ok := parseID(bad); ok {
-			t.Errorf("parseID(%s) = %v, want refused", bad, p)
-		}
-	}
-	// Ids sort as positions do.
-	ps := []pos{{5, 0}, {5, 1}, {5, 0xff}, {5, math.MaxUint64}, {6, 0}, {6, 2}}
-	for i := 1; i < len(ps); i++ {
-		if !(eventID(ps[i-1]) < eventID(ps[i])) || ps[i-1].cmp(ps[i]) >= 0 {
-			t.Errorf("%v, %v: ids or positions out of order", ps[i-1], ps[i])
-		}
-		if !bytes.Equal(posKey(nil, ps[i-1].next()), posKey(nil, ps[i])) && ps[i-1].next().cmp(ps[i]) > 0 {
-			t.Errorf("next(%v) after %v", ps[i-1], ps[i])
-		}
-		if string(posKey(nil, ps[i-1])) >= string(posKey(nil, ps[i])) {
-			t.Errorf("keys of %v, %v out of order", ps[i-1], ps[i])
-		}
-	}
 }

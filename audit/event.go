@@ -3,9 +3,11 @@
 // server), what (the resources and patients touched, the search query),
 // when, with which outcome and purpose. Events are FHIR AuditEvent
 // resources appended to the anchored log like any version, so patients and
-// regulators find them by search and prove them on chain; the Trail keeps
-// them in a compact layout of its own and serves them to the store as a
-// read-only type (docs/audit.md section 6).
+// regulators find them by search and prove them on chain; the store keeps
+// them in a journal (store.Journal: a compact layout of a few keys per
+// event, with several replicas appending at once) and serves them as a
+// read-only type; the Trail says what an event holds and how it renders
+// (docs/audit.md section 6).
 package audit
 
 import (

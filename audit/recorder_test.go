@@ -463,14 +463,7 @@ func TestEventsAreBounded(t *testing.T) {
 	if n := count(t, st, "patient=Patient/p1"); n != 1 {
 		t.Fatalf("%d events", n)
 	}
-	var body []byte
-	err := tr.scan(context.Background(), everything, false, nil, func(f *found) (bool, error) {
-		body = f.event.JSON(f.id(), f.at())
-		return false, nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	body := allEvents(t, st)[0].Body
 	if len(body) > 16<<10 {
 		t.Fatalf("the event is %d bytes", len(body))
 	}

@@ -6,11 +6,11 @@ import (
 	"fmt"
 )
 
-// Virtual is a resource type that another component keeps in the engine in
-// its own layout and writes itself: the audit trail keeps AuditEvents in
-// compact segments, because every audited read writes one and the general
-// layout (a current record, history keys, an index list and a key per
-// index value) costs many times more. The store answers reads, searches,
+// Virtual is a resource type kept in a layout of its own and written by
+// one component: AuditEvents live in a Journal (compact segments), because
+// every audited read writes one and the general layout (a current record,
+// history keys, an index list and a key per index value) costs many times
+// more. The store answers reads, searches,
 // history and leaf lookups of the type from it, and refuses writes of it
 // (ErrReadOnly). Its resources have one version each.
 type Virtual interface {

@@ -1,4 +1,4 @@
-package audit
+package store
 
 import (
 	"cmp"
@@ -7,46 +7,44 @@ import (
 	"fmt"
 	"math"
 	"strings"
-
-	"github.com/fhirgate/fhirgate/store"
 )
 
-// Search runs an AuditEvent search over the trail: candidates come from
-// the patient, agent or entity keys when the query names one, else from
+// Search runs a search over the journal: candidates come from the index
+// family of a reference parameter when the query names one, else from
 // the segments, within the time bounds of its date clauses; each is
 // checked against every clause by m (the meaning of an indexed search)
 // and against q.Filter, before paging and counting. Results are in the
-// trail's order (time, then writer), which is also id order; _sort accepts
-// date, _lastUpdated and _id, and events of the same time (from several
+// journal's order (time, then writer), which is also id order; _sort accepts
+// date, _lastUpdated and _id, and entries of the same time (from several
 // writers) come in id order under a date sort either way, as an indexed
 // search orders ties.
-func (t *Trail) Search(ctx context.Context, q *store.Query, m *store.Matcher) (store.Page, error) {
+func (j *Journal) Search(ctx context.Context, q *Query, m *Matcher) (Page, error) {
 	o, err := sortOrder(q.Sort)
 	if err != nil {
-		return store.Page{}, err
+		return Page{}, err
 	}
-	sp, drv := plan(q)
-	var after *pos
+	sp, drv := j.plan(q)
+	var after *jpos
 	if q.Cursor != nil {
-		p, err := decodeCursor(q.Cursor)
+		p, err := decodeJournalCursor(q.Cursor)
 		if err != nil {
-			return store.Page{}, err
+			return Page{}, err
 		}
 		after = &p
 	}
-	page := store.Page{Total: -1}
+	page := Page{Total: -1}
 	considered := 0
-	// keep reports whether an event is a match.
-	keep := func(f *found) (bool, error) {
-		if considered++; considered > maxConsidered {
-			return false, store.ErrTooCostly
+	// keep reports whether an entry is a match.
+	keep := func(f *jfound) (bool, error) {
+		if considered++; considered > journalConsidered {
+			return false, ErrTooCostly
 		}
-		idx := f.index()
-		if !m.Match(f.id(), idx) {
+		idx := f.rec.Index(f.at())
+		if !m.Match(j.id(f.p), idx) {
 			return false, nil
 		}
 		if q.Filter != nil {
-			v := f.version(idx, false)
+			v := j.version(f, idx, false)
 			if !q.Filter(&v) {
 				return false, nil
 			}
@@ -54,24 +52,25 @@ func (t *Trail) Search(ctx context.Context, q *store.Query, m *store.Matcher) (s
 		return true, nil
 	}
 	if q.IDs != nil {
-		// _id: exactly these events (the other clauses still apply).
-		drv = &driver{listed: []pos{}}
+		// _id: exactly these entries (the other clauses still apply).
+		drv = &driver{listed: []jpos{}}
 		for _, id := range q.IDs {
-			if p, ok := parseID(id); ok {
+			if p, ok := j.parseID(id); ok {
 				drv.listed = append(drv.listed, p)
 			}
 		}
 	}
 	wantTotal := q.Total || q.Count == 0
 	total := 0
+	var last jpos // of the page
 	// Without a total only the page is read (from the cursor's time on;
-	// the events of that time up to the cursor are passed over); with one,
+	// the entries of that time up to the cursor are passed over); with one,
 	// everything, the matches before the page counted only.
 	scanSp := sp
 	if after != nil && !wantTotal {
 		scanSp = o.from(sp, *after)
 	}
-	err = t.scanIn(ctx, scanSp, o, drv, func(f *found) (bool, error) {
+	err = j.scanIn(ctx, scanSp, o, drv, func(f *jfound) (bool, error) {
 		ok, err := keep(f)
 		if err != nil || !ok {
 			return true, err
@@ -81,25 +80,26 @@ func (t *Trail) Search(ctx context.Context, q *store.Query, m *store.Matcher) (s
 			return true, nil
 		}
 		if len(page.IDs) < q.Count {
-			page.IDs = append(page.IDs, f.id())
+			page.IDs = append(page.IDs, j.id(f.p))
+			last = f.p
 			return true, nil
 		}
 		if page.Next == nil && q.Count > 0 {
-			page.Next = encodeCursor(posOf(page.IDs[len(page.IDs)-1]))
+			page.Next = encodeJournalCursor(last)
 		}
 		return wantTotal, nil
 	})
 	if err != nil {
-		return store.Page{}, err
+		return Page{}, err
 	}
 	if wantTotal {
 		page.Total = total
 	}
 	if after != nil {
 		page.HasPrev = true
-		prev, err := t.prevCursor(ctx, sp, o, drv, *after, q.Count, keep)
+		prev, err := j.prevCursor(ctx, sp, o, drv, *after, q.Count, keep)
 		if err != nil {
-			return store.Page{}, err
+			return Page{}, err
 		}
 		page.Prev = prev
 	}
@@ -109,12 +109,12 @@ func (t *Trail) Search(ctx context.Context, q *store.Query, m *store.Matcher) (s
 // prevCursor returns the cursor of the page before the one that follows
 // after: walking back from after (inclusive), the count matches of that
 // page, then the match before them if any (nil: that page is the first).
-func (t *Trail) prevCursor(ctx context.Context, sp span, o order, drv *driver, after pos, count int,
-	keep func(*found) (bool, error)) ([]byte, error) {
+func (j *Journal) prevCursor(ctx context.Context, sp span, o order, drv *driver, after jpos, count int,
+	keep func(*jfound) (bool, error)) ([]byte, error) {
 	back := o.reverse()
 	seen := 0
 	var prev []byte
-	err := t.scanIn(ctx, back.from(sp, after), back, drv, func(f *found) (bool, error) {
+	err := j.scanIn(ctx, back.from(sp, after), back, drv, func(f *jfound) (bool, error) {
 		if back.cmp(f.p, after) < 0 {
 			return true, nil // after after, in the search's order
 		}
@@ -123,7 +123,7 @@ func (t *Trail) prevCursor(ctx context.Context, sp span, o order, drv *driver, a
 			return true, err
 		}
 		if seen++; seen > count {
-			prev = encodeCursor(f.p)
+			prev = encodeJournalCursor(f.p)
 			return false, nil
 		}
 		return true, nil
@@ -131,16 +131,11 @@ func (t *Trail) prevCursor(ctx context.Context, sp span, o order, drv *driver, a
 	return prev, err
 }
 
-func posOf(id string) pos {
-	p, _ := parseID(id)
-	return p
-}
-
 // order is an order of results: by time (descending when desc), then by
 // writer (descending when tieDesc), which is id order when both agree.
 type order struct{ desc, tieDesc bool }
 
-func (o order) cmp(a, b pos) int {
+func (o order) cmp(a, b jpos) int {
 	if c := cmp.Compare(a.t, b.t); c != 0 {
 		if o.desc {
 			return -c
@@ -157,19 +152,19 @@ func (o order) cmp(a, b pos) int {
 func (o order) reverse() order { return order{!o.desc, !o.tieDesc} }
 
 // from narrows sp to the times at or after p's, in order o.
-func (o order) from(sp span, p pos) span {
+func (o order) from(sp span, p jpos) span {
 	if o.desc {
-		sp.hi = minPos(sp.hi, pos{p.t, math.MaxUint64})
+		sp.hi = minPos(sp.hi, jpos{p.t, math.MaxUint64})
 	} else {
-		sp.lo = maxPos(sp.lo, pos{t: p.t})
+		sp.lo = maxPos(sp.lo, jpos{t: p.t})
 	}
 	return sp
 }
 
-// sortOrder accepts the sorts that follow the trail's time order. Ties
+// sortOrder accepts the sorts that follow the journal's time order. Ties
 // in time are in id order under a date sort either way, as the store's
 // indexed search breaks ties (by id, ascending).
-func sortOrder(sorts []store.Sort) (order, error) {
+func sortOrder(sorts []Sort) (order, error) {
 	switch len(sorts) {
 	case 0:
 		return order{}, nil // id order, which is time order
@@ -181,16 +176,16 @@ func sortOrder(sorts []store.Sort) (order, error) {
 			return order{desc: d, tieDesc: d}, nil
 		}
 	}
-	return order{}, fmt.Errorf("%w: AuditEvent results sort by date, _lastUpdated or _id only", store.ErrUnsupported)
+	return order{}, fmt.Errorf("%w: these results sort by date, _lastUpdated or _id only", ErrUnsupported)
 }
 
-// scanIn is scan in order o: the events of one time are gathered and
+// scanIn is scan in order o: the entries of one time are gathered and
 // turned round when o orders writers against its time order.
-func (t *Trail) scanIn(ctx context.Context, sp span, o order, drv *driver, fn func(*found) (bool, error)) error {
+func (j *Journal) scanIn(ctx context.Context, sp span, o order, drv *driver, fn func(*jfound) (bool, error)) error {
 	if o.desc == o.tieDesc {
-		return t.scan(ctx, sp, o.desc, drv, fn)
+		return j.scan(ctx, sp, o.desc, drv, fn)
 	}
-	var run []*found
+	var run []*jfound
 	flush := func() (bool, error) {
 		for i := len(run) - 1; i >= 0; i-- {
 			if more, err := fn(run[i]); err != nil || !more {
@@ -201,7 +196,7 @@ func (t *Trail) scanIn(ctx context.Context, sp span, o order, drv *driver, fn fu
 		return true, nil
 	}
 	stopped := false
-	err := t.scan(ctx, sp, o.desc, drv, func(f *found) (bool, error) {
+	err := j.scan(ctx, sp, o.desc, drv, func(f *jfound) (bool, error) {
 		if len(run) > 0 && run[0].p.t != f.p.t {
 			more, err := flush()
 			if err != nil || !more {
@@ -224,7 +219,7 @@ func (t *Trail) scanIn(ctx context.Context, sp span, o order, drv *driver, fn fu
 // given patients, agents or entities by reference, the index family that
 // yields the candidates. The matcher still checks every clause: the plan
 // only narrows what is read.
-func plan(q *store.Query) (span, *driver) {
+func (j *Journal) plan(q *Query) (span, *driver) {
 	sp := everything
 	var drv *driver
 	for _, cl := range q.Clauses {
@@ -233,14 +228,14 @@ func plan(q *store.Query) (span, *driver) {
 		}
 		if len(cl.Preds) == 1 {
 			p := cl.Preds[0]
-			if p.Op == store.OpDate && (p.Param == "date" || p.Param == "_lastUpdated") {
+			if p.Op == OpDate && (p.Param == "date" || p.Param == "_lastUpdated") {
 				ts := timeSpan(p.Lo, p.Hi)
 				switch p.Cmp {
-				case store.Eq:
+				case Eq:
 					sp.lo, sp.hi = maxPos(sp.lo, ts.lo), minPos(sp.hi, ts.hi)
-				case store.Ge, store.Gt:
+				case Ge, Gt:
 					sp.lo = maxPos(sp.lo, ts.lo)
-				case store.Le, store.Lt:
+				case Le, Lt:
 					sp.hi = minPos(sp.hi, ts.hi)
 				}
 				continue
@@ -249,13 +244,13 @@ func plan(q *store.Query) (span, *driver) {
 		if drv != nil {
 			continue
 		}
-		fam, ok := families[cl.Preds[0].Param]
+		fam, ok := j.cfg.Families[cl.Preds[0].Param]
 		if !ok {
 			continue
 		}
 		var refs []string
 		for _, p := range cl.Preds {
-			r, ok := refOf(p)
+			r, ok := j.refOf(p)
 			if !ok || p.Param != cl.Preds[0].Param {
 				refs = nil
 				break
@@ -270,52 +265,52 @@ func plan(q *store.Query) (span, *driver) {
 }
 
 // refOf returns the local references a reference predicate asks for.
-func refOf(p store.Pred) ([]string, bool) {
+func (j *Journal) refOf(p Pred) ([]string, bool) {
 	switch p.Op {
-	case store.OpRef:
+	case OpRef:
 		return []string{p.Ref}, strings.Contains(p.Ref, "/") && !strings.Contains(p.Ref, "://")
-	case store.OpRefIn:
+	case OpRefIn:
 		return p.Refs, len(p.Refs) > 0
-	case store.OpRefID:
+	case OpRefID:
 		switch {
 		case p.System != "":
 			return []string{p.System + "/" + p.Code}, true
-		case p.Param == "patient":
-			return []string{"Patient/" + p.Code}, true
+		case j.cfg.Targets[p.Param] != "":
+			return []string{j.cfg.Targets[p.Param] + "/" + p.Code}, true
 		}
 	}
 	return nil, false
 }
 
-// History pages the trail newest first: one event (q.ID) or all of them.
-func (t *Trail) History(ctx context.Context, q store.HistoryQuery) (store.HistoryPage, error) {
-	var out store.HistoryPage
+// History pages the journal newest first: one entry (q.ID) or all of them.
+func (j *Journal) History(ctx context.Context, q HistoryQuery) (HistoryPage, error) {
+	var out HistoryPage
 	sp := everything
 	if !q.Since.IsZero() {
-		sp.lo = pos{t: q.Since.UnixMicro()}
+		sp.lo = jpos{t: q.Since.UnixMicro()}
 	}
 	if q.Cursor != nil {
-		p, err := decodeCursor(q.Cursor)
+		p, err := decodeJournalCursor(q.Cursor)
 		if err != nil {
 			return out, err
 		}
 		sp.hi = p.prev()
 	}
 	if q.ID != "" {
-		p, ok := parseID(q.ID)
+		p, ok := j.parseID(q.ID)
 		if !ok {
 			return out, nil
 		}
 		sp.lo, sp.hi = maxPos(sp.lo, p), minPos(sp.hi, p)
 	}
-	var last pos
-	err := t.scan(ctx, sp, true, nil, func(f *found) (bool, error) {
-		v := f.version(f.index(), true)
+	var last jpos
+	err := j.scan(ctx, sp, true, nil, func(f *jfound) (bool, error) {
+		v := j.version(f, f.rec.Index(f.at()), true)
 		if q.Filter != nil && !q.Filter(&v) {
 			return true, nil
 		}
 		if len(out.Versions) == q.Count {
-			out.Next = encodeCursor(last)
+			out.Next = encodeJournalCursor(last)
 			return false, nil
 		}
 		out.Versions = append(out.Versions, v)
@@ -325,20 +320,20 @@ func (t *Trail) History(ctx context.Context, q store.HistoryQuery) (store.Histor
 	return out, err
 }
 
-// A cursor is 'b' and the position of the last event served (t, w);
-// cursors of one process's trails were 'a' and t.
-func encodeCursor(p pos) []byte {
+// A cursor is 'b' and the position of the last entry served (t, w);
+// cursors of journals of before writer ids were 'a' and t.
+func encodeJournalCursor(p jpos) []byte {
 	b := binary.BigEndian.AppendUint64(make([]byte, 1, 17), uint64(p.t))
 	b[0] = 'b'
 	return binary.BigEndian.AppendUint64(b, p.w)
 }
 
-func decodeCursor(c []byte) (pos, error) {
+func decodeJournalCursor(c []byte) (jpos, error) {
 	switch {
 	case len(c) == 9 && c[0] == 'a':
-		return pos{t: int64(binary.BigEndian.Uint64(c[1:]))}, nil
+		return jpos{t: int64(binary.BigEndian.Uint64(c[1:]))}, nil
 	case len(c) == 17 && c[0] == 'b':
-		return pos{int64(binary.BigEndian.Uint64(c[1:])), binary.BigEndian.Uint64(c[9:])}, nil
+		return jpos{int64(binary.BigEndian.Uint64(c[1:])), binary.BigEndian.Uint64(c[9:])}, nil
 	}
-	return pos{}, store.ErrBadCursor
+	return jpos{}, ErrBadCursor
 }
