@@ -14,6 +14,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/crypto"
 
+	"github.com/fhirgate/fhirgate/policy"
 	"github.com/fhirgate/fhirgate/store"
 )
 
@@ -41,7 +42,7 @@ const (
 	TxSystem = "urn:fhirgate:eth-tx"
 	// ClientSystem identifies a registered client, the grantee of a
 	// "client/<id>" grant (clients are not FHIR resources).
-	ClientSystem = "urn:fhirgate:client"
+	ClientSystem = policy.ClientSystem
 )
 
 // consentID derives the Consent id of a grant.

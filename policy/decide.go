@@ -18,6 +18,10 @@ type Target struct {
 	// Practitioners are the practitioners whose compartment holds it
 	// (an Appointment's participants, a Consent's grantees).
 	Practitioners []string
+	// Clients are the registered system clients a Consent grants access
+	// to ("client/<id>": clients are not FHIR resources, so a Consent
+	// names them by identifier, system ClientSystem).
+	Clients []string
 	// Creator is the subject of the principal that created the resource.
 	Creator string
 	// IdentityChange marks a write that changes identity fields: the
@@ -28,6 +32,10 @@ type Target struct {
 	// nothing else.
 	IdentityOnly bool
 }
+
+// ClientSystem is the identifier system a Consent names a registered
+// system client by (the grantee of a "client/<id>" grant).
+const ClientSystem = "urn:fhirgate:client"
 
 // Glass is a practitioner's break-glass request: the emergency reason
 // and, for a search, the one patient it is about.
@@ -122,8 +130,10 @@ func (d *Decider) Decide(p *Principal, in Interaction, t Target, glass Glass) De
 				return allow("an appointment the practitioner takes part in")
 			}
 		case Grantee:
-			if t.Type == "Consent" && t.Creator == Gateway && slices.Contains(t.Practitioners, p.Resource) {
-				return allow("a consent that grants the practitioner access")
+			if t.Type == "Consent" && t.Creator == Gateway &&
+				(p.Role == RolePractitioner && slices.Contains(t.Practitioners, p.Resource) ||
+					p.Role == RoleSystem && slices.Contains(t.Clients, grantee(p))) {
+				return allow("a consent that grants the principal access")
 			}
 		case BreakGlass:
 			if dec, ok := d.breakGlass(p, in, t, glass); ok {

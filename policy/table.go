@@ -77,9 +77,10 @@ const (
 	Granted
 	// Participant: a practitioner taking part in an Appointment.
 	Participant
-	// Grantee: a practitioner a Consent grants access to, for the
-	// Consents the gateway projects from the chain (a client's Consent
-	// resource naming them proves nothing).
+	// Grantee: a practitioner or system client a Consent grants access
+	// to, for the Consents the gateway projects from the chain (a
+	// client's Consent resource naming them proves nothing): so that a
+	// doctor or an EHR sees the Consents that concern it.
 	Grantee
 	// BreakGlass: a practitioner's emergency access to one patient,
 	// with a reason; never writes.
@@ -143,6 +144,7 @@ var Table = []Rule{
 	{ClassPatient, RoleSystem, Anyone, PermCreate},
 	{ClassPatient, RoleSystem, Author, permAll &^ PermCreate},
 	{ClassPatient, RoleSystem, Granted, permAll},
+	{ClassPatient, RoleSystem, Grantee, permRS},
 	{ClassPatient, RoleSystem, IdentityOnly, PermUpdate},
 	{ClassPatient, RoleAdmin, IdentityOnly, PermUpdate},
 	// The care directory.

@@ -27,6 +27,8 @@ func targetOf(v *store.Version) policy.Target {
 			t.Patients = append(t.Patients, c)
 		case strings.HasPrefix(c, "Practitioner/"):
 			t.Practitioners = append(t.Practitioners, c)
+		case strings.HasPrefix(c, "client/"):
+			t.Clients = append(t.Clients, c)
 		}
 	}
 	return t

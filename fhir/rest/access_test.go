@@ -465,3 +465,34 @@ func TestGatewaySubject(t *testing.T) {
 		t.Fatalf("the gateway writes as %q, policy trusts %q", audit.Author, policy.Gateway)
 	}
 }
+
+// An EHR (a system client) sees the Consents the gateway projected for
+// grants to it, which name it by identifier (clients are not resources),
+// and only those: not another client's, not one a client wrote itself.
+func TestClientGranteeSeesItsConsents(t *testing.T) {
+	w := newAccessWorld(t)
+	ctx := context.Background()
+	pid := strings.TrimPrefix(w.patient, "Patient/")
+	consent := func(id, client string) string {
+		return `{"resourceType":"Consent","id":"` + id + `","status":"active",` +
+			`"scope":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":"patient-privacy"}]},` +
+			`"category":[{"coding":[{"system":"http://loinc.org","code":"59284-0"}]}],` +
+			`"patient":{"reference":"Patient/` + pid + `"},` +
+			`"policyRule":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"OPTIN"}]},` +
+			`"provision":{"type":"permit","actor":[{"role":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ParticipationType","code":"IRCP"}]},` +
+			`"reference":{"identifier":{"system":"` + policy.ClientSystem + `","value":"` + client + `"},"display":"client/` + client + `"}}]}}`
+	}
+	for id, client := range map[string]string{"c-ehr": "ehr", "c-ehr2": "ehr-2"} {
+		if err := w.s.WriteAsGateway(ctx, "Consent", id, []byte(consent(id, client))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.status(200, w.do("system", "GET", "/fhir/Consent/c-ehr", ""), "the EHR reads the Consent that grants it access")
+	w.status(404, w.do("system", "GET", "/fhir/Consent/c-ehr2", ""), "the EHR reads another client's Consent")
+	w.status(200, w.do("other system", "GET", "/fhir/Consent/c-ehr2", ""), "the other client reads its own")
+	if got := w.searchIDs("system", "/fhir/Consent?patient="+w.patient); len(got) != 1 || got[0] != "Consent/c-ehr" {
+		t.Errorf("the EHR's Consent search found %v, want only Consent/c-ehr", got)
+	}
+	w.status(403, w.do("system", "PUT", "/fhir/Consent/c-ehr", consent("c-ehr", "ehr")), "the grantee changes the projected Consent")
+	w.status(404, w.do("stranger", "GET", "/fhir/Consent/c-ehr", ""), "a practitioner reads a client's Consent")
+}

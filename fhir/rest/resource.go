@@ -275,6 +275,29 @@ func parties(res *fhir.Resource, id string, idx []store.IndexValue) []string {
 			ps = append(ps, iv.Ref)
 		}
 	}
+	// A client grantee is named by identifier (clients are not resources).
+	var actors func(prov *fhirjson.Value)
+	actors = func(prov *fhirjson.Value) {
+		if prov == nil {
+			return
+		}
+		if a := prov.Get("actor"); a != nil && a.Kind == fhirjson.Array {
+			for i := range a.Items {
+				id := a.Items[i].Get("reference").Get("identifier")
+				if id.GetString("system") == policy.ClientSystem && id.GetString("value") != "" {
+					if c := "client/" + id.GetString("value"); !slices.Contains(ps, c) {
+						ps = append(ps, c)
+					}
+				}
+			}
+		}
+		if nested := prov.Get("provision"); nested != nil && nested.Kind == fhirjson.Array {
+			for i := range nested.Items {
+				actors(&nested.Items[i])
+			}
+		}
+	}
+	actors(res.Root.Get("provision"))
 	return ps
 }
 
