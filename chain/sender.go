@@ -286,6 +286,16 @@ func (p *Pending) Hashes() []common.Hash {
 	return hs
 }
 
+// Resume reads the nonce from the node again now and, with a Gate,
+// broadcasts again the transactions recorded under it that the node does
+// not have: for a process that just became the one sending (the next
+// Send would do it too, but nothing waits for that).
+func (s *Sender) Resume(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.resumeLocked(ctx)
+}
+
 // Adopt returns a Pending for a transaction signed by this Sender's key
 // and sent before, perhaps by another process (the previous holder of the
 // right to send): Wait then follows it and bumps its fees like one of its

@@ -284,6 +284,13 @@ func (r *Relay) run() {
 			held = false
 			continue
 		}
+		if !held {
+			// Just became the sender: what the previous holder recorded
+			// and the node lacks goes out again now.
+			if err := r.s.Resume(r.ctx); err != nil && r.ctx.Err() == nil {
+				r.log.Warn("consent: resuming the gateway's transactions", "err", err)
+			}
+		}
 		held = true
 		if err := r.work(r.ctx); err != nil && r.ctx.Err() == nil {
 			r.log.Warn("consent: relay sender round failed", "err", err)
