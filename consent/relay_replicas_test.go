@@ -264,7 +264,9 @@ func testRelayTwoReplicas(t *testing.T, open func() store.Engine, anchoring bool
 	}
 	p0.next++
 	// b accepts, a (the holder) sends, b answers with the hash.
+	took := time.Now()
 	acc2, err := b.grant(t, p0, "Condition.rs")
+	t.Logf("a request accepted on the standby answered with its hash after %s (the sender polls every 50 ms)", time.Since(took).Round(time.Millisecond))
 	if err != nil || acc2.State != statePending {
 		t.Fatalf("grant on b: %+v, %v", acc2, err)
 	}
