@@ -172,10 +172,10 @@ func TestPatchBomb(t *testing.T) {
 // transactions of up to 1,000.
 func seedPatients(t *testing.T, s *Server, tok string, n int) {
 	t.Helper()
-	for done := 0; done < n; done += maxTransactionEntries {
+	for done := 0; done < n; done += minTransactionEntries {
 		var b strings.Builder
 		b.WriteString(`{"resourceType":"Bundle","type":"transaction","entry":[`)
-		for i := done; i < min(n, done+maxTransactionEntries); i++ {
+		for i := done; i < min(n, done+minTransactionEntries); i++ {
 			if i > done {
 				b.WriteByte(',')
 			}

@@ -26,18 +26,32 @@ import (
 
 // Entry caps (docs/limits.md). A batch's entries run one by one, each a
 // request of its own: its cap is the array limit of every request body. A
-// transaction holds all its entries in memory until its one commit: a
-// 1 MB transaction of 7,000 small Patients raised the gateway's peak
-// memory by 129 MB, one of 2,000 by 29 to 46 MB, one of 1,000 by about 20
-// (the bar: 64 MB for any 1 MB request). The largest HL7 example has 59
-// entries; larger loads split into several transactions, or a batch.
+// transaction holds all its entries in memory until its one commit, and
+// what an entry costs there is mostly fixed (its index keys and store
+// records): a 1 MB transaction of 7,000 small Patients raised the
+// gateway's peak memory by 124 to 129 MB, one of 2,000 by 29 to 46 MB,
+// one of 1,000 by about 20 (the bar: 64 MB for any 1 MB request). So a
+// transaction may hold one entry per transactionEntryBytes of its body:
+// at least minTransactionEntries, at most maxTransactionEntries. Synthea
+// patient bundles (1,000 to 6,000 entries of about 1.3 KB) fit: 2,404
+// entries in 3 MB raised the peak by 112 MB, 5,751 in 7 MB by 231 MB.
 const (
 	maxBatchEntries       = fhir.MaxItems
-	maxTransactionEntries = 1000
+	minTransactionEntries = 1000
+	maxTransactionEntries = fhir.MaxItems
+	transactionEntryBytes = 512
 )
 
-var errTransactionEntries = errorAt(fiber.StatusBadRequest, "too-costly", "Bundle.entry",
-	"a transaction has at most "+strconv.Itoa(maxTransactionEntries)+" entries; split it")
+// transactionCap is the most entries a transaction of size bytes holds.
+func transactionCap(size int) int {
+	return min(maxTransactionEntries, max(minTransactionEntries, size/transactionEntryBytes))
+}
+
+func errTransactionEntries(size int) error {
+	return errorAt(fiber.StatusBadRequest, "too-costly", "Bundle.entry", "a transaction of "+strconv.Itoa(size>>10)+
+		" KiB holds at most "+strconv.Itoa(transactionCap(size))+" entries ("+strconv.Itoa(minTransactionEntries)+", or one per "+strconv.Itoa(transactionEntryBytes)+
+		" bytes of the body, up to "+strconv.Itoa(maxTransactionEntries)+"); split it")
+}
 
 // txEntry is one entry of a batch or transaction and what it resolved to.
 type txEntry struct {
@@ -81,9 +95,9 @@ func (s *Server) processBundle(c *fiber.Ctx) error {
 	if root.GetString("resourceType") != "Bundle" {
 		return errorAt(fiber.StatusBadRequest, "invalid", "resourceType", "POST to the base needs a Bundle of type batch or transaction")
 	}
-	if list := root.Get("entry"); root.GetString("type") == "transaction" && list != nil && len(list.Items) > maxTransactionEntries {
+	if list := root.Get("entry"); root.GetString("type") == "transaction" && list != nil && len(list.Items) > transactionCap(len(c.Body())) {
 		// Refused before its entries are validated.
-		return errTransactionEntries
+		return errTransactionEntries(len(c.Body()))
 	}
 	var res *fhir.Resource
 	if root.GetString("type") == "batch" {
@@ -102,7 +116,7 @@ func (s *Server) processBundle(c *fiber.Ctx) error {
 	} else if res, err = fhir.FromTree(root, c.Body()); err != nil {
 		return err
 	}
-	entries, err := readEntries(res, s.base(c), res.Root.GetString("type") == "transaction")
+	entries, err := readEntries(res, s.base(c))
 	if err != nil {
 		return err
 	}
@@ -123,15 +137,12 @@ func entryPath(i int, rest string) string {
 	return p
 }
 
-func readEntries(b *fhir.Resource, base string, transaction bool) ([]*txEntry, error) {
+func readEntries(b *fhir.Resource, base string) ([]*txEntry, error) {
 	list := b.Root.Get("entry")
 	if list == nil {
 		return nil, nil
 	}
-	switch {
-	case transaction && len(list.Items) > maxTransactionEntries:
-		return nil, errTransactionEntries
-	case len(list.Items) > maxBatchEntries:
+	if len(list.Items) > maxBatchEntries {
 		return nil, errorAt(fiber.StatusBadRequest, "too-costly", "Bundle.entry",
 			"a batch has at most "+strconv.Itoa(maxBatchEntries)+" entries; split it")
 	}
