@@ -231,7 +231,7 @@ func (f *Follower) resolvePatients(ctx context.Context) {
 		cancel()
 		switch {
 		case err != nil:
-			f.log.Warn("consent: resolving a wallet to a patient", "err", err)
+			f.log.WarnContext(ctx, "consent: resolving a wallet to a patient", "err", err)
 			f.mu.Lock()
 			if _, ok := f.unknown[a]; ok {
 				f.unknown[a] = now.Add(30 * time.Second)
@@ -245,7 +245,7 @@ func (f *Follower) resolvePatients(ctx context.Context) {
 			f.mu.Unlock()
 		default:
 			if err := f.SetPatient(ctx, CAIP10(f.chainID, a), ref); err != nil {
-				f.log.Warn("consent: resolver returned a bad patient reference", "err", err)
+				f.log.WarnContext(ctx, "consent: resolver returned a bad patient reference", "err", err)
 				f.mu.Lock()
 				f.unknown[a] = now.Add(5 * time.Minute)
 				f.mu.Unlock()
