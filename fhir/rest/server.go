@@ -22,6 +22,7 @@ import (
 	"github.com/fhirgate/fhirgate/auth"
 	"github.com/fhirgate/fhirgate/auth/siwe"
 	"github.com/fhirgate/fhirgate/auth/smart"
+	"github.com/fhirgate/fhirgate/fhir/bulk"
 	"github.com/fhirgate/fhirgate/fhir/fhirjson"
 	"github.com/fhirgate/fhirgate/policy"
 	"github.com/fhirgate/fhirgate/store"
@@ -82,6 +83,8 @@ type Config struct {
 	// RelayPrepare serves POST /consent/relay/prepare: the typed data the
 	// patient's wallet signs, with their next nonce.
 	RelayPrepare func(ctx context.Context, p *policy.Principal, body []byte) (int, any)
+	// Export runs Bulk Data exports ($export); nil: not served.
+	Export *bulk.Exporter
 	// Health, if set, is asked by /readyz: an error makes it answer 503
 	// with the error's text (e.g. anchor.Log.Health: the gateway cannot
 	// anchor). No PHI in it: /readyz is public.
@@ -205,9 +208,11 @@ func (s *Server) routes() {
 
 	f := app.Group("/fhir")
 	f.Get("/metadata", s.negotiate, s.capabilities)
+	s.exportFileRoute(f)
 	// Authenticated and audited before the format is negotiated: a
 	// signed-in principal's 406 is audited like any other refusal.
 	f.Use(s.authenticate, s.audited, s.negotiate)
+	s.exportRoutes(f)
 	f.Post("/", s.bundleRequest)
 	f.Get("/_history", s.historySystem)
 	f.Get("/:type/_history", s.historyType)

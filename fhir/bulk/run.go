@@ -1,0 +1,226 @@
+package bulk
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"slices"
+	"strings"
+
+	"github.com/fhirgate/fhirgate/store"
+)
+
+// errStop: the job was cancelled, or its lease lost (another replica runs
+// it now): the runner stops without touching it.
+var errStop = errors.New("bulk: job no longer ours")
+
+// runner is the state of one job run on this replica.
+type runner struct {
+	x     *Exporter
+	lease *store.Lease
+	j     *job
+	raw   []byte // the job record as last committed
+	h     hash.Hash
+	buf   []byte          // the open block
+	pats  map[string]bool // patients of the open block
+	count int             // resources in buf
+	mem   map[string]bool // group members
+}
+
+// run exports job id from where its record says it stands, then audits
+// and completes it. It holds the job's lease (fenced commits).
+func (x *Exporter) run(ctx context.Context, id string, lease *store.Lease) error {
+	j, raw, err := x.load(ctx, id)
+	if err != nil {
+		return err
+	}
+	if j.State != stateRunning {
+		return nil
+	}
+	r := &runner{x: x, lease: lease, j: j, raw: raw, pats: map[string]bool{}}
+	if j.Req.Level == Group {
+		r.mem = make(map[string]bool, len(j.Req.Members))
+		for _, m := range j.Req.Members {
+			r.mem[m] = true
+		}
+	}
+	err = r.export(ctx)
+	if err == nil {
+		err = r.complete(ctx)
+	}
+	switch {
+	case err == nil, errors.Is(err, errStop), ctx.Err() != nil:
+		return err
+	}
+	// Failed for good (the store or the audit trail refused, consents
+	// could not be checked): say why in the job; its data goes.
+	x.cfg.Logger.Warn("bulk export failed", "job", id, "err", err)
+	r.j.State, r.j.Error = stateFailed, err.Error()
+	r.j.Expires = x.cfg.Now().Add(x.cfg.Expiry)
+	if _, ferr := x.replace(ctx, r.raw, r.j, lease); ferr != nil {
+		return ferr
+	}
+	return err
+}
+
+// export reads every remaining type and writes its files.
+func (r *runner) export(ctx context.Context) error {
+	j := r.j
+	if j.Cur != nil {
+		r.h = sha256.New()
+		if err := r.h.(encoding.BinaryUnmarshaler).UnmarshalBinary(j.Cur.Hash); err != nil {
+			return fmt.Errorf("bulk: job %s: hash state: %w", j.ID, err)
+		}
+	}
+	for j.TypeIdx < len(j.Types) {
+		typ := j.Types[j.TypeIdx]
+		err := r.x.st.EachAsOf(ctx, typ, j.After, j.TxTime, func(v *store.Version) error { return r.add(ctx, v) })
+		if err != nil {
+			return err
+		}
+		// The type is done: its last file closes with the type.
+		j.TypeIdx++
+		j.After = ""
+		if err := r.flush(ctx, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// add writes v to the open block if the caller may have it.
+func (r *runner) add(ctx context.Context, v *store.Version) error {
+	j := r.j
+	if err := ctx.Err(); err != nil {
+		return err // stopping: the job stays for a takeover
+	}
+	if v.Deleted || (!j.Req.Since.IsZero() && v.LastUpdated.Before(j.Req.Since)) {
+		return nil
+	}
+	var pats []string
+	inScope := j.Req.Level == System
+	for _, c := range v.Compartments {
+		if strings.HasPrefix(c, "Patient/") {
+			pats = append(pats, c)
+			if j.Req.Level == Patient || r.mem[c] {
+				inScope = true
+			}
+		}
+	}
+	if !inScope {
+		return nil
+	}
+	d := r.x.cfg.Decide(&j.Principal, v)
+	if d.Unavailable {
+		return errors.New("patients' consents cannot be checked now (the consent mirror is behind the chain); start the export again later")
+	}
+	if !d.Allow {
+		return nil
+	}
+	if j.Cur == nil {
+		j.Cur = &file{N: len(j.Files) + 1, Type: v.Type}
+		r.h = sha256.New()
+	}
+	r.buf = append(r.buf, v.Body...)
+	r.buf = append(r.buf, '\n')
+	r.h.Write(v.Body)
+	r.h.Write([]byte{'\n'})
+	for _, p := range pats {
+		r.pats[p] = true
+	}
+	r.count++
+	// Committed with the block: a resumed run continues after v.
+	j.After = v.ID
+	switch {
+	case j.Cur.Count+r.count >= r.x.cfg.FileResources:
+		return r.flush(ctx, true)
+	case len(r.buf) >= r.x.cfg.BlockBytes:
+		return r.flush(ctx, false)
+	}
+	return nil
+}
+
+// flush commits the open block with the job's progress (closing the file
+// when closeFile): one fenced commit, conditional on the job record (a
+// cancel or a takeover in between stops the runner).
+func (r *runner) flush(ctx context.Context, closeFile bool) error {
+	j := r.j
+	var ops []store.Op
+	if r.count > 0 {
+		ops = append(ops, store.Op{Key: blockKey(j.ID, j.Cur.N, j.Cur.Blocks), Value: r.buf})
+		for p := range r.pats {
+			ops = append(ops, store.Op{Key: patientKey(j.ID, p), Value: []byte{}})
+		}
+		j.Cur.Blocks++
+		j.Cur.Count += r.count
+		j.Cur.Bytes += int64(len(r.buf))
+		j.Written += int64(r.count)
+	}
+	if j.Cur != nil {
+		if closeFile {
+			j.Cur.SHA256 = hex.EncodeToString(r.h.Sum(nil))
+			j.Cur.Hash = nil
+			j.Files = append(j.Files, *j.Cur)
+			j.Cur = nil
+		} else {
+			st, err := r.h.(encoding.BinaryMarshaler).MarshalBinary()
+			if err != nil {
+				return err
+			}
+			j.Cur.Hash = st
+		}
+	}
+	if len(ops) == 0 && !closeFile {
+		return nil
+	}
+	if err := r.commit(ctx, ops); err != nil {
+		return err
+	}
+	r.buf, r.count = r.buf[:0], 0
+	clear(r.pats)
+	return nil
+}
+
+// commit writes the job record (and ops) over the last one committed.
+func (r *runner) commit(ctx context.Context, ops []store.Op) error {
+	raw, err := r.x.replace(ctx, r.raw, r.j, r.lease, ops...)
+	if errors.Is(err, store.ErrConflict) {
+		return errStop // cancelled, or taken over after our lease lapsed
+	}
+	if err == nil {
+		r.raw = raw // the condition of the next commit
+	}
+	return err
+}
+
+// patients streams the patients whose data the job holds, in order.
+func (x *Exporter) patients(ctx context.Context, id string, fn func(batch []string) error) error {
+	p := dataPrefix('p', id)
+	rg := store.PrefixRange(p)
+	for {
+		var batch []string
+		var last []byte
+		rg.Limit = 1000
+		if err := x.e.Scan(ctx, rg, func(k, _ []byte) bool {
+			batch = append(batch, string(k[len(p):]))
+			last = append(last[:0], k...)
+			return true
+		}); err != nil {
+			return err
+		}
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := fn(batch); err != nil {
+			return err
+		}
+		if len(batch) < rg.Limit {
+			return nil
+		}
+		rg.Start = append(slices.Clone(last), 0)
+	}
+}
