@@ -201,8 +201,10 @@ func TestRequestsOfAnyKindAreBounded(t *testing.T) {
 			if code != tt.status {
 				t.Errorf("HTTP %d, want %d: %.300s", code, tt.status, body)
 			}
-			// 64 MB for any request of up to 1 MB, as much per MB above.
-			if bound := max(64, 64*len(tt.body)>>20); rise > bound {
+			// 64 MB for any request of up to 1 MB; 96 MB per MB above
+			// (a transaction holds every parsed entry until it commits:
+			// 118-184 MB for the 3 MB Synthea patient, docs/limits.md).
+			if bound := max(64, 96*len(tt.body)>>20); rise > bound {
 				t.Errorf("the request raised the peak RSS by %d MB (bound %d MB)", rise, bound)
 			}
 			if took > budget+2*time.Second {
