@@ -80,9 +80,20 @@ type JournalConfig struct {
 	// Families maps reference search parameters to the index family
 	// whose keys hold their values; Targets the type a bare id of such a
 	// parameter names ("patient": "Patient"). An entry's time is its
-	// date and _lastUpdated.
+	// _lastUpdated, and its date unless OwnDates.
 	Families map[string]byte
 	Targets  map[string]string
+	// OwnDates: an entry's date is its own (a recorded AuditEvent's
+	// recorded element), not its time in the journal, so date clauses do
+	// not narrow the scan (the matcher still checks them).
+	OwnDates bool
+}
+
+// JournalAuthored is a record with an author of its own (the client that
+// posted it), which its version names as author and creator instead of
+// JournalConfig.Author.
+type JournalAuthored interface {
+	Author() string
 }
 
 // JournalRecord is a decoded entry.
@@ -504,6 +515,7 @@ func (j *Journal) at(ctx context.Context, p jpos, i int) (*segment, int, error) 
 
 // jfound is one entry of the journal with what the store needs of it.
 type jfound struct {
+	j   *Journal // the journal holding it (Journals merge several)
 	p   jpos
 	rec JournalRecord
 }
@@ -513,7 +525,7 @@ func (j *Journal) found(p jpos, seg *segment, i int) (*jfound, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &jfound{p: p, rec: rec}, nil
+	return &jfound{j: j, p: p, rec: rec}, nil
 }
 
 func (f *jfound) at() time.Time { return time.UnixMicro(f.p.t).UTC() }
@@ -525,6 +537,9 @@ func (j *Journal) version(f *jfound, idx []IndexValue, body bool) Version {
 	v := Version{
 		Type: j.cfg.Type, ID: id, VID: 1, LastUpdated: f.at(), Method: MethodCreate,
 		Author: j.cfg.Author, Creator: j.cfg.Author, Compartments: j.cfg.Compartments(id, idx),
+	}
+	if a, ok := f.rec.(JournalAuthored); ok {
+		v.Author, v.Creator = a.Author(), a.Author()
 	}
 	if body {
 		v.Body = f.rec.JSON(id, v.LastUpdated)

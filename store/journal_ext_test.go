@@ -12,3 +12,9 @@ func TestJournalOverlappingWriters(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) { store.JournalOverlapTest(t, b.Open(t)) })
 	}
 }
+
+func TestJournalUnion(t *testing.T) {
+	for _, b := range enginetest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) { store.JournalUnionTest(t, b.Open(t)) })
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 )
 
@@ -19,11 +20,16 @@ import (
 // writers) come in id order under a date sort either way, as an indexed
 // search orders ties.
 func (j *Journal) Search(ctx context.Context, q *Query, m *Matcher) (Page, error) {
+	return Journals{j}.Search(ctx, q, m)
+}
+
+// Search is Journal.Search over the merged entries of every journal.
+func (js Journals) Search(ctx context.Context, q *Query, m *Matcher) (Page, error) {
 	o, err := sortOrder(q.Sort)
 	if err != nil {
 		return Page{}, err
 	}
-	sp, drv := j.plan(q)
+	ps := js.plans(q)
 	var after *jpos
 	if q.Cursor != nil {
 		p, err := decodeJournalCursor(q.Cursor)
@@ -40,25 +46,16 @@ func (j *Journal) Search(ctx context.Context, q *Query, m *Matcher) (Page, error
 			return false, ErrTooCostly
 		}
 		idx := f.rec.Index(f.at())
-		if !m.Match(j.id(f.p), idx) {
+		if !m.Match(f.j.id(f.p), idx) {
 			return false, nil
 		}
 		if q.Filter != nil {
-			v := j.version(f, idx, false)
+			v := f.j.version(f, idx, false)
 			if !q.Filter(&v) {
 				return false, nil
 			}
 		}
 		return true, nil
-	}
-	if q.IDs != nil {
-		// _id: exactly these entries (the other clauses still apply).
-		drv = &driver{listed: []jpos{}}
-		for _, id := range q.IDs {
-			if p, ok := j.parseID(id); ok {
-				drv.listed = append(drv.listed, p)
-			}
-		}
 	}
 	wantTotal := q.Total || q.Count == 0
 	total := 0
@@ -66,11 +63,11 @@ func (j *Journal) Search(ctx context.Context, q *Query, m *Matcher) (Page, error
 	// Without a total only the page is read (from the cursor's time on;
 	// the entries of that time up to the cursor are passed over); with one,
 	// everything, the matches before the page counted only.
-	scanSp := sp
+	scanPs := ps
 	if after != nil && !wantTotal {
-		scanSp = o.from(sp, *after)
+		scanPs = o.fromAll(ps, *after)
 	}
-	err = j.scanIn(ctx, scanSp, o, drv, func(f *jfound) (bool, error) {
+	err = scanIn(ctx, scanPs, o, func(f *jfound) (bool, error) {
 		ok, err := keep(f)
 		if err != nil || !ok {
 			return true, err
@@ -80,7 +77,7 @@ func (j *Journal) Search(ctx context.Context, q *Query, m *Matcher) (Page, error
 			return true, nil
 		}
 		if len(page.IDs) < q.Count {
-			page.IDs = append(page.IDs, j.id(f.p))
+			page.IDs = append(page.IDs, f.j.id(f.p))
 			last = f.p
 			return true, nil
 		}
@@ -97,7 +94,7 @@ func (j *Journal) Search(ctx context.Context, q *Query, m *Matcher) (Page, error
 	}
 	if after != nil {
 		page.HasPrev = true
-		prev, err := j.prevCursor(ctx, sp, o, drv, *after, q.Count, keep)
+		prev, err := prevCursor(ctx, ps, o, *after, q.Count, keep)
 		if err != nil {
 			return Page{}, err
 		}
@@ -109,12 +106,12 @@ func (j *Journal) Search(ctx context.Context, q *Query, m *Matcher) (Page, error
 // prevCursor returns the cursor of the page before the one that follows
 // after: walking back from after (inclusive), the count matches of that
 // page, then the match before them if any (nil: that page is the first).
-func (j *Journal) prevCursor(ctx context.Context, sp span, o order, drv *driver, after jpos, count int,
+func prevCursor(ctx context.Context, ps []jplan, o order, after jpos, count int,
 	keep func(*jfound) (bool, error)) ([]byte, error) {
 	back := o.reverse()
 	seen := 0
 	var prev []byte
-	err := j.scanIn(ctx, back.from(sp, after), back, drv, func(f *jfound) (bool, error) {
+	err := scanIn(ctx, back.fromAll(ps, after), back, func(f *jfound) (bool, error) {
 		if back.cmp(f.p, after) < 0 {
 			return true, nil // after after, in the search's order
 		}
@@ -161,6 +158,15 @@ func (o order) from(sp span, p jpos) span {
 	return sp
 }
 
+// fromAll is from on the span of every plan.
+func (o order) fromAll(ps []jplan, p jpos) []jplan {
+	out := slices.Clone(ps)
+	for i := range out {
+		out[i].sp = o.from(out[i].sp, p)
+	}
+	return out
+}
+
 // sortOrder accepts the sorts that follow the journal's time order. Ties
 // in time are in id order under a date sort either way, as the store's
 // indexed search breaks ties (by id, ascending).
@@ -182,6 +188,9 @@ func sortOrder(sorts []Sort) (order, error) {
 // scanIn is scan in order o: the entries of one time are gathered and
 // turned round when o orders writers against its time order.
 func (j *Journal) scanIn(ctx context.Context, sp span, o order, drv *driver, fn func(*jfound) (bool, error)) error {
+	if sp.empty() {
+		return nil
+	}
 	if o.desc == o.tieDesc {
 		return j.scan(ctx, sp, o.desc, drv, fn)
 	}
@@ -228,7 +237,7 @@ func (j *Journal) plan(q *Query) (span, *driver) {
 		}
 		if len(cl.Preds) == 1 {
 			p := cl.Preds[0]
-			if p.Op == OpDate && (p.Param == "date" || p.Param == "_lastUpdated") {
+			if p.Op == OpDate && (p.Param == "date" && !j.cfg.OwnDates || p.Param == "_lastUpdated") {
 				ts := timeSpan(p.Lo, p.Hi)
 				switch p.Cmp {
 				case Eq:
@@ -284,6 +293,11 @@ func (j *Journal) refOf(p Pred) ([]string, bool) {
 
 // History pages the journal newest first: one entry (q.ID) or all of them.
 func (j *Journal) History(ctx context.Context, q HistoryQuery) (HistoryPage, error) {
+	return Journals{j}.History(ctx, q)
+}
+
+// History is Journal.History over the merged entries of every journal.
+func (js Journals) History(ctx context.Context, q HistoryQuery) (HistoryPage, error) {
 	var out HistoryPage
 	sp := everything
 	if !q.Since.IsZero() {
@@ -296,16 +310,21 @@ func (j *Journal) History(ctx context.Context, q HistoryQuery) (HistoryPage, err
 		}
 		sp.hi = p.prev()
 	}
-	if q.ID != "" {
-		p, ok := j.parseID(q.ID)
-		if !ok {
-			return out, nil
+	ps := make([]jplan, 0, len(js))
+	for _, j := range js {
+		jsp := sp
+		if q.ID != "" {
+			p, ok := j.parseID(q.ID)
+			if !ok {
+				continue
+			}
+			jsp.lo, jsp.hi = maxPos(jsp.lo, p), minPos(jsp.hi, p)
 		}
-		sp.lo, sp.hi = maxPos(sp.lo, p), minPos(sp.hi, p)
+		ps = append(ps, jplan{j: j, sp: jsp})
 	}
 	var last jpos
-	err := j.scan(ctx, sp, true, nil, func(f *jfound) (bool, error) {
-		v := j.version(f, f.rec.Index(f.at()), true)
+	err := scanIn(ctx, ps, order{desc: true, tieDesc: true}, func(f *jfound) (bool, error) {
+		v := f.j.version(f, f.rec.Index(f.at()), true)
 		if q.Filter != nil && !q.Filter(&v) {
 			return true, nil
 		}
