@@ -6,6 +6,7 @@
 //	gateway verify --rpc URL --proof proof.json [--resource body.json]   check a proof against the chain
 //	gateway dev-genesis   print the dev chain's genesis (for geth init, as docker-compose does)
 //	gateway ready [--url http://127.0.0.1:8080/readyz]   exit 0 when the gateway is ready (health checks)
+//	gateway import --url BASE --token TOKEN PATH...   load NDJSON and Bundle files over the API
 //
 // Every flag has an environment equivalent: --addr is FHIRGATE_ADDR,
 // --data is FHIRGATE_DATA, --base-url is FHIRGATE_BASE_URL, and so on.
@@ -43,6 +44,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return devGenesis(args, stdout, stderr)
 	case "ready":
 		return ready(args, stdout, stderr)
+	case "import":
+		return importCmd(args, stdout, stderr)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return 0
@@ -62,6 +65,7 @@ commands:
   verify  check a proof of a version against any Ethereum node (exit 0 valid, 1 invalid)
   dev-genesis  print the embedded dev chain's genesis, for 'geth init' of an external dev node
   ready   exit 0 when a gateway's /readyz answers 200 (container health checks)
+  import  load NDJSON and Bundle files into a running gateway over its API (resumable)
 
 Run 'gateway <command> -h' for a command's flags. Each flag can also be set
 in the environment as FHIRGATE_<FLAG> (for example FHIRGATE_ADDR).
