@@ -10,6 +10,7 @@
 //	fhirbench suite      -gateway bin/gateway [-clients 64 -duration 15s -rounds 3]
 //	fhirbench load       -base URL -token T -n 1000000 -mode create|transaction [-clients 32]
 //	fhirbench search     -base URL -token T -n 1000000 [-clients 32 -duration 15s]
+//	fhirbench ndjson     -out DIR -n 100000 [-shape load|synthea]
 //	fhirbench ganache    [-gateway bin/gateway] [-senders 1,2,4,8 -clients 64 -duration 15s]
 //
 // See BENCHMARKS.md at the root of the repository for the recorded
@@ -55,6 +56,7 @@ commands:
               one transaction per record on Ganache (started from
               bench/ganache/node_modules), then the gateway's creates and the
               gas of the anchoring transactions that covered them
+  ndjson      write a data set as Bulk Data NDJSON files, for 'gateway import'
   perfsum     summarize a 'perf record -g' profile of the gateway by part
               (validation, indexing, store, HTTP, GC, ...)
 
@@ -87,6 +89,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdSearch(args, stdout, stderr)
 	case "perfsum":
 		err = cmdPerfSum(args, stdout, stderr)
+	case "ndjson":
+		err = cmdNDJSON(args, stdout, stderr)
 	case "ganache":
 		err = cmdGanache(args, stdout, stderr)
 	case "_raw-http-server":
