@@ -228,6 +228,8 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 	// and wait for the commits in flight, before the store closes.
 	defer func() { stopAudit(); recorder.Close(context.Background()) }()
 	go recorder.Run(auditCtx)
+	exporter, stopExport := startExport(st, decider, recorder, log)
+	defer stopExport() // before the recorder and the store close
 
 	if cfg.debugAddr != "" {
 		stopDebug, err := serveDebug(cfg.debugAddr, log)
@@ -263,6 +265,7 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 		RelayStatus:  cw.relayAPI.Status,
 		RelayPrepare: cw.relayAPI.Prepare,
 		Health:       alog.Health,
+		Export:       exporter,
 	}
 	rcfg.RequestBudget = cfg.requestBudget
 	clients, err := signIn(&rcfg, st, key, base, chn, cfg.clients)
