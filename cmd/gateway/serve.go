@@ -171,12 +171,20 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 		db.Close()
 		return err
 	}
+	// The events clients record (POST AuditEvent) in a journal of their
+	// own; the store serves both as AuditEvent.
+	recorded, err := audit.OpenRepository(ctx, db)
+	if err != nil {
+		leave()
+		db.Close()
+		return err
+	}
 	cacheBytes := cfg.readCacheMB << 20
 	if cacheBytes <= 0 {
 		cacheBytes = -1 // none
 	}
 	st := store.New(db, store.Options{ObserveCommit: rest.NewCommitHistogram(reg),
-		Virtual: map[string]store.Virtual{"AuditEvent": trail}, ReadCacheBytes: cacheBytes, Shared: shared})
+		Virtual: map[string]store.Virtual{"AuditEvent": audit.Journals(trail, recorded)}, ReadCacheBytes: cacheBytes, Shared: shared})
 	defer func() { leave(); st.Close() }()
 	// One signing key for every replica, in the store (a key file in the
 	// data directory is imported into an empty store).
@@ -257,6 +265,7 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 		NoLog:        cfg.noLog,
 		Decider:      decider,
 		Audit:        recorder,
+		Recorded:     recorded,
 		WellKnown:    wellKnown(chn, base),
 		Anchor:       alog,
 		Web:          web.FS(),
@@ -285,8 +294,10 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 		}
 	}()
 	defer func() { stopFollow(); <-followDone }()
-	fmt.Fprintf(stdout, "fhirgate listening on http://%s\n", ln.Addr())
+	// The first line is what tools wait for (the base URL); the second
+	// says where this process listens (behind a load balancer it differs).
 	fmt.Fprintf(stdout, "fhirgate serving %s (data in %s)\n", base, cfg.data)
+	fmt.Fprintf(stdout, "fhirgate listening on http://%s\n", ln.Addr())
 	printChain(stdout, chn)
 	if cfg.noLog {
 		log.Warn("the audit log is off (--no-log): for benchmarking only")

@@ -137,10 +137,10 @@ func (g *Gateway) start() error {
 		}
 		g.Base = f[2]
 		g.URL = g.Base
-		select {
+		select { // the next line
 		case a := <-addrs:
 			g.URL = a + "/fhir"
-		default:
+		case <-time.After(5 * time.Second):
 		}
 	case <-g.done:
 		return fmt.Errorf("gateway exited at start; logs:\n%s", g.logs)
