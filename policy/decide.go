@@ -208,6 +208,9 @@ func anyoneReason(c Class, r Role, perm Perm) string {
 	case ClassDirectory:
 		return "the care directory is open to the signed-in; " + string(r) + " may " + permVerb(perm) + " it"
 	case ClassAudit:
+		if perm == PermCreate {
+			return "a system client records its own audit events"
+		}
 		return string(r) + " reads the audit trail"
 	}
 	return "a record about no patient, within the " + string(r) + "'s scopes"
@@ -229,10 +232,13 @@ func denyReason(c Class, r Role, perm Perm) string {
 	case ClassDirectory:
 		return "the care directory is written by administrators (and the systems that authored a record)"
 	case ClassAudit:
-		if perm == PermRead || perm == PermSearch {
-			return "audit events are seen by the patients they are about, administrators and regulators"
+		switch perm {
+		case PermRead, PermSearch:
+			return "audit events are seen by the patients they are about, administrators, regulators and the client that recorded them"
+		case PermCreate:
+			return "audit events are recorded by system clients (and the gateway)"
 		}
-		return "audit events are written by the gateway only"
+		return "audit events are never changed or deleted"
 	}
 	return "records about no patient are for system clients and administrators"
 }

@@ -155,8 +155,13 @@ var Table = []Rule{
 	{ClassDirectory, RoleSystem, Author, PermUpdate | PermDelete},
 	{ClassDirectory, RoleSystem, IdentityOnly, PermUpdate},
 	{ClassDirectory, RoleAdmin, Anyone, permAll},
-	// The audit trail: written by the gateway only.
+	// The audit trail: the gateway's own events, written by the gateway
+	// only, and those system clients record (the audit record repository:
+	// each client reads back its own). None is ever changed or deleted:
+	// no row gives update or delete.
 	{ClassAudit, RolePatient, Subject, permRS},
+	{ClassAudit, RoleSystem, Anyone, PermCreate},
+	{ClassAudit, RoleSystem, Author, permRS},
 	{ClassAudit, RoleAdmin, Anyone, permRS},
 	{ClassAudit, RoleRegulator, Anyone, permRS},
 	// Everything else.

@@ -55,10 +55,10 @@ var resourceCapabilities = sync.OnceValue(func() fhirjson.Value {
 			kv("conditionalDelete", str("single")),
 			kv("referencePolicy", fhirjson.Arr(str("literal"), str("logical"))),
 		)
-		if t == "AuditEvent" { // the gateway alone writes its audit trail
+		if t == "AuditEvent" { // recorded (create), never changed (auditrepo.go)
 			r = fhirjson.Obj(
 				kv("type", str(t)),
-				kv("interaction", codes("read", "vread", "history-instance", "history-type", "search-type")),
+				kv("interaction", codes("read", "vread", "history-instance", "history-type", "create", "search-type")),
 				kv("versioning", str("versioned")),
 				kv("readHistory", true_),
 				kv("conditionalRead", str("full-support")),

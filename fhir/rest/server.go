@@ -61,6 +61,9 @@ type Config struct {
 	// Audit records an AuditEvent per interaction; nil: no audit trail
 	// (tests of the REST rules alone).
 	Audit *audit.Recorder
+	// Recorded keeps the AuditEvents clients post (the audit record
+	// repository, auditrepo.go); nil: AuditEvent is read-only.
+	Recorded *audit.Repository
 	// SIWE and SMART serve the sign-in routes; nil: not offered.
 	SIWE  *siwe.Service
 	SMART *smart.Server
@@ -213,6 +216,7 @@ func (s *Server) routes() {
 	// signed-in principal's 406 is audited like any other refusal.
 	f.Use(s.authenticate, s.audited, s.negotiate)
 	s.exportRoutes(f)
+	s.auditRoutes(f)
 	f.Post("/", s.bundleRequest)
 	f.Get("/_history", s.historySystem)
 	f.Get("/:type/_history", s.historyType)
