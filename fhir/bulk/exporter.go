@@ -23,7 +23,7 @@ import (
 // Defaults of Config.
 const (
 	DefaultFileResources = 10_000 // as the SMART reference server's page size
-	DefaultBlockBytes    = 1 << 20
+	DefaultBlockBytes    = 4 << 20
 	DefaultExpiry        = 24 * time.Hour
 	DefaultWorkers       = 2
 )

@@ -5,11 +5,13 @@ import (
 	"crypto/sha256"
 	"encoding"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/fhirgate/fhirgate/store"
 )
@@ -25,10 +27,13 @@ type runner struct {
 	j     *job
 	raw   []byte // the job record as last committed
 	h     hash.Hash
-	buf   []byte          // the open block
-	pats  map[string]bool // patients of the open block
-	count int             // resources in buf
-	mem   map[string]bool // group members
+	buf   []byte // the open block
+	spare []byte // the block of the commit in flight
+	// inflight ends with the result of the commit in flight.
+	inflight chan error
+	pats     map[string]bool // patients of the open block
+	count    int             // resources in buf
+	mem      map[string]bool // group members
 }
 
 // run exports job id from where its record says it stands, then audits
@@ -48,20 +53,38 @@ func (x *Exporter) run(ctx context.Context, id string, lease *store.Lease) error
 			r.mem[m] = true
 		}
 	}
+	start := time.Now()
 	err = r.export(ctx)
+	if werr := r.wait(); err == nil {
+		err = werr
+	}
+	read := time.Since(start)
 	if err == nil {
 		err = r.complete(ctx)
+	}
+	if werr := r.wait(); err == nil {
+		err = werr
+	}
+	if err == nil {
+		x.cfg.Logger.Info("bulk export complete", "job", id, "resources", r.j.Written, "files", len(r.j.Files),
+			"patients", r.j.Patients, "read", read.Round(time.Millisecond), "audit", (time.Since(start) - read).Round(time.Millisecond))
 	}
 	switch {
 	case err == nil, errors.Is(err, errStop), ctx.Err() != nil:
 		return err
 	}
 	// Failed for good (the store or the audit trail refused, consents
-	// could not be checked): say why in the job; its data goes.
+	// could not be checked): the status answers why, from the job as the
+	// store holds it (the last commit may not have applied); its files
+	// go when it expires.
 	x.cfg.Logger.Warn("bulk export failed", "job", id, "err", err)
-	r.j.State, r.j.Error = stateFailed, err.Error()
-	r.j.Expires = x.cfg.Now().Add(x.cfg.Expiry)
-	if _, ferr := x.replace(ctx, r.raw, r.j, lease); ferr != nil {
+	j, raw, ferr := x.load(ctx, id)
+	if ferr == nil {
+		j.State, j.Error = stateFailed, err.Error()
+		j.Expires = x.cfg.Now().Add(x.cfg.Expiry)
+		_, ferr = x.replace(ctx, raw, j, lease)
+	}
+	if ferr != nil {
 		return ferr
 	}
 	return err
@@ -180,19 +203,46 @@ func (r *runner) flush(ctx context.Context, closeFile bool) error {
 	if err := r.commit(ctx, ops); err != nil {
 		return err
 	}
-	r.buf, r.count = r.buf[:0], 0
+	r.count = 0
 	clear(r.pats)
 	return nil
 }
 
-// commit writes the job record (and ops) over the last one committed.
+// commit writes the job record (and ops) over the last one committed,
+// in the background: the next block is read while this one is synced.
+// One commit is in flight at a time, each conditional on the record the
+// one before wrote, so they apply in order or not at all. The block
+// buffer in ops is not touched until the commit ended (two buffers take
+// turns).
 func (r *runner) commit(ctx context.Context, ops []store.Op) error {
-	raw, err := r.x.replace(ctx, r.raw, r.j, r.lease, ops...)
+	if err := r.wait(); err != nil {
+		return err
+	}
+	b, err := json.Marshal(r.j)
+	if err != nil {
+		return err
+	}
+	var batch store.Batch
+	batch.Require(jobKey(r.j.ID), r.raw)
+	r.lease.Fence(&batch)
+	batch.Ops = append(ops, store.Op{Key: jobKey(r.j.ID), Value: b})
+	r.raw = b // the condition of the next commit
+	done := make(chan error, 1)
+	r.inflight = done
+	go func() { done <- r.x.e.Apply(ctx, &batch) }()
+	r.buf, r.spare = r.spare[:0], r.buf
+	return nil
+}
+
+// wait waits for the commit in flight, if any.
+func (r *runner) wait() error {
+	if r.inflight == nil {
+		return nil
+	}
+	err := <-r.inflight
+	r.inflight = nil
 	if errors.Is(err, store.ErrConflict) {
 		return errStop // cancelled, or taken over after our lease lapsed
-	}
-	if err == nil {
-		r.raw = raw // the condition of the next commit
 	}
 	return err
 }
