@@ -470,3 +470,22 @@ func TestExportResumesAfterRestart(t *testing.T) {
 		t.Errorf("after restart: %v, want %v", refsOf(got), want)
 	}
 }
+
+// TestExportFails: an export that cannot decide (the consent mirror is
+// behind) fails, and its status says why (500 OperationOutcome).
+func TestExportFails(t *testing.T) {
+	w := newExportWorld(t, bulk.Config{})
+	w.decide = func(*policy.Principal, *store.Version) policy.Decision { return policy.Decision{Unavailable: true} }
+	status := w.kickoff("system", "/fhir/$export?_type=Patient")
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		code, _, body := w.call("system", "GET", status)
+		if code == 202 {
+			continue
+		}
+		if code != 500 || !strings.Contains(string(body), "consents cannot be checked now") || !strings.Contains(string(body), "OperationOutcome") {
+			t.Fatalf("failed export: %d %s", code, body)
+		}
+		return
+	}
+	t.Fatal("the export neither completed nor failed")
+}
