@@ -48,7 +48,11 @@ func auditedServer(t *testing.T, cfg Config) (*Server, *auth.Key) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := store.New(db, store.Options{Shared: search.Shared, Virtual: map[string]store.Virtual{"AuditEvent": trail}})
+	repo, err := audit.OpenRepository(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := store.New(db, store.Options{Shared: search.Shared, Virtual: map[string]store.Virtual{"AuditEvent": audit.Journals(trail, repo)}})
 	t.Cleanup(func() { st.Close() })
 	rec := audit.NewRecorder(trail, audit.Options{})
 	go rec.Run(ctx)
@@ -57,7 +61,7 @@ func auditedServer(t *testing.T, cfg Config) (*Server, *auth.Key) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Store, cfg.Verifier, cfg.BaseURL, cfg.Indexer, cfg.Audit = st, auth.NewVerifier(key), "http://test/fhir", search.Extract, rec
+	cfg.Store, cfg.Verifier, cfg.BaseURL, cfg.Indexer, cfg.Audit, cfg.Recorded = st, auth.NewVerifier(key), "http://test/fhir", search.Extract, rec, repo
 	s := New(cfg)
 	s.SetReady(true)
 	return s, key
