@@ -25,6 +25,7 @@ of -n patients.`, stderr, 1, false)
 	n := f.Int("n", 100_000, "resources (about) for -shape load; patients for -shape synthea")
 	shape := f.String("shape", "load", "load or synthea")
 	gz := f.Bool("gzip", false, "write .ndjson.gz")
+	ordered := f.Bool("ordered-ids", false, "-shape load: ids that sort in the order resources are written (as the gateway's UUID v7 do), not random UUIDs")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -51,7 +52,11 @@ of -n patients.`, stderr, 1, false)
 	var err error
 	switch *shape {
 	case "load":
-		err = synth.NewPlan(*f.seed, *n).NDJSON(write)
+		id := synth.NewPlan(*f.seed, *n).Gen.UUID
+		if *ordered {
+			id = synth.OrderedID
+		}
+		err = synth.NewPlan(*f.seed, *n).NDJSONWithIDs(id, write)
 	case "synthea":
 		err = synth.NewSynthea(*f.seed, max(1, *n/500), 20).NDJSON(*n, write)
 	default:

@@ -15,8 +15,16 @@ import (
 // resource with its id (the uuid its transaction fullUrl has in fhirbench's
 // load) and literal references (Patient/<id>, Practitioner/<id>).
 func (p *Plan) NDJSON(write func(typ string, line []byte) error) error {
+	return p.NDJSONWithIDs(p.Gen.UUID, write)
+}
+
+// NDJSONWithIDs is NDJSON with the ids id(kind, i, j) gives: kind 4 a
+// Practitioner (i), 1 a Patient (i), 2 and 3 patient i's Appointment and
+// DiagnosticReport j. OrderedID gives ids in the order they are written,
+// as a server's time-ordered ids are (UUID v7).
+func (p *Plan) NDJSONWithIDs(id func(kind, i, j int) string, write func(typ string, line []byte) error) error {
 	g := p.Gen
-	pracID := func(k int) string { return g.UUID(4, k, 0) }
+	pracID := func(k int) string { return id(4, k, 0) }
 	pracRef := func(k int) Ref { return g.PractitionerRef(k, "Practitioner/"+pracID(k)) }
 	for k := range p.Practitioners {
 		if err := write("Practitioner", withID(g.Practitioner(k), pracID(k))); err != nil {
@@ -24,24 +32,28 @@ func (p *Plan) NDJSON(write func(typ string, line []byte) error) error {
 		}
 	}
 	for i := range p.Patients {
-		pid := g.UUID(1, i, 0)
+		pid := id(1, i, 0)
 		if err := write("Patient", withID(g.Patient(i, pracRef(p.GP(i))), pid)); err != nil {
 			return err
 		}
 		pat := g.PatientRef(i, "Patient/"+pid)
 		for j := range p.Appointments(i) {
-			if err := write("Appointment", withID(g.Appointment(i, j, pat, pracRef(p.AppointmentPractitioner(i, j))), g.UUID(2, i, j))); err != nil {
+			if err := write("Appointment", withID(g.Appointment(i, j, pat, pracRef(p.AppointmentPractitioner(i, j))), id(2, i, j))); err != nil {
 				return err
 			}
 		}
 		for j := range p.Reports(i) {
-			if err := write("DiagnosticReport", withID(g.DiagnosticReport(i, j, pat, pracRef(p.ReportPractitioner(i, j))), g.UUID(3, i, j))); err != nil {
+			if err := write("DiagnosticReport", withID(g.DiagnosticReport(i, j, pat, pracRef(p.ReportPractitioner(i, j))), id(3, i, j))); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
 }
+
+// OrderedID is an id that sorts, within each type, in the order NDJSON
+// writes resources.
+func OrderedID(kind, i, j int) string { return fmt.Sprintf("%d-%09d-%d", kind, i, j) }
 
 // withID puts "id" first in a generated resource (which has none).
 func withID(res []byte, id string) []byte {
