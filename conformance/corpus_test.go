@@ -31,8 +31,8 @@ func decodeNumbers(b []byte) (map[string]any, error) {
 }
 
 // TestOfficialExamples PUTs every official R4 example (but Bundles), reads
-// it back and compares it with the original apart from meta. AuditEvents
-// are refused: the gateway writes its audit trail itself.
+// it back and compares it with the original apart from meta. A PUT of an
+// AuditEvent is refused: events are recorded with POST, never changed.
 func TestOfficialExamples(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join(corpus(t), "examples", "*", "*.json"))
 	n := 0
@@ -53,11 +53,12 @@ func TestOfficialExamples(t *testing.T) {
 			typ, id := orig["resourceType"].(string), orig["id"].(string)
 			r := do(t, srv.full, "PUT", typ+"/"+id, body)
 			if typ == "AuditEvent" {
-				// The gateway alone writes its audit trail (docs/audit.md):
-				// a client's AuditEvent is refused, with an outcome.
-				wantStatus(t, r, 403)
-				if !bytes.Contains(r.Body, []byte(`"forbidden"`)) {
-					t.Fatalf("refusal without a forbidden issue: %s", r.Body)
+				// No AuditEvent is changed or created with a chosen id
+				// (docs/audit.md §7): a client records one with POST
+				// (auditrepo_test.go); a PUT is refused, with an outcome.
+				wantStatus(t, r, 405)
+				if !bytes.Contains(r.Body, []byte(`"not-supported"`)) {
+					t.Fatalf("refusal without a not-supported issue: %s", r.Body)
 				}
 				return
 			}

@@ -314,9 +314,9 @@ func TestSearchResults(t *testing.T) {
 		wantOutcome(t, do(t, srv.full, "GET", "AuditEvent?_sort=outcome", nil), 400, "not-supported")
 		wantStatus(t, do(t, srv.full, "GET", "AuditEvent?_sort=-date&_count=2", nil), 200)
 	})
-	spec(t, "http.html#create: AuditEvents are written by the gateway only (403 forbidden)", func(t *testing.T) {
-		body := []byte(`{"resourceType":"AuditEvent","type":{"code":"rest"},"recorded":"2026-01-01T00:00:00Z","agent":[{"requestor":true}],"source":{"observer":{"display":"x"}}}`)
-		wantOutcome(t, do(t, srv.full, "POST", "AuditEvent", body), 403, "forbidden")
+	spec(t, "http.html#create: an AuditEvent claiming the gateway as its observer is refused (422 business-rule; others are recorded: auditrepo_test.go)", func(t *testing.T) {
+		body := []byte(`{"resourceType":"AuditEvent","type":{"code":"rest"},"recorded":"2026-01-01T00:00:00Z","agent":[{"requestor":true}],"source":{"observer":{"display":"fhirgate"}}}`)
+		wantOutcome(t, do(t, srv.full, "POST", "AuditEvent", body), 422, "business-rule")
 	})
 }
 
