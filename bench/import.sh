@@ -16,15 +16,15 @@
 #   go build -o /tmp/fbimp/ ./cmd/gateway ./cmd/fhirbench
 # then: bash bench/import.sh 2>&1 | tee /tmp/fbimp/import.out
 # Knobs: FB (/tmp/fbimp), N (100000 resources), SYN (100 Synthea patients,
-# about 1,000 resources each), ROUNDS (3), C (8: import --concurrency), B (200: import --batch),
+# about 1,000 resources each), ROUNDS (3), C (32: import --concurrency), B (100: import --batch),
 # KINDS ("tx import synthea"; add "ordered").
 set -u
 FB=${FB:-/tmp/fbimp}
 N=${N:-100000}
 SYN=${SYN:-100}
 ROUNDS=${ROUNDS:-3}
-C=${C:-8}
-B=${B:-200}
+C=${C:-32}
+B=${B:-100}
 KINDS=${KINDS:-tx import synthea}
 PORT=18600
 cd "$FB"

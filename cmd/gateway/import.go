@@ -36,8 +36,8 @@ fhirgate/identity-linking for wallet identifiers).
 	}
 	base := fs.String("url", "http://127.0.0.1:8080/fhir", "the gateway's FHIR base URL")
 	token := fs.String("token", "", "bearer token (gateway token --scope 'system/*.cruds')")
-	conc := fs.Int("concurrency", 8, "Bundles in flight at once")
-	batch := fs.Int("batch", 200, "NDJSON resources per transaction Bundle")
+	conc := fs.Int("concurrency", 32, "Bundles in flight at once")
+	batch := fs.Int("batch", 100, "NDJSON resources per transaction Bundle")
 	state := fs.String("state", "", "state file recording finished chunks (default: beside the first PATH, PATH.import-state)")
 	errFile := fs.String("errors", "", "also write each failure to this file as NDJSON")
 	stop := fs.Bool("stop-on-error", false, "stop at the first resource the gateway refuses")

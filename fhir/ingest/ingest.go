@@ -32,9 +32,11 @@ import (
 type Options struct {
 	URL   string // the gateway's FHIR base, e.g. http://127.0.0.1:8080/fhir
 	Token string // bearer token: system/*.cruds (and fhirgate/identity-linking for wallet identifiers)
-	// Concurrency is how many Bundles are in flight; default 8.
+	// Concurrency is how many Bundles are in flight; default 32 (as many
+	// as fhirbench's transaction load: the gateway commits Bundles that
+	// arrive together in one fsync, BENCHMARKS.md "Import").
 	Concurrency int
-	// Batch is how many NDJSON resources one transaction holds; default 200.
+	// Batch is how many NDJSON resources one transaction holds; default 100.
 	Batch int
 	// State is the state file (default: DefaultStatePath of the first path).
 	State string
@@ -86,10 +88,10 @@ type importer struct {
 // go on (a refused token, an unreadable state file).
 func Run(ctx context.Context, opt Options, paths []string) (Summary, error) {
 	if opt.Concurrency <= 0 {
-		opt.Concurrency = 8
+		opt.Concurrency = 32
 	}
 	if opt.Batch <= 0 {
-		opt.Batch = 200
+		opt.Batch = 100
 	}
 	if opt.Progress == nil {
 		opt.Progress = io.Discard
