@@ -50,6 +50,12 @@ func (s *Server) immutableEvent(c *fiber.Ctx) error {
 	return e
 }
 
+// errAuditCommit answers a write of an AuditEvent among other versions
+// (a transaction entry): the store keeps AuditEvents apart (store.Virtual)
+// and a recorded event is a commit of its own.
+var errAuditCommit = errorf(fiber.StatusForbidden, "forbidden",
+	"an AuditEvent cannot be written in a transaction (its commit is its own) and is never changed: record it with POST [base]/AuditEvent, alone or as a batch entry")
+
 // errNotRecording answers a POST of an AuditEvent on a gateway without a
 // repository (tests of the REST rules alone).
 var errNotRecording = errorf(fiber.StatusForbidden, "forbidden",

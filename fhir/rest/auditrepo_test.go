@@ -286,3 +286,29 @@ func mustMarshal(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// TestRecordedAuditEventsInBundles: a batch records an AuditEvent entry
+// as a POST would; a transaction refuses it (docs/audit.md §7: an event is
+// a commit of its own, which cannot join the transaction's).
+func TestRecordedAuditEventsInBundles(t *testing.T) {
+	w := newAccessWorld(t)
+	ev := eventAbout(w.patient)
+	for _, kind := range []string{"batch", "transaction"} {
+		res := w.do("system", "POST", "/fhir", `{"resourceType":"Bundle","type":"`+kind+`","entry":[{"resource":`+ev+`,"request":{"method":"POST","url":"AuditEvent"}}]}`)
+		body := string(res.Body())
+		switch kind {
+		case "batch":
+			if res.StatusCode() != 200 || !strings.Contains(body, `"status":"201 Created"`) || !strings.Contains(body, `"location":"AuditEvent/ar-`) {
+				t.Errorf("batch: %d %s", res.StatusCode(), body)
+			}
+		default:
+			if res.StatusCode() != 403 || !strings.Contains(body, "OperationOutcome") {
+				t.Errorf("transaction: %d %s", res.StatusCode(), body)
+			}
+			t.Logf("transaction: %d %s", res.StatusCode(), body)
+		}
+	}
+	if got := w.searchIDs("admin", "/fhir/AuditEvent?_tag=urn:fhirgate:audit|recorded"); len(got) != 1 {
+		t.Fatalf("events stored from bundles: %v, want the batch's", got)
+	}
+}

@@ -75,7 +75,7 @@ func statusOf(err error) (int, []fhir.Issue, [2]string) {
 	case errors.Is(err, store.ErrConflict):
 		return http.StatusConflict, []fhir.Issue{{Severity: "error", Code: "conflict", Diagnostics: "the resource was changed concurrently; retry"}}, [2]string{}
 	case errors.Is(err, store.ErrReadOnly):
-		return errGatewayRecord.status, []fhir.Issue{errGatewayRecord.issue}, [2]string{}
+		return errAuditCommit.status, []fhir.Issue{errAuditCommit.issue}, [2]string{}
 	case errors.Is(err, store.ErrUnsupported):
 		return http.StatusBadRequest, []fhir.Issue{{Severity: "error", Code: "not-supported", Diagnostics: strings.TrimPrefix(err.Error(), "store: ")}}, [2]string{}
 	case errors.Is(err, store.ErrBadCursor):
