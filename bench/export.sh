@@ -10,7 +10,10 @@
 # Build first (from the repository root):
 #   go build -o /tmp/fbexp/ ./cmd/gateway ./cmd/fhirbench
 # then: bash bench/export.sh 100000 2>&1 | tee /tmp/fbexp/export-100k.out
-# Knobs: FB (binaries, /tmp/fbexp), PORT (18660), C (load clients, 16).
+# Knobs: FB (binaries, /tmp/fbexp), PORT (18660), C (load clients, 16),
+# REUSE=1 (export the data a previous run of the same N loaded, without
+# loading again), GWARGS (more `gateway serve` flags, e.g.
+# "--block-cache-mb 128").
 set -u
 N=${1:-100000}
 FB=${FB:-/tmp/fbexp}
@@ -18,14 +21,19 @@ PORT=${PORT:-18660}
 C=${C:-16}
 DATA=$FB/data-$N
 BASE=http://127.0.0.1:$PORT/fhir
-rm -rf "$DATA" && mkdir -p "$DATA"
-"$FB/gateway" serve --data "$DATA" --addr 127.0.0.1:$PORT --eth-listen= >"$DATA/gateway.log" 2>&1 &
+[ -n "${REUSE:-}" ] || { rm -rf "$DATA" && mkdir -p "$DATA"; }
+# shellcheck disable=SC2086
+"$FB/gateway" serve --data "$DATA" --addr 127.0.0.1:$PORT --eth-listen= ${GWARGS:-} >>"$DATA/gateway.log" 2>&1 &
 PID=$!
 trap 'kill $PID 2>/dev/null; wait 2>/dev/null' EXIT
 until curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null; do sleep 0.5; done
 T=$("$FB/gateway" token --data "$DATA" --scope 'system/*.cruds' --ttl 6h)
-"$FB/fhirbench" load -base "$BASE" -token "$T" -n "$N" -mode transaction -clients "$C" -data "$DATA" -pid $PID || exit 1
-sleep 5 # let the load's compactions settle
+if [ -z "${REUSE:-}" ]; then
+	"$FB/fhirbench" load -base "$BASE" -token "$T" -n "$N" -mode transaction -clients "$C" -data "$DATA" -pid $PID || exit 1
+fi
+sleep 5 # let the load's (or the start's) compactions settle
+echo "gateway serve ${GWARGS:-}"
+curl -s "http://127.0.0.1:$PORT/metrics" | grep -E '^go_memstats_heap_inuse_bytes|^process_resident' 
 rss() { awk '/^VmRSS/ {print $2}' /proc/$PID/status; }
 cpu() { awk '{print $14 + $15}' /proc/$PID/stat; }
 TICK=$(getconf CLK_TCK)

@@ -16,7 +16,8 @@ const asOfBatch = 1024
 // delete tombstone when it was deleted then; fn skips those). Resources
 // created after asOf are left out. Only ids that sort after after are
 // visited ("" for all), so that a caller that stopped can resume after
-// the last id it handled. It is one sequential scan of the type's version
+// the last id it handled. v.Body is valid only during fn (copy what is
+// kept). It is one sequential scan of the type's version
 // records (bulk export reads a whole type this way): the memory it holds
 // is one batch of records, whatever the size of the type. A type kept by
 // another component (Virtual) has nothing to visit here.
@@ -36,9 +37,13 @@ func (s *Store) EachAsOf(ctx context.Context, typ, after string, asOf time.Time,
 		held    Version // the latest version of the current id so far
 		holding bool
 		out     []Version
+		// The records of a batch are copied into one arena reused from
+		// batch to batch: no allocation per record for bodies.
+		arena []byte
 	)
 	for {
 		out = out[:0]
+		arena = arena[:0]
 		var last []byte
 		var bad error
 		n := 0
@@ -62,7 +67,9 @@ func (s *Store) EachAsOf(ctx context.Context, typ, after string, asOf time.Time,
 			if ts > at {
 				return true // a later version (or the resource's first is later)
 			}
-			v, err := decodeVersion(typ, id, vid, bytes.Clone(val))
+			at := len(arena)
+			arena = append(arena, val...)
+			v, err := decodeVersion(typ, id, vid, arena[at:len(arena):len(arena)])
 			if err != nil {
 				bad = err
 				return false
@@ -75,6 +82,9 @@ func (s *Store) EachAsOf(ctx context.Context, typ, after string, asOf time.Time,
 		}
 		if err != nil {
 			return err
+		}
+		if holding {
+			held.Body = bytes.Clone(held.Body) // it may outlive the arena's batch
 		}
 		for i := range out {
 			if err := fn(&out[i]); err != nil {
