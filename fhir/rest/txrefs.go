@@ -44,6 +44,8 @@ type refResolver struct {
 	// a patient bundle names the same practitioner hundreds of times.
 	memo map[string]refAnswer
 	path []string // where the walk is, for the error's expression
+	// resolved counts the conditional references rewritten so far.
+	resolved int
 }
 
 type refAnswer struct {
@@ -61,7 +63,21 @@ func (s *Server) newRefResolver(c *fiber.Ctx, ids map[string]string, entries []*
 // a reference to a contained resource, is left as it is).
 func (r *refResolver) rewrite(v *fhirjson.Value) error {
 	r.path = append(r.path[:0], "resource")
-	return r.walk(v)
+	before := r.resolved
+	if err := r.walk(v); err != nil {
+		return err
+	}
+	if r.resolved > before {
+		// The entry was validated while its conditional references were
+		// search URLs, which name no target type: validate it again now
+		// that they are literal, so that a reference to a type the
+		// element does not allow (a Practitioner as an Encounter's
+		// serviceProvider) is refused as it would be if sent literally.
+		if _, err := fhir.Parse(fhirjson.Canonical(v)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (r *refResolver) walk(v *fhirjson.Value) error {
@@ -126,6 +142,7 @@ func (r *refResolver) reference(at *string) error {
 		return r.failWith(a.err, ref)
 	}
 	r.rw.set(at, a.to)
+	r.resolved++
 	return nil
 }
 

@@ -102,6 +102,16 @@ func TestConditionalReferencesInTransaction(t *testing.T) {
 		return `{"resourceType":"Organization","identifier":[{"system":"urn:x","value":"` + v + `"}],"name":"Hospital ` + v + `"}`
 	}
 
+	t.Run("a resolved reference to a type the element does not allow is refused", func(t *testing.T) {
+		// serviceProvider is Reference(Organization): the search URL
+		// passed validation, the Practitioner it names must not.
+		code, a := postBundle(t, s, tok, txBundle("transaction",
+			entry("urn:uuid:e1", "POST", "Encounter", encounter(prac, prac))))
+		if code != 400 || len(a.Issue) == 0 || !strings.Contains(a.Issue[0].Diagnostics+strings.Join(a.Issue[0].Expression, " "), "serviceProvider") {
+			t.Fatalf("%d %+v, want 400 naming serviceProvider", code, a)
+		}
+	})
+
 	t.Run("resolved against stored resources and the transaction's own", func(t *testing.T) {
 		code, a := postBundle(t, s, tok, txBundle("transaction",
 			entry("urn:uuid:e1", "POST", "Encounter", encounter(prac, "Organization?identifier=urn:x|new-1")),
