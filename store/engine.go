@@ -58,6 +58,40 @@ type Engine interface {
 	Close() error
 }
 
+// MultiGetter is implemented by engines that read many keys in one step
+// (store/redis: one MGET instead of a round trip per key). The store uses
+// it where it reads many keys at once (a search's candidates, a page's
+// resources); other engines are read one Get at a time (see GetMany).
+type MultiGetter interface {
+	// GetMany returns the values of keys, in order: nil for an absent
+	// key, a non-nil (possibly empty) slice for a present one. The caller
+	// owns the returned slices.
+	GetMany(ctx context.Context, keys [][]byte) ([][]byte, error)
+}
+
+// GetMany reads keys with e's GetMany, or one Get at a time when e has
+// none: nil for an absent key, in the order of keys.
+func GetMany(ctx context.Context, e Engine, keys [][]byte) ([][]byte, error) {
+	if m, ok := e.(MultiGetter); ok {
+		return m.GetMany(ctx, keys)
+	}
+	out := make([][]byte, len(keys))
+	for i, k := range keys {
+		v, err := e.Get(ctx, k)
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			return nil, err
+		default:
+			if v == nil {
+				v = []byte{}
+			}
+			out[i] = v
+		}
+	}
+	return out, nil
+}
+
 // Limits are what an engine accepts in one Apply. A Batch beyond them
 // fails with ErrTooLarge before anything is sent. Engines that have
 // limits implement Limited; zero fields mean no limit.

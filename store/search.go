@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"iter"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -76,20 +78,24 @@ func (s *Store) search(ctx context.Context, q *Query, depth int) (Page, error) {
 		return Page{}, err
 	}
 	ids := make([]string, 0, len(cand))
-	for id := range cand {
+	err = ev.chunked(maps.Keys(cand), len(negatives) > 0, q.Filter != nil, func(id string) error {
 		if err := ev.tick(); err != nil {
-			return Page{}, err
+			return err
 		}
 		ok, err := ev.matchesAll(id, negatives, true)
 		if err == nil && ok && q.Filter != nil {
 			ok, err = ev.accepts(q.Filter, id)
 		}
 		if err != nil {
-			return Page{}, err
+			return err
 		}
 		if ok {
 			ids = append(ids, id)
 		}
+		return nil
+	})
+	if err != nil {
+		return Page{}, err
 	}
 	rows, err := ev.sortRows(ids, q.Sort)
 	if err != nil {
@@ -132,7 +138,103 @@ type evaluator struct {
 	ctx   context.Context
 	typ   string
 	lists map[string][][]byte // index keys per candidate, read once
+	// curs holds current pointers read ahead by chunked (nil entry: no
+	// such resource), for the chunk being evaluated.
+	curs  map[string]*Version
 	ticks int
+}
+
+// prefetchChunk is how many candidates chunked reads ahead at once.
+const prefetchChunk = 1024
+
+// chunked calls fn for each id. On an engine that reads many keys in one
+// step (MultiGetter: one round trip instead of one per key on Redis) it
+// first reads, a chunk of ids at a time, their index lists (lists) and
+// current pointers (curs) that fn will ask for; on other engines fn reads
+// them itself, one Get at a time (and from the read cache), as before.
+func (ev *evaluator) chunked(ids iter.Seq[string], lists, curs bool, fn func(id string) error) error {
+	_, multi := ev.s.e.(MultiGetter)
+	if !multi || (!lists && !curs) {
+		for id := range ids {
+			if err := fn(id); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	defer func() { ev.curs = nil }()
+	// Collected before fn runs: fn may delete from the map ids ranges over.
+	part := make([]string, 0, prefetchChunk)
+	flush := func() error {
+		if err := ev.prefetch(part, lists, curs); err != nil {
+			return err
+		}
+		for _, id := range part {
+			if err := fn(id); err != nil {
+				return err
+			}
+		}
+		part = part[:0]
+		return nil
+	}
+	for id := range ids {
+		if part = append(part, id); len(part) == prefetchChunk {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return flush()
+}
+
+// prefetch reads the index lists (those not read yet) and the current
+// pointers of ids with one GetMany.
+func (ev *evaluator) prefetch(ids []string, lists, curs bool) error {
+	var keys [][]byte
+	var listIDs []string
+	if lists {
+		for _, id := range ids {
+			if _, ok := ev.lists[id]; !ok {
+				keys = append(keys, indexListKey(ev.typ, id))
+				listIDs = append(listIDs, id)
+			}
+		}
+	}
+	nl := len(keys)
+	if curs {
+		for _, id := range ids {
+			keys = append(keys, currentKey(ev.typ, id))
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	vals, err := GetMany(ev.ctx, ev.s.e, keys)
+	if err != nil {
+		return err
+	}
+	for i, id := range listIDs {
+		if err := ev.putList(id, vals[i]); err != nil {
+			return err
+		}
+	}
+	if !curs {
+		return nil
+	}
+	ev.curs = make(map[string]*Version, len(ids))
+	for i, id := range ids {
+		b := vals[nl+i]
+		if b == nil {
+			ev.curs[id] = nil
+			continue
+		}
+		cur, err := decodeCurrent(ev.typ, id, b)
+		if err != nil {
+			return err
+		}
+		ev.curs[id] = &cur
+	}
+	return nil
 }
 
 // ctxCheckEvery is how many keys or candidates a search handles between
@@ -177,20 +279,24 @@ func (ev *evaluator) candidates(q *Query, positives []clausePlan) (map[string]bo
 	rest := positives
 	if q.IDs != nil {
 		cand = map[string]bool{}
-		for _, id := range q.IDs {
+		err := ev.chunked(slices.Values(q.IDs), false, true, func(id string) error {
 			if err := ev.tick(); err != nil {
-				return nil, err
+				return err
 			}
-			cur, err := ev.s.Current(ev.ctx, q.Type, id)
+			cur, err := ev.current(id)
 			if errors.Is(err, ErrNotFound) {
-				continue
+				return nil
 			}
 			if err != nil {
-				return nil, err
+				return err
 			}
 			if !cur.Deleted {
 				cand[id] = true
 			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
 	} else if len(positives) == 0 {
 		all, err := ev.allIDs()
@@ -280,19 +386,23 @@ func (ev *evaluator) candidates(q *Query, positives []clausePlan) (map[string]bo
 
 // keepMatching removes from cand the ids that fail one of the clauses.
 func (ev *evaluator) keepMatching(cand map[string]bool, clauses []clausePlan) (map[string]bool, error) {
-	for id := range cand {
+	if len(clauses) == 0 {
+		return cand, nil
+	}
+	err := ev.chunked(maps.Keys(cand), true, false, func(id string) error {
 		if err := ev.tick(); err != nil {
-			return nil, err
+			return err
 		}
 		ok, err := ev.matchesAll(id, clauses, false)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if !ok {
 			delete(cand, id)
 		}
-	}
-	return cand, nil
+		return nil
+	})
+	return cand, err
 }
 
 // scanClause collects the ids of a clause's ranges, stopping (incomplete)
@@ -376,8 +486,22 @@ func clauseHolds(cp clausePlan, id string, keys [][]byte) bool {
 	return false
 }
 
+// current is Current of id, from what chunked read ahead when it did.
+func (ev *evaluator) current(id string) (Version, error) {
+	if c, ok := ev.curs[id]; ok {
+		if c == nil {
+			return Version{}, ErrNotFound
+		}
+		return *c, nil
+	}
+	return ev.s.Current(ev.ctx, ev.typ, id)
+}
+
 // accepts applies a query filter to the current record of id.
 func (ev *evaluator) accepts(filter func(*Version) bool, id string) (bool, error) {
+	if c, ok := ev.curs[id]; ok {
+		return c != nil && !c.Deleted && filter(c), nil
+	}
 	cur, err := ev.s.current(ev.ctx, ev.typ, id)
 	if errors.Is(err, ErrNotFound) {
 		return false, nil
@@ -395,18 +519,30 @@ func (ev *evaluator) list(id string) ([][]byte, error) {
 	}
 	raw, err := ev.s.e.Get(ev.ctx, indexListKey(ev.typ, id))
 	if errors.Is(err, ErrNotFound) {
-		ev.lists[id] = nil
-		return nil, nil
+		raw, err = nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	var keys [][]byte
-	if err := eachIndexKey(raw, ev.typ, id, func(k []byte) { keys = append(keys, k) }); err != nil {
+	if err := ev.putList(id, raw); err != nil {
 		return nil, err
 	}
+	return ev.lists[id], nil
+}
+
+// putList keeps the index keys of id decoded from its list raw (nil: no
+// list).
+func (ev *evaluator) putList(id string, raw []byte) error {
+	if raw == nil {
+		ev.lists[id] = nil
+		return nil
+	}
+	var keys [][]byte
+	if err := eachIndexKey(raw, ev.typ, id, func(k []byte) { keys = append(keys, k) }); err != nil {
+		return err
+	}
 	ev.lists[id] = keys
-	return keys, nil
+	return nil
 }
 
 // allIDs returns every live resource id of the type.
@@ -519,22 +655,39 @@ type row struct {
 
 func (ev *evaluator) sortRows(ids []string, sorts []Sort) ([]row, error) {
 	rows := make([]row, len(ids))
-	for i, id := range ids {
+	var lists, curs bool
+	for _, so := range sorts {
+		switch so.Param {
+		case "_id":
+		case "_lastUpdated":
+			curs = true
+		default:
+			lists = true
+		}
+	}
+	i := 0
+	err := ev.chunked(slices.Values(ids), lists, curs, func(id string) error {
 		if err := ev.tick(); err != nil {
-			return nil, err
+			return err
 		}
-		rows[i].id = id
+		r := &rows[i]
+		i++
+		r.id = id
 		if len(sorts) == 0 {
-			continue
+			return nil
 		}
-		rows[i].keys = make([][]byte, len(sorts))
+		r.keys = make([][]byte, len(sorts))
 		for j, so := range sorts {
 			k, err := ev.sortKey(id, so)
 			if err != nil {
-				return nil, err
+				return err
 			}
-			rows[i].keys[j] = k
+			r.keys[j] = k
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	slices.SortFunc(rows, func(a, b row) int { return compareRows(a, b, sorts) })
 	return rows, nil
@@ -547,7 +700,7 @@ func (ev *evaluator) sortKey(id string, so Sort) ([]byte, error) {
 	case "_id":
 		return []byte(id), nil
 	case "_lastUpdated":
-		cur, err := ev.s.Current(ev.ctx, ev.typ, id)
+		cur, err := ev.current(id)
 		if err != nil {
 			return nil, err
 		}
@@ -768,13 +921,13 @@ func (s *Store) linkPlan(ctx context.Context, q *Query, p *Pred, depth int) (*pl
 	ev := &evaluator{s: s, ctx: ctx, typ: inner.Type, lists: map[string][][]byte{}}
 	pre := paramPrefix(inner.Type, s.refParam(inner.Type, p.HasParam, q.Type))
 	ids := map[string]bool{}
-	for _, id := range page.IDs {
+	err = ev.chunked(slices.Values(page.IDs), true, false, func(id string) error {
 		if err := ev.tick(); err != nil {
-			return nil, err
+			return err
 		}
 		keys, err := ev.list(id)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for _, k := range keys {
 			if !bytes.HasPrefix(k, pre) {
@@ -785,6 +938,10 @@ func (s *Store) linkPlan(ctx context.Context, q *Query, p *Pred, depth int) (*pl
 				ids[rid] = true
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return &plan{ids: ids}, nil
 }

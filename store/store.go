@@ -111,6 +111,86 @@ func (s *Store) Read(ctx context.Context, typ, id string) (Version, error) {
 	return v, err
 }
 
+// ReadMany is Read of each of ids: the versions of those that exist
+// (tombstones included), in the order of ids; ids that never existed are
+// left out. On an engine that reads many keys in one step (MultiGetter)
+// it reads the current pointers with one GetMany and the versions not in
+// the cache with another, instead of a round trip or two per id.
+func (s *Store) ReadMany(ctx context.Context, typ string, ids []string) ([]Version, error) {
+	out := make([]Version, 0, len(ids))
+	if _, ok := s.e.(MultiGetter); !ok || s.virtual(typ) != nil {
+		for _, id := range ids {
+			v, err := s.Read(ctx, typ, id)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, v)
+		}
+		return out, nil
+	}
+	keys := make([][]byte, len(ids))
+	for i, id := range ids {
+		keys[i] = currentKey(typ, id)
+	}
+	vals, err := GetMany(ctx, s.e, keys)
+	if err != nil {
+		return nil, err
+	}
+	// The current pointers name immutable versions: those this process
+	// holds (shared engines only, see readCache) need no read.
+	var missing []int // indexes in out
+	keys = keys[:0]
+	for i, id := range ids {
+		if vals[i] == nil {
+			continue
+		}
+		cur, err := decodeCurrent(typ, id, vals[i])
+		if err != nil {
+			return nil, err
+		}
+		if s.cache != nil && s.multi {
+			if v, ok := s.cache.getVersion(typ, id, cur.VID); ok {
+				out = append(out, v)
+				continue
+			}
+		}
+		missing = append(missing, len(out))
+		keys = append(keys, versionKey(typ, id, cur.VID))
+		out = append(out, cur)
+	}
+	if len(keys) == 0 {
+		return out, nil
+	}
+	vals, err = GetMany(ctx, s.e, keys)
+	if err != nil {
+		return nil, err
+	}
+	gone := false
+	for j, i := range missing {
+		cur := out[i]
+		if vals[j] == nil {
+			// As Read: a version not found is a resource not found.
+			out[i].ID, gone = "", true
+			continue
+		}
+		v, err := decodeVersion(typ, cur.ID, cur.VID, vals[j])
+		if err != nil {
+			return nil, err
+		}
+		if s.cache != nil && s.multi {
+			s.cache.putVersion(v)
+		}
+		out[i] = v
+	}
+	if gone {
+		out = slices.DeleteFunc(out, func(v Version) bool { return v.ID == "" })
+	}
+	return out, nil
+}
+
 // readShared is Read on a shared engine: the current pointer from the
 // engine (one GET), the version it names from the cache when there (see
 // readCache for why this is never stale).

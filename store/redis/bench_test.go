@@ -127,8 +127,70 @@ func TestRoundTrips(t *testing.T) {
 	if create != 1 {
 		t.Errorf("a create took %d round trips, want 1 (the commit script)", create)
 	}
+	searchPage(t, ctx, db, &c)
 	if readWarm != 1 {
 		t.Errorf("a cached read took %d round trips, want 1 (the current pointer)", readWarm)
+	}
+}
+
+// single hides the engine's GetMany: the store reads one key per Get,
+// as it did before MultiGetter.
+type single struct{ *DB }
+
+func (single) GetMany() {} // not store.MultiGetter's signature
+
+// searchPage counts the round trips of a search as the gateway makes it
+// (25 matches, a page of 10, an access filter that reads every match's
+// current record, the page's resources read then), one key per Get
+// against GetMany: 37 against a handful (BENCHMARKS.md §8).
+func searchPage(t *testing.T, ctx context.Context, db *DB, c *counter) {
+	var ws []store.Write
+	for i := range 25 {
+		w := patient(5000 + i)
+		w.Index[0].Text = "Searchme"
+		ws = append(ws, w)
+	}
+	if err := store.New(db, store.Options{}).Commit(ctx, ws); err != nil {
+		t.Fatal(err)
+	}
+	q := store.Query{Type: "Patient", Count: 10, Filter: func(v *store.Version) bool { return v.Creator == "client/bench" && len(v.Compartments) == 1 },
+		Clauses: []store.Clause{{Preds: []store.Pred{{Op: store.OpStringStarts, Param: "family", Text: "searchme"}}}}}
+	run := func(s *store.Store, many bool) (int64, int) {
+		n := c.n.Load()
+		page, err := s.Search(ctx, &q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var vs []store.Version
+		if many {
+			vs, err = s.ReadMany(ctx, "Patient", page.IDs)
+		} else {
+			for _, id := range page.IDs {
+				v, err := s.Read(ctx, "Patient", id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				vs = append(vs, v)
+			}
+		}
+		if err != nil || len(vs) != 10 || page.Total != 25 {
+			t.Fatalf("page of %d of %d: %v", len(vs), page.Total, err)
+		}
+		return c.n.Load() - n, page.Total
+	}
+	q.Total = true
+	before := store.New(single{db}, store.Options{})
+	run(before, false) // versions cached, as on a warm replica
+	oneByOne, total := run(before, false)
+	after := store.New(db, store.Options{})
+	cold, _ := run(after, true)
+	warm, _ := run(after, true)
+	t.Logf("search family:starts=searchme with an access filter (%d match, page of 10) and its page read: %d round trips one key per Get (versions cached), %d with GetMany (%d with the versions not cached)", total, oneByOne, warm, cold)
+	if oneByOne < 35 {
+		t.Errorf("one key per Get took %d round trips, want 25+10+the scan", oneByOne)
+	}
+	if warm > 3 || cold > 4 {
+		t.Errorf("with GetMany: %d round trips (cold cache %d), want at most 3 (4)", warm, cold)
 	}
 }
 

@@ -20,9 +20,10 @@ import (
 )
 
 var (
-	_ store.Engine  = (*DB)(nil)
-	_ store.Shared  = (*DB)(nil)
-	_ store.Limited = (*DB)(nil)
+	_ store.Engine      = (*DB)(nil)
+	_ store.Shared      = (*DB)(nil)
+	_ store.Limited     = (*DB)(nil)
+	_ store.MultiGetter = (*DB)(nil)
 )
 
 // Config says which Redis and which keyspace.
@@ -191,6 +192,42 @@ func (d *DB) Get(ctx context.Context, key []byte) ([]byte, error) {
 		b = []byte{}
 	}
 	return b, nil
+}
+
+// mgetChunk bounds the keys of one MGET: Redis serves nobody else while
+// it runs one (about 0.1 µs per key), and its reply is held whole.
+const mgetChunk = 1024
+
+// GetMany implements store.MultiGetter: one MGET per mgetChunk keys. Each
+// MGET reads its keys at one instant (between two commits); keys in
+// different chunks may be read across a commit, as separate Gets would.
+func (d *DB) GetMany(ctx context.Context, keys [][]byte) ([][]byte, error) {
+	out := make([][]byte, len(keys))
+	for lo := 0; lo < len(keys); lo += mgetChunk {
+		part := keys[lo:min(lo+mgetChunk, len(keys))]
+		names := make([]string, len(part))
+		for i, k := range part {
+			names[i] = d.vkey(k)
+		}
+		var vals []any
+		err := read(ctx, func() error {
+			var err error
+			vals, err = d.c.MGet(ctx, names...).Result()
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("redis: mget: %w", classify(err, false))
+		}
+		if len(vals) != len(part) {
+			return nil, fmt.Errorf("redis: mget: %d values for %d keys", len(vals), len(part))
+		}
+		for i, v := range vals {
+			if s, ok := v.(string); ok {
+				out[lo+i] = append([]byte{}, s...)
+			}
+		}
+	}
+	return out, nil
 }
 
 // read runs an idempotent read, once more if the first attempt failed on

@@ -33,6 +33,7 @@ func Run(t *testing.T, newEngine NewEngine) {
 	t.Run("Unique", func(t *testing.T) { runUnique(t, newEngine) })
 	t.Run("Reindex", func(t *testing.T) { runReindex(t, newEngine) })
 	t.Run("Leaves", func(t *testing.T) { runLeaves(t, newEngine) })
+	t.Run("GetMany", func(t *testing.T) { runGetMany(t, newEngine) })
 }
 
 func open(t *testing.T, newEngine NewEngine) (store.Engine, *store.Store) {
@@ -748,5 +749,104 @@ func runLeaves(t *testing.T, newEngine NewEngine) {
 	}
 	if _, err := s.LeafIndex(ctx, "Patient", "a", 2); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("LeafIndex of a missing version = %v", err)
+	}
+}
+
+// runGetMany: store.GetMany (the engine's MultiGetter, or Gets one at a
+// time) answers in the order asked, nil for absent keys and a non-nil
+// slice for a present empty value, and nothing for nothing; more keys
+// than one request carries (store/redis sends 1,024 per MGET). ReadMany
+// reads like Read: tombstones included, ids that never existed left out.
+func runGetMany(t *testing.T, newEngine NewEngine) {
+	ctx := context.Background()
+	e, s := open(t, newEngine)
+	var b store.Batch
+	b.Set([]byte("g/a"), []byte("1"))
+	b.Set([]byte("g/empty"), nil)
+	b.Set([]byte("g/\xff\x00bin"), []byte{0, 0xff})
+	for i := range 2500 {
+		b.Set(fmt.Appendf(nil, "g/n/%05d", i), fmt.Appendf(nil, "v%d", i))
+	}
+	if err := e.Apply(ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	for _, keys := range [][][]byte{nil, {}} {
+		got, err := store.GetMany(ctx, e, keys)
+		if err != nil || len(got) != 0 {
+			t.Fatalf("GetMany(%v) = %q, %v", keys, got, err)
+		}
+	}
+	keys := [][]byte{[]byte("g/none"), []byte("g/a"), []byte("g/empty"), []byte("g/\xff\x00bin"), []byte("g/a"), []byte("h")}
+	got, err := store.GetMany(ctx, e, keys)
+	if err != nil || len(got) != len(keys) {
+		t.Fatalf("GetMany = %q, %v", got, err)
+	}
+	want := [][]byte{nil, []byte("1"), {}, {0, 0xff}, []byte("1"), nil}
+	for i := range want {
+		if (got[i] == nil) != (want[i] == nil) || !bytes.Equal(got[i], want[i]) {
+			t.Errorf("GetMany[%d] (%q) = %q, want %q", i, keys[i], got[i], want[i])
+		}
+	}
+	got[1][0] = 'x' // the caller owns the slices
+	if v, err := e.Get(ctx, []byte("g/a")); err != nil || string(v) != "1" {
+		t.Fatalf("Get after changing GetMany's answer = %q, %v", v, err)
+	}
+	keys = keys[:0]
+	for i := 2499; i >= -1; i-- { // descending, with one absent at each end
+		keys = append(keys, fmt.Appendf(nil, "g/n/%05d", i))
+	}
+	keys = append(keys, []byte("g/n/99999"))
+	got, err = store.GetMany(ctx, e, keys)
+	if err != nil || len(got) != len(keys) {
+		t.Fatalf("GetMany of %d keys: %d values, %v", len(keys), len(got), err)
+	}
+	for i, k := range keys {
+		var n int
+		if _, err := fmt.Sscanf(string(k), "g/n/%05d", &n); err != nil || n < 0 || n >= 2500 {
+			if got[i] != nil {
+				t.Fatalf("absent %q = %q", k, got[i])
+			}
+			continue
+		}
+		if string(got[i]) != fmt.Sprintf("v%d", n) {
+			t.Fatalf("GetMany %q = %q", k, got[i])
+		}
+	}
+
+	// ReadMany.
+	p1 := version("Patient", "p1", 1, t0, `{"v":1}`)
+	p2 := version("Patient", "p2", 1, t0, `{"v":"p2"}`)
+	if err := s.Commit(ctx, []store.Write{{New: p1}, {New: p2}}); err != nil {
+		t.Fatal(err)
+	}
+	cur, _ := s.Current(ctx, "Patient", "p1")
+	if err := s.Commit(ctx, []store.Write{{Prev: &cur, New: version("Patient", "p1", 2, t0.Add(time.Second), `{"v":2}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	cur, _ = s.Current(ctx, "Patient", "p2")
+	if err := s.Commit(ctx, []store.Write{{Prev: &cur, New: version("Patient", "p2", 2, t0.Add(time.Second), "")}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, ids := range [][]string{nil, {"nobody"}} {
+		if vs, err := s.ReadMany(ctx, "Patient", ids); err != nil || len(vs) != 0 {
+			t.Fatalf("ReadMany(%q) = %v, %v", ids, vs, err)
+		}
+	}
+	for range 2 { // the second time from the cache
+		vs, err := s.ReadMany(ctx, "Patient", []string{"p2", "nobody", "p1", "p1"})
+		if err != nil || len(vs) != 3 {
+			t.Fatalf("ReadMany = %+v, %v", vs, err)
+		}
+		if vs[0].ID != "p2" || vs[0].VID != 2 || !vs[0].Deleted {
+			t.Errorf("ReadMany[0] = %+v, want p2's tombstone", vs[0])
+		}
+		for _, v := range vs[1:] {
+			if v.ID != "p1" || v.VID != 2 || string(v.Body) != `{"v":2}` || v.Author != "client/test" {
+				t.Errorf("ReadMany p1 = %+v, want version 2", v)
+			}
+			if r, err := s.Read(ctx, "Patient", "p1"); err != nil || r.VID != v.VID || string(r.Body) != string(v.Body) || !r.LastUpdated.Equal(v.LastUpdated) {
+				t.Errorf("Read = %+v, %v; ReadMany %+v", r, err, v)
+			}
+		}
 	}
 }
