@@ -146,9 +146,9 @@ func (f *flattener) bundle(b []byte, write func(typ string, line []byte) error) 
 	for _, e := range bundle.Entry {
 		if e.Resource["resourceType"] == "ExplanationOfBenefit" {
 			// Synthea's EOB.referral names the Practitioner; R4 wants a
-			// ServiceRequest there, and the gateway refuses the literal
-			// reference (in a transaction the conditional one resolves
-			// after validation and passes).
+			// ServiceRequest there, and the gateway refuses it (literal,
+			// or conditional once resolved). The generator leaves it out
+			// already; kept for bundles written by older generators.
 			delete(e.Resource, "referral")
 		}
 		walk(e.Resource)

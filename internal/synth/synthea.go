@@ -359,9 +359,12 @@ func (s *Synthea) PatientBundle(i, n int) []byte {
 				{"system": "https://bluebutton.cms.gov/resources/identifier/claim-group", "value": "99999999999"}},
 			"type": cc("http://terminology.hl7.org/CodeSystem/claim-type", "professional", "professional"),
 			"use":  "claim", "patient": ref(patient), "billablePeriod": period, "created": end.Format(time.RFC3339),
-			"insurer":   obj{"display": "Medicaid"},
-			"provider":  obj{"reference": prac, "display": pracDisplay},
-			"referral":  obj{"reference": prac, "display": pracDisplay},
+			"insurer":  obj{"display": "Medicaid"},
+			"provider": obj{"reference": prac, "display": pracDisplay},
+			// Synthea's exporter also sets "referral" to the Practitioner,
+			// where R4 allows only a ServiceRequest: the gateway refuses it
+			// (as HAPI does with reference target types enforced), so the
+			// generator leaves it out.
 			"facility":  obj{"reference": loc, "display": s.hospitalName(h)},
 			"claim":     ref(claim),
 			"outcome":   "complete",
