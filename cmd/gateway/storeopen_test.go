@@ -42,3 +42,17 @@ func TestServeOnSharedStoreRefusals(t *testing.T) {
 		}
 	})
 }
+
+func TestReadyzURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://127.0.0.1:8080":         "http://127.0.0.1:8080/readyz",
+		"http://127.0.0.1:8080/":        "http://127.0.0.1:8080/readyz",
+		"http://127.0.0.1:8080/fhir":    "http://127.0.0.1:8080/readyz",
+		"http://127.0.0.1:8080/readyz":  "http://127.0.0.1:8080/readyz",
+		"https://fhir.example.org/fhir": "https://fhir.example.org/readyz",
+	} {
+		if got := readyzURL(in); got != want {
+			t.Errorf("readyzURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
