@@ -170,16 +170,16 @@ func (s *Server) searchWithin(c *fiber.Ctx, typ string, params url.Values) error
 		link("previous", page.Prev, page.Prev == nil)
 	}
 
-	matches := make([]store.Version, 0, len(page.IDs))
-	for _, id := range page.IDs {
-		v, err := s.store.Read(c.UserContext(), typ, id)
-		if errors.Is(err, store.ErrNotFound) || (err == nil && v.Deleted) {
-			continue // deleted between the search and the read
+	// One read for the page on a network store (store.MultiGetter).
+	read, err := s.store.ReadMany(c.UserContext(), typ, page.IDs)
+	if err != nil {
+		return err
+	}
+	matches := make([]store.Version, 0, len(read))
+	for _, v := range read {
+		if !v.Deleted { // else deleted between the search and the read
+			matches = append(matches, v)
 		}
-		if err != nil {
-			return err
-		}
-		matches = append(matches, v)
 	}
 	for i := range matches {
 		n.touch(&matches[i])
@@ -290,9 +290,12 @@ func (s *Server) includes(c *fiber.Ctx, q *search.Query, matches []store.Version
 			if err != nil {
 				return err
 			}
-			for _, id := range page.IDs {
-				v, err := s.store.Read(c.UserContext(), inc.Source, id)
-				if err == nil && !v.Deleted {
+			vs, err := s.store.ReadMany(c.UserContext(), inc.Source, page.IDs)
+			if err != nil {
+				return err
+			}
+			for _, v := range vs {
+				if !v.Deleted {
 					add(v)
 				}
 			}
