@@ -33,13 +33,13 @@ func TestCapabilities(t *testing.T) {
 					}
 				}
 			}
-			if res["type"] == "AuditEvent" { // written by the gateway only
+			if res["type"] == "AuditEvent" { // recorded (created), never changed
 				var codes []string
 				for _, in := range res["interaction"].([]any) {
 					codes = append(codes, in.(map[string]any)["code"].(string))
 				}
-				if got := strings.Join(codes, " "); got != "read vread history-instance history-type search-type" {
-					t.Errorf("AuditEvent interactions = %s, want the read-only ones", got)
+				if got := strings.Join(codes, " "); got != "read vread history-instance history-type create search-type" {
+					t.Errorf("AuditEvent interactions = %s, want read, history, create and search only (no update, patch or delete)", got)
 				}
 			}
 		}
