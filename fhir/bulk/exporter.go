@@ -26,6 +26,7 @@ const (
 	DefaultBlockBytes    = 4 << 20
 	DefaultExpiry        = 24 * time.Hour
 	DefaultWorkers       = 2
+	DefaultMaxJobs       = 3
 )
 
 // Config wires an Exporter.
@@ -50,6 +51,10 @@ type Config struct {
 	Expiry time.Duration
 	// Workers bounds the jobs this replica runs at once; more wait.
 	Workers int
+	// MaxJobs bounds the exports one principal may have running (queued
+	// included) across all replicas: a kick-off beyond it is refused
+	// (ErrBusy), so that no caller can fill the store with jobs.
+	MaxJobs int
 	// LeaseTTL is each job's lease time (store.DefaultLeaseTTL).
 	LeaseTTL time.Duration
 	// Poll is how often Run looks for jobs to take over and to expire
@@ -86,6 +91,9 @@ func New(cfg Config) *Exporter {
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = DefaultWorkers
+	}
+	if cfg.MaxJobs <= 0 {
+		cfg.MaxJobs = DefaultMaxJobs
 	}
 	if cfg.Poll <= 0 {
 		cfg.Poll = time.Second
@@ -133,6 +141,12 @@ func (x *Exporter) Run(ctx context.Context) {
 // worker is free; otherwise a replica with one takes it). It returns the
 // job's id.
 func (x *Exporter) Kickoff(ctx context.Context, p *policy.Principal, req Request) (string, error) {
+	switch n, err := x.runningOf(ctx, p); {
+	case err != nil:
+		return "", err
+	case n >= x.cfg.MaxJobs:
+		return "", ErrBusy
+	}
 	var raw [16]byte
 	rand.Read(raw[:])
 	now := x.cfg.Now().UTC().Truncate(time.Microsecond)
@@ -453,4 +467,29 @@ func (x *Exporter) tryStart(id string) {
 // fileURL is the download URL of file n of job id.
 func fileURL(base, id string, n int) string {
 	return base + "/$export-file/" + id + "/" + strconv.Itoa(n) + ".ndjson"
+}
+
+// runningOf counts the exports p has running or queued. Two kick-offs at
+// the same moment on two replicas may both pass: the bound holds to
+// within the caller's concurrency, which is what it is for.
+func (x *Exporter) runningOf(ctx context.Context, p *policy.Principal) (int, error) {
+	n := 0
+	var derr error
+	err := x.e.Scan(ctx, store.PrefixRange(jobsPrefix()), func(_, v []byte) bool {
+		var j struct {
+			Principal policy.Principal `json:"principal"`
+			State     string           `json:"state"`
+		}
+		if derr = json.Unmarshal(v, &j); derr != nil {
+			return false
+		}
+		if j.State == stateRunning && j.Principal.Subject == p.Subject && j.Principal.Role == p.Role {
+			n++
+		}
+		return true
+	})
+	if err == nil {
+		err = derr
+	}
+	return n, err
 }

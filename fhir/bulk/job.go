@@ -31,6 +31,8 @@ var (
 	ErrNotReady = errors.New("the export has not completed")
 	// ErrFailed wraps the reason a job failed.
 	ErrFailed = errors.New("the export failed")
+	// ErrBusy: the caller already has Config.MaxJobs exports running.
+	ErrBusy = errors.New("too many exports in progress")
 )
 
 // Level is what a kick-off exports.

@@ -136,6 +136,10 @@ func (s *Server) exportKickoff(level bulk.Level) fiber.Handler {
 			req.Members = members
 		}
 		id, err := s.cfg.Export.Kickoff(c.UserContext(), p, req)
+		if errors.Is(err, bulk.ErrBusy) {
+			c.Set(fiber.HeaderRetryAfter, "30")
+			return errorf(fiber.StatusTooManyRequests, "throttled", "you already have the most bulk exports running at once; wait for one to complete or cancel it (DELETE its status URL)")
+		}
 		if err != nil {
 			return err
 		}
