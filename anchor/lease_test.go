@@ -208,19 +208,23 @@ func TestLeaseStaleAnchorerFenced(t *testing.T) {
 	if c, _ := b.l.checkpointAt(ctx, 100); c != nil {
 		t.Fatalf("the stale write landed: %+v", c)
 	}
-	// Its integration of a new leaf: refused, unless b integrated the
-	// leaf first (then a only catches up); b polls every 5 ms, so try a
-	// few times.
+	// Its integration of a new leaf: refused. b's integration is held off
+	// (its tree lock taken) so the new leaf cannot be integrated by b
+	// first; a's first attempt may only catch up with what b integrated
+	// before, the next one must be refused.
+	b.l.treeMu.Lock()
 	var err error
-	for i := 0; i < 50 && !errors.Is(err, ErrNotAnchorer); i++ {
+	for i := 0; i < 3 && !errors.Is(err, ErrNotAnchorer); i++ {
 		vs = append(vs, w.create(t, ctx, 1)...)
 		a.l.treeMu.Lock()
 		_, err = a.l.integrateChunk(ctx, 100)
 		a.l.treeMu.Unlock()
 		if err != nil && !errors.Is(err, ErrNotAnchorer) {
+			b.l.treeMu.Unlock()
 			t.Fatal(err)
 		}
 	}
+	b.l.treeMu.Unlock()
 	if !errors.Is(err, ErrNotAnchorer) {
 		t.Fatalf("a stale anchorer's integration = %v, want ErrNotAnchorer", err)
 	}

@@ -280,6 +280,9 @@ func TestRelayFrontRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The relay sends from its queue in the background: wait until its
+	// transaction is in the pool, so both are in the one block mined.
+	re.waitStatus(t, h, "pending")
 	// Someone else relays the same signature, paying a higher tip.
 	data := regABI.PackGrantBySig(patient, consentsig.Grantee("Practitioner/ok"), consentsig.Scope("Observation.rs"), forever, big.NewInt(time.Now().Unix()+600), sig)
 	rival := re.account(7).Key
