@@ -16,12 +16,16 @@ import (
 //   - admin, regulator: "Practitioner/<id>" or none (an operator may be a
 //     clinician too; their tokens still carry no patient context)
 //   - system: none (backend clients are not people)
+//   - applicant: none, and a wallet (a wallet asking to be registered)
 //
 // wallet, when set, must be a CAIP-10 eip155 account id.
 func bindIdentity(role policy.Role, fhirUser, wallet string) (Identity, error) {
 	id := Identity{FHIRUser: fhirUser, Wallet: wallet}
 	if wallet != "" && !validCAIP10(wallet) {
 		return Identity{}, errors.New("wallet must be a CAIP-10 id eip155:<chainId>:<address>")
+	}
+	if role == policy.RoleApplicant && (fhirUser != "" || wallet == "") {
+		return Identity{}, errors.New("an applicant's token names a wallet and no record")
 	}
 	if fhirUser == "" {
 		return id, nil

@@ -228,7 +228,7 @@ func (v *Verifier) verify(token string) (*cached, error) {
 
 func validRole(r policy.Role) bool {
 	switch r {
-	case policy.RoleSystem, policy.RolePatient, policy.RolePractitioner, policy.RoleAdmin, policy.RoleRegulator:
+	case policy.RoleSystem, policy.RolePatient, policy.RolePractitioner, policy.RoleAdmin, policy.RoleRegulator, policy.RoleApplicant:
 		return true
 	}
 	return false

@@ -62,6 +62,9 @@ func TestAccessMatrix(t *testing.T) {
 		{"identity-linking system", system("linker", policy.ScopeIdentityLinking), ""},
 		{"admin", scoped(policy.RoleAdmin, "client/admin", "", "admin", "system/*.cruds"), ""},
 		{"regulator", scoped(policy.RoleRegulator, "client/reg", "", "reg", "system/*.cruds"), ""},
+		// A wallet asking to be registered: no row names it, so even
+		// with every scope (which its tokens never carry) it gets nothing.
+		{"applicant", scoped(policy.RoleApplicant, "did:pkh:eip155:1:0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "", "", "system/*.cruds patient/*.cruds user/*.cruds"), ""},
 	}
 	// want[class][principal] is the table: the SMART permissions allowed.
 	// Break-glass is "rs" for reads and searches of the one patient only

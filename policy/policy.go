@@ -19,6 +19,10 @@ const (
 	RolePractitioner Role = "practitioner" // a clinician, signed in with a wallet
 	RoleAdmin        Role = "admin"        // manages practitioners and clients
 	RoleRegulator    Role = "regulator"    // reads audit events and proofs
+	// RoleApplicant is a wallet linked to no record yet: it may ask to be
+	// registered (the registration routes) and nothing else. No row of
+	// the access table names it, so every FHIR interaction is refused.
+	RoleApplicant Role = "applicant"
 )
 
 // Principal is an authenticated caller.

@@ -174,7 +174,7 @@ var Table = []Rule{
 const Gateway = "fhirgate"
 
 // Roles lists every role, in the order the table is documented.
-var Roles = []Role{RolePatient, RolePractitioner, RoleSystem, RoleAdmin, RoleRegulator}
+var Roles = []Role{RolePatient, RolePractitioner, RoleSystem, RoleAdmin, RoleRegulator, RoleApplicant}
 
 // ScopeIdentityLinking is the scope a system client needs to write
 // identity fields: registered clients get it only when their registry
