@@ -57,7 +57,9 @@ func ParseScopes(s string) (Scopes, error) {
 	for _, f := range strings.Fields(s) {
 		ctx, rest, ok := strings.Cut(f, "/")
 		if !ok || (ctx != "patient" && ctx != "user" && ctx != "system") {
-			if strings.Contains(f, "/") && (strings.Contains(f, ".") || strings.Contains(f, "*")) && !strings.HasPrefix(f, "launch/") {
+			// The gateway's own scopes (fhirgate/registration.admin) are
+			// not clinical: kept verbatim like launch/ and openid.
+			if strings.Contains(f, "/") && (strings.Contains(f, ".") || strings.Contains(f, "*")) && !strings.HasPrefix(f, "launch/") && ctx != Gateway {
 				return Scopes{}, fmt.Errorf("scope %q: unknown context", f)
 			}
 			out.Other = append(out.Other, f)

@@ -16,6 +16,8 @@ func TestParseScopes(t *testing.T) {
 		{"user/Observation.write", "user/Observation.cud", false},
 		{"patient/*.*", "patient/*.cruds", false},
 		{"launch/patient offline_access", "launch/patient offline_access", false},
+		// The gateway's own scopes are kept verbatim, not clinical.
+		{"system/AuditEvent.rs fhirgate/registration.admin fhirgate/identity-linking", "system/AuditEvent.rs fhirgate/registration.admin fhirgate/identity-linking", false},
 		{"system/Patient.sr", "", true}, // v2 order is cruds
 		{"system/Patient.rr", "", true}, // repeated
 		{"system/Patient.x", "", true},  // unknown permission

@@ -181,6 +181,14 @@ var Roles = []Role{RolePatient, RolePractitioner, RoleSystem, RoleAdmin, RoleReg
 // entry lists it (an EHR's patient-registration or identity service).
 const ScopeIdentityLinking = "fhirgate/identity-linking"
 
+// The registration scopes: an applicant's token carries ScopeRegistration
+// (it may ask to be registered, nothing else); an administrator's wallet
+// sign-in adds ScopeRegistrationAdmin (it may decide requests).
+const (
+	ScopeRegistration      = "fhirgate/registration"
+	ScopeRegistrationAdmin = "fhirgate/registration.admin"
+)
+
 // IdentityLinker reports whether p may write identity fields.
 func IdentityLinker(p *Principal) bool {
 	switch p.Role {
