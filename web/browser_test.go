@@ -56,7 +56,15 @@ func nodeTools(t *testing.T) string {
 		requireOrSkip(t, "node is not installed; the portal's JavaScript tests need Node 20+")
 	}
 	npmOnce.Do(func() {
-		if _, err := os.Stat(filepath.Join("test", "node_modules", "playwright-core", "package.json")); err == nil {
+		// Every package the tests load must be there: a node_modules from
+		// before a package was added (axe-core) is refreshed by npm ci.
+		installed := true
+		for _, pkg := range []string{"playwright-core", "axe-core"} {
+			if _, err := os.Stat(filepath.Join("test", "node_modules", pkg, "package.json")); err != nil {
+				installed = false
+			}
+		}
+		if installed {
 			return
 		}
 		npm, err := exec.LookPath("npm")
