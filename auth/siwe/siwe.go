@@ -1,13 +1,16 @@
 // Package siwe is Sign-In With Ethereum (EIP-4361) for the gateway:
 // single-use nonces, a strict message parser, verification of the signed
 // message (EIP-191 personal_sign) against the gateway's domain, origin and
-// chain, and the exchange of a verified sign-in for an access token bound
-// to the Patient or Practitioner the wallet is linked to.
+// chain, and the exchange of a verified sign-in for an access token: bound
+// to the Patient or Practitioner the wallet is linked to, an operator's
+// (administrator, regulator) for the wallets the operator names, or an
+// applicant's (no record, registration only) for a wallet linked to
+// nothing.
 //
 // The HTTP layer calls Service.NewNonce for GET /auth/siwe/nonce and
 // Service.Login for POST /auth/siwe; every error wraps a sentinel of this
 // package and either auth.ErrUnauthenticated (401) or policy.ErrDenied
-// (403, for a wallet linked to nothing).
+// (403: the resolver refuses the wallet, or its role may not sign in).
 package siwe
 
 import (
@@ -25,7 +28,8 @@ import (
 
 // Sentinel errors. Verify and Login wrap one of these together with
 // auth.ErrUnauthenticated, except ErrNotLinked, which wraps
-// policy.ErrDenied; ErrInvalidMessage comes from Parse.
+// policy.ErrDenied (a wallet linked to nothing, when the applicant role
+// has no scopes); ErrInvalidMessage comes from Parse.
 var (
 	ErrInvalidSignature = errors.New("siwe: invalid signature")
 	ErrDomainMismatch   = errors.New("siwe: message is for another domain")
@@ -47,10 +51,10 @@ type Link struct {
 	// Resource is "Patient/<id>" or "Practitioner/<id>"; "" if the wallet
 	// is linked to nothing.
 	Resource string
-	// Role defaults to patient for a Patient and practitioner for a
-	// Practitioner. A resolver may return admin or regulator for a
-	// Practitioner (or no resource) whose wallet it knows to be an
-	// operator's.
+	// Role defaults to patient for a Patient, practitioner for a
+	// Practitioner and applicant for no resource. A resolver may return
+	// admin or regulator for a Practitioner (or no resource) whose wallet
+	// it knows to be an operator's.
 	Role policy.Role
 }
 
@@ -59,7 +63,7 @@ type Link struct {
 // {system: CAIP10System, value: AccountID(chainID, address)}, comparing
 // values with ParseAccountID so that the address's case does not matter.
 // address is in EIP-55 form. A wallet linked to nothing returns
-// ErrNotLinked (or a zero Link). A wallet linked to several resources is
+// ErrNotLinked (or a zero Link): it signs in as an applicant. A wallet linked to several resources is
 // the resolver's to decide (or refuse with an error). An error wrapping
 // policy.ErrDenied refuses the sign-in with the resolver's reason (for
 // example a practitioner record not yet verified).
@@ -76,6 +80,9 @@ var DefaultScopes = map[policy.Role]string{
 	// trail.
 	policy.RoleAdmin:     "system/Practitioner.cruds system/PractitionerRole.cruds system/Organization.cruds system/Location.cruds system/HealthcareService.cruds system/Endpoint.cruds system/Patient.u system/AuditEvent.rs",
 	policy.RoleRegulator: "system/AuditEvent.rs",
+	// A wallet linked to nothing may ask to be registered, and nothing
+	// else: no clinical scope (the access table names no applicant).
+	policy.RoleApplicant: policy.ScopeRegistration,
 }
 
 // Defaults for Config.
@@ -105,13 +112,14 @@ type Config struct {
 	// Resolve finds what a wallet is linked to.
 	Resolve Resolver
 	// Scopes by role; nil means DefaultScopes. A role missing from the map
-	// cannot sign in.
+	// cannot sign in (without RoleApplicant, a wallet linked to nothing
+	// is refused with ErrNotLinked).
 	Scopes map[policy.Role]string
-	// AllowUnlinked issues a wallet linked to nothing a token with no
-	// clinical scopes and no resource (role patient, subject
-	// "did:pkh:<account id>"), for a portal that wants to say so; by
-	// default such a sign-in fails with ErrNotLinked.
-	AllowUnlinked bool
+	// Operators are the wallets the operator names as administrators or
+	// regulators (ParseOperators): they sign in with that role, no record
+	// and no patient context, whatever records name them (the resolver
+	// is not asked).
+	Operators map[ethsig.Address]policy.Role
 
 	// Nonces defaults to NewMemoryNonceStore(DefaultMaxNonces): one
 	// process's. Replicas need NewStoreNonceStore on their shared store.
@@ -151,6 +159,11 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Key == nil || cfg.Resolve == nil {
 		return nil, errors.New("siwe: Key and Resolve are required")
 	}
+	for a, r := range cfg.Operators {
+		if r != policy.RoleAdmin && r != policy.RoleRegulator {
+			return nil, fmt.Errorf("siwe: operator %s: role %q is not admin or regulator", a.Hex(), r)
+		}
+	}
 	s := &Service{cfg: cfg, origin: o, scopes: cfg.Scopes}
 	if s.scopes == nil {
 		s.scopes = DefaultScopes
@@ -185,13 +198,14 @@ func New(cfg Config) (*Service, error) {
 
 // checkRoleScopes: the scopes must parse and use the context the role's
 // tokens are checked against (policy.CheckScope), else they would grant
-// nothing, silently.
+// nothing, silently; an applicant's grant no clinical access at all.
 func checkRoleScopes(role policy.Role, scope string) error {
-	want := map[policy.Role]string{
+	want, ok := map[policy.Role]string{
 		policy.RolePatient: "patient", policy.RolePractitioner: "user",
 		policy.RoleAdmin: "system", policy.RoleRegulator: "system",
+		policy.RoleApplicant: "",
 	}[role]
-	if want == "" {
+	if !ok {
 		return fmt.Errorf("siwe: role %q cannot sign in with a wallet", role)
 	}
 	sc, err := policy.ParseScopes(scope)
@@ -199,11 +213,52 @@ func checkRoleScopes(role policy.Role, scope string) error {
 		return fmt.Errorf("siwe: scopes for %s: %w", role, err)
 	}
 	for _, c := range sc.Clinical {
+		if want == "" {
+			return fmt.Errorf("siwe: scopes for %s must not be clinical scopes (%s)", role, c)
+		}
 		if c.Context != want {
 			return fmt.Errorf("siwe: scopes for %s must be %s/ scopes, not %s", role, want, c)
 		}
 	}
 	return nil
+}
+
+// ParseOperators parses the operator's lists of administrator and
+// regulator wallets: comma-separated addresses ("0x" and 40 hex digits;
+// mixed case must be EIP-55). A wallet in both lists is refused: it would
+// be unclear which role it signs in with.
+func ParseOperators(admins, regulators string) (map[ethsig.Address]policy.Role, error) {
+	out := map[ethsig.Address]policy.Role{}
+	for _, l := range []struct {
+		role policy.Role
+		list string
+	}{{policy.RoleAdmin, admins}, {policy.RoleRegulator, regulators}} {
+		for _, f := range strings.Split(l.list, ",") {
+			if f = strings.TrimSpace(f); f == "" {
+				continue
+			}
+			a, err := ethsig.ParseAddress(f)
+			if err != nil {
+				return nil, fmt.Errorf("%s wallet %q is not an Ethereum address (0x and 40 hex digits): %w", l.role, f, err)
+			}
+			if r, ok := out[a]; ok && r != l.role {
+				return nil, fmt.Errorf("wallet %s is named both administrator and regulator: name it once", a.Hex())
+			}
+			out[a] = l.role
+		}
+	}
+	return out, nil
+}
+
+// Operator returns the role the operator names a wallet for (admin or
+// regulator), "" for none. wallet is a CAIP-10 account id; the chain is
+// not compared (the operator names addresses).
+func (s *Service) Operator(wallet string) policy.Role {
+	_, a, err := ParseAccountID(wallet)
+	if err != nil {
+		return ""
+	}
+	return s.cfg.Operators[a]
 }
 
 // NonceResponse is the body of GET /auth/siwe/nonce.
@@ -300,56 +355,54 @@ type TokenResponse struct {
 	// "Practitioner/<id>", by the link's resource type.
 	Patient      string `json:"patient,omitempty"`
 	Practitioner string `json:"practitioner,omitempty"`
+	// Role is the token's role: patient, practitioner, admin, regulator or
+	// applicant (a wallet linked to nothing: it may ask to be registered).
+	Role policy.Role `json:"role"`
 }
 
-// Login verifies a sign-in (see Verify), resolves the wallet, and mints an
-// access token: role and scopes from the link, fhirUser and subject the
-// linked resource, wallet the CAIP-10 account id.
+// Login verifies a sign-in (see Verify), finds what the wallet is (an
+// operator's wallet, else what the resolver links it to, else an
+// applicant's), and mints an access token: role and scopes from that,
+// fhirUser the linked resource, subject the resource or
+// "did:pkh:<account id>", wallet the CAIP-10 account id.
 func (s *Service) Login(ctx context.Context, message, signature string, now time.Time) (*TokenResponse, error) {
 	m, err := s.Verify(ctx, message, signature, now)
 	if err != nil {
 		return nil, err
 	}
 	account := AccountID(m.ChainID, m.Address)
-	link, err := s.cfg.Resolve(ctx, m.ChainID, m.Address)
-	if errors.Is(err, policy.ErrDenied) {
-		return nil, err // the resolver refuses the wallet, and says why
+	link, err := s.link(ctx, m)
+	if err != nil {
+		return nil, err
 	}
-	if err != nil && !errors.Is(err, ErrNotLinked) {
-		return nil, fmt.Errorf("siwe: resolve wallet: %w", err)
+	typ, _, _ := strings.Cut(link.Resource, "/")
+	role := link.Role
+	if role == "" {
+		role = map[string]policy.Role{"Patient": policy.RolePatient, "Practitioner": policy.RolePractitioner, "": policy.RoleApplicant}[typ]
 	}
-	grant := auth.Grant{Wallet: account, Audience: s.cfg.Audience, TTL: s.cfg.TokenTTL}
-	resp := &TokenResponse{TokenType: "Bearer"}
-	if errors.Is(err, ErrNotLinked) || link == (Link{}) {
-		if !s.cfg.AllowUnlinked {
+	// A person's clinical scopes without the resource that bounds them
+	// would be scopes over everyone's records: never issue them.
+	if role == "" || (role == policy.RolePatient || role == policy.RolePractitioner) && link.Resource == "" {
+		return nil, errors.New("siwe: resolver returned a link without a Patient or Practitioner resource")
+	}
+	scope, ok := s.scopes[role]
+	if !ok {
+		if role == policy.RoleApplicant {
 			return nil, fmt.Errorf("%w: %w", policy.ErrDenied, ErrNotLinked)
 		}
-		grant.Role, grant.Subject = policy.RolePatient, "did:pkh:"+account
-	} else {
-		typ, _, _ := strings.Cut(link.Resource, "/")
-		role := link.Role
-		if role == "" {
-			role = map[string]policy.Role{"Patient": policy.RolePatient, "Practitioner": policy.RolePractitioner}[typ]
-		}
-		// A person's clinical scopes without the resource that bounds them
-		// would be scopes over everyone's records: never issue them.
-		if role == "" || (role == policy.RolePatient || role == policy.RolePractitioner) && link.Resource == "" {
-			return nil, errors.New("siwe: resolver returned a link without a Patient or Practitioner resource")
-		}
-		scope, ok := s.scopes[role]
-		if !ok {
-			return nil, fmt.Errorf("%w: %w: role %s cannot sign in with a wallet", policy.ErrDenied, ErrNotLinked, role)
-		}
-		grant.Role, grant.FHIRUser, grant.Scope = role, link.Resource, scope
-		if link.Resource == "" {
-			grant.Subject = "did:pkh:" + account
-		}
-		switch typ {
-		case "Patient":
-			resp.Patient = link.Resource
-		case "Practitioner":
-			resp.Practitioner = link.Resource
-		}
+		return nil, fmt.Errorf("%w: role %s cannot sign in with a wallet", policy.ErrDenied, role)
+	}
+	grant := auth.Grant{Wallet: account, Audience: s.cfg.Audience, TTL: s.cfg.TokenTTL,
+		Role: role, FHIRUser: link.Resource, Scope: scope}
+	if link.Resource == "" {
+		grant.Subject = "did:pkh:" + account
+	}
+	resp := &TokenResponse{TokenType: "Bearer", Role: role}
+	switch typ {
+	case "Patient":
+		resp.Patient = link.Resource
+	case "Practitioner":
+		resp.Practitioner = link.Resource
 	}
 	if e, _ := m.ExpirationTimeTime(); !e.IsZero() && e.Sub(now) < grant.TTL {
 		grant.TTL = e.Sub(now)
@@ -369,6 +422,25 @@ func (s *Service) Login(ctx context.Context, message, signature string, now time
 	resp.ExpiresIn = int64(grant.TTL / time.Second)
 	resp.Scope = grant.Scope
 	return resp, nil
+}
+
+// link is what the signer's wallet is: an operator's, else what the
+// resolver says; a wallet linked to nothing is a zero Link (an applicant).
+func (s *Service) link(ctx context.Context, m *Message) (Link, error) {
+	addr, _ := m.Account()
+	if role := s.cfg.Operators[addr]; role != "" {
+		return Link{Role: role}, nil
+	}
+	link, err := s.cfg.Resolve(ctx, m.ChainID, m.Address)
+	switch {
+	case errors.Is(err, policy.ErrDenied):
+		return Link{}, err // the resolver refuses the wallet, and says why
+	case errors.Is(err, ErrNotLinked):
+		return Link{}, nil
+	case err != nil:
+		return Link{}, fmt.Errorf("siwe: resolve wallet: %w", err)
+	}
+	return link, nil
 }
 
 // AccountID returns the CAIP-10 account id "eip155:<chainId>:<address>" of

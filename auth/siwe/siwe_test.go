@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"maps"
 	"math/big"
 	"strings"
 	"sync"
@@ -147,32 +148,123 @@ func TestLoginPatientAndPractitioner(t *testing.T) {
 	}
 }
 
-func TestLoginUnlinked(t *testing.T) {
-	f := newFixture(t, nil)
-	k := newKey(t)
-	m := f.message(k)
-	_, err := f.svc.Login(context.Background(), m.String(), k.SignPersonalHex([]byte(m.String())), f.now)
-	if !errors.Is(err, siwe.ErrNotLinked) || !errors.Is(err, policy.ErrDenied) || errors.Is(err, auth.ErrUnauthenticated) {
-		t.Fatalf("unlinked wallet: %v", err)
+// TestLoginRoles: what each kind of wallet signs in as, and what its token
+// carries.
+func TestLoginRoles(t *testing.T) {
+	admin, reg, linkedAdmin := newKey(t), newKey(t), newKey(t)
+	ops, err := siwe.ParseOperators(admin.Address.Hex()+", "+strings.ToLower(linkedAdmin.Address.Hex()), reg.Address.Hex())
+	if err != nil {
+		t.Fatal(err)
 	}
+	withOps := func(c *siwe.Config) { c.Operators = ops }
+	noApplicants := func(c *siwe.Config) {
+		c.Scopes = map[policy.Role]string{policy.RolePatient: siwe.DefaultScopes[policy.RolePatient]}
+	}
+	tests := []struct {
+		name     string
+		mod      func(*siwe.Config)
+		key      *ethsigtest.Key
+		link     *siwe.Link // what the resolver knows; nil: nothing
+		role     policy.Role
+		scope    string
+		resource string // the token's fhirUser; "" also means subject did:pkh
+		deny     error  // the sign-in is refused with this (and policy.ErrDenied)
+	}{
+		{name: "unlinked wallet: applicant", key: newKey(t), role: policy.RoleApplicant, scope: policy.ScopeRegistration},
+		{name: "unlinked wallet, no applicant scopes: refused", mod: noApplicants, key: newKey(t), deny: siwe.ErrNotLinked},
+		{name: "patient", key: newKey(t), link: &siwe.Link{Resource: "Patient/p1"}, role: policy.RolePatient,
+			scope: siwe.DefaultScopes[policy.RolePatient], resource: "Patient/p1"},
+		{name: "administrator named by the operator", mod: withOps, key: admin, role: policy.RoleAdmin, scope: siwe.DefaultScopes[policy.RoleAdmin]},
+		{name: "regulator named by the operator", mod: withOps, key: reg, role: policy.RoleRegulator, scope: siwe.DefaultScopes[policy.RoleRegulator]},
+		// The operator's naming wins over a record that names the wallet
+		// (the resolver is not asked, so an inactive record does not
+		// lock an administrator out either).
+		{name: "administrator whose wallet a record names", mod: withOps, key: linkedAdmin,
+			link: &siwe.Link{Resource: "Practitioner/d1"}, role: policy.RoleAdmin, scope: siwe.DefaultScopes[policy.RoleAdmin]},
+		{name: "operators unset: the same wallet is an applicant", key: admin, role: policy.RoleApplicant, scope: policy.ScopeRegistration},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, tt.mod)
+			if tt.link != nil {
+				f.links[tt.key.Address] = *tt.link
+			}
+			m := f.message(tt.key)
+			resp, err := f.svc.Login(context.Background(), m.String(), tt.key.SignPersonalHex([]byte(m.String())), f.now)
+			if tt.deny != nil {
+				if !errors.Is(err, tt.deny) || !errors.Is(err, policy.ErrDenied) || errors.Is(err, auth.ErrUnauthenticated) {
+					t.Fatalf("Login: %v, want %v", err, tt.deny)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := f.verifier.Verify(resp.AccessToken)
+			if err != nil {
+				t.Fatal(err)
+			}
+			account := "eip155:1337:" + tt.key.Address.Hex()
+			subject := tt.resource
+			if subject == "" {
+				subject = "did:pkh:" + account
+			}
+			if resp.Role != tt.role || resp.Scope != tt.scope || p.Role != tt.role || p.Scopes.String() != tt.scope ||
+				p.Resource != tt.resource || p.Subject != subject || p.Wallet != account {
+				t.Fatalf("response %+v, principal %+v", resp, p)
+			}
+			if tt.role == policy.RoleApplicant {
+				if resp.Patient != "" || resp.Practitioner != "" || len(p.Scopes.Clinical) != 0 {
+					t.Fatalf("applicant token: %+v %+v", resp, p)
+				}
+				// No clinical access at all.
+				if err := policy.CheckScope(p, policy.Read, "Patient"); !errors.Is(err, policy.ErrDenied) {
+					t.Fatalf("applicant may read: %v", err)
+				}
+			}
+			if got := f.svc.Operator(account); (tt.role == policy.RoleAdmin || tt.role == policy.RoleRegulator) != (got == tt.role) {
+				t.Fatalf("Operator(%s) = %q", account, got)
+			}
+		})
+	}
+}
 
-	f = newFixture(t, func(c *siwe.Config) { c.AllowUnlinked = true })
-	m = f.message(k)
-	resp, err := f.svc.Login(context.Background(), m.String(), k.SignPersonalHex([]byte(m.String())), f.now)
-	if err != nil {
-		t.Fatal(err)
+func TestParseOperators(t *testing.T) {
+	const a, b = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
+	tests := []struct {
+		admins, regulators string
+		want               map[string]policy.Role // EIP-55 address -> role
+		err                string
+	}{
+		{"", "", map[string]policy.Role{}, ""},
+		{a + "," + b, "", map[string]policy.Role{a: policy.RoleAdmin, b: policy.RoleAdmin}, ""},
+		{" " + strings.ToLower(a) + " , ", b, map[string]policy.Role{a: policy.RoleAdmin, b: policy.RoleRegulator}, ""},
+		{a + "," + a, "", map[string]policy.Role{a: policy.RoleAdmin}, ""},
+		{"0x1234", "", nil, `admin wallet "0x1234" is not an Ethereum address`},
+		{"", "alice", nil, `regulator wallet "alice" is not an Ethereum address`},
+		// A mistyped mixed-case address fails its EIP-55 checksum.
+		{"0x70997970c51812dc3A010C7d01b50e0d17dc79C8", "", nil, "checksum"},
+		{a, strings.ToLower(a), nil, "both administrator and regulator"},
 	}
-	p, err := f.verifier.Verify(resp.AccessToken)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.Scope != "" || resp.Patient != "" || len(p.Scopes.Clinical) != 0 || p.Resource != "" ||
-		p.Subject != "did:pkh:eip155:1337:"+k.Address.Hex() {
-		t.Fatalf("unlinked token: %+v %+v", resp, p)
-	}
-	// No clinical access at all.
-	if err := policy.CheckScope(p, policy.Read, "Patient"); !errors.Is(err, policy.ErrDenied) {
-		t.Fatalf("unlinked wallet may read: %v", err)
+	for _, tt := range tests {
+		got, err := siwe.ParseOperators(tt.admins, tt.regulators)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("ParseOperators(%q, %q) error %v, want %q", tt.admins, tt.regulators, err, tt.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("ParseOperators(%q, %q): %v", tt.admins, tt.regulators, err)
+			continue
+		}
+		named := map[string]policy.Role{}
+		for addr, r := range got {
+			named[addr.Hex()] = r
+		}
+		if !maps.Equal(named, tt.want) {
+			t.Errorf("ParseOperators(%q, %q) = %v, want %v", tt.admins, tt.regulators, named, tt.want)
+		}
 	}
 }
 
@@ -404,6 +496,12 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		"system role":      func(c *siwe.Config) { c.Scopes = map[policy.Role]string{policy.RoleSystem: "system/*.rs"} },
 		"bad scope":        func(c *siwe.Config) { c.Scopes = map[policy.Role]string{policy.RolePatient: "patient/*.x"} },
 		"negative TTL":     func(c *siwe.Config) { c.TokenTTL = -time.Second },
+		"clinical applicant": func(c *siwe.Config) {
+			c.Scopes = map[policy.Role]string{policy.RoleApplicant: "fhirgate/registration patient/*.rs"}
+		},
+		"operator as patient": func(c *siwe.Config) {
+			c.Operators = map[ethsig.Address]policy.Role{{1}: policy.RolePatient}
+		},
 	} {
 		c := good
 		mod(&c)
