@@ -95,7 +95,7 @@ export async function request(path, opts = {}) {
   const data = await parseBody(res);
   if (!res.ok && !(opts.accept || []).includes(res.status)) {
     const detail = outcomeText(data);
-    if (res.status === 401 && opts.token) onUnauthorized();
+    if (res.status === 401 && opts.token) onUnauthorized(detail);
     throw new ApiError(res.status, friendlyStatus(res.status, res.status === 400 || res.status === 422 ? detail : ''), detail, data);
   }
   return opts.withStatus ? { status: res.status, data, headers: res.headers } : data;
@@ -153,7 +153,7 @@ export function upload(path, bodyText, token, onProgress) {
         resolve(data);
       } else {
         const detail = outcomeText(data);
-        if (xhr.status === 401) onUnauthorized();
+        if (xhr.status === 401) onUnauthorized(detail);
         reject(new ApiError(xhr.status, friendlyStatus(xhr.status, detail), detail, data));
       }
     };

@@ -6,6 +6,8 @@ import { loadSession, saveSession, clearSession, FHIR, setUnauthorizedHandler, w
 import * as wallet from './wallet.js';
 import { patientPages } from './patient.js';
 import { practitionerPages } from './practitioner.js';
+import { applicantPages, firstApplicantPage } from './register.js';
+import { adminPages } from './admin.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -30,7 +32,16 @@ function signOut(message) {
   render(message);
 }
 
-setUnauthorizedHandler(() => signOut('Your session has ended. Please sign in again.'));
+// The gateway ends a session when the wallet's link or the practitioner's
+// activation changes (401 "your session has ended: ..."): say why.
+setUnauthorizedHandler((detail) => signOut(`Your session has ended. ${endedWords(detail)}Please sign in again.`));
+
+function endedWords(detail = '') {
+  const d = detail.toLowerCase();
+  if (/deactivat|not active/.test(d)) return 'An administrator deactivated your practitioner account. ';
+  if (/wallet|link/.test(d)) return 'This wallet is no longer linked to the record you signed in to. ';
+  return '';
+}
 
 wallet.onChange((what) => {
   if (!session) return;
@@ -43,8 +54,22 @@ wallet.onChange((what) => {
   }
 });
 
+// A regulator signed in with a wallet checks proofs on the verification page.
+const regulatorPages = {
+  audit: {
+    title: 'Verify proofs',
+    render: async (main) => main.append(h('h1', null, 'Verify proofs'),
+      h('section', { class: 'card' },
+        h('p', null, 'As a regulator you check the audit trail and its proofs on the verification page: it needs no sign-in to check a proof, and fetches proofs with a regulator token.'),
+        h('p', null, h('a', { href: '/verify', class: 'btn btn-primary' }, 'Open the verification page')))),
+  },
+};
+
+const PAGES = { patient: patientPages, practitioner: practitionerPages, applicant: applicantPages, admin: adminPages, regulator: regulatorPages };
+const ROLE_WORDS = { patient: 'Patient', practitioner: 'Practitioner', applicant: 'Not registered yet', admin: 'Administrator', regulator: 'Regulator' };
+
 function pagesFor(s) {
-  return s.role === 'patient' ? patientPages : practitionerPages;
+  return PAGES[s.role] || applicantPages;
 }
 
 function renderNav() {
@@ -59,7 +84,7 @@ function renderNav() {
   }
   nav.append(ul);
   account.append(
-    h('span', { class: 'who', title: session.address }, session.role === 'patient' ? 'Patient' : 'Practitioner', ' · ', shortHex(session.address, 4)),
+    h('span', { class: 'who', title: session.address }, ROLE_WORDS[session.role] || session.role, ' · ', shortHex(session.address, 4)),
     button('Sign out', () => signOut('You are signed out.'), { class: 'btn btn-small btn-quiet' }),
   );
 }
@@ -87,6 +112,12 @@ async function render(message) {
     report,
     stale: () => gen !== generation,
     rerender: () => render(),
+    // After a registration is verified the applicant's token stays an
+    // applicant's: a new sign-in gets the patient's or practitioner's.
+    signInAgain: () => {
+      signOut('Sign in again with the same wallet: your wallet asks you to sign once more.');
+      document.getElementById('signin')?.click();
+    },
   };
   clear(main);
   if (message) main.append(notice('info', message));
@@ -143,17 +174,18 @@ function renderSignIn(message) {
   async function finish(address) {
     clear(status, notice('info', 'Check your wallet: it asks you to sign a sign-in message. Signing is free and does not send a transaction.'));
     const res = await wallet.signIn(address);
-    const role = res.patient ? 'patient' : res.practitioner ? 'practitioner' : '';
-    if (!role) throw new wallet.WalletError('not-linked', 'This wallet is not linked to a patient or practitioner record.');
+    // The gateway names the role; older gateways named only the record.
+    const role = res.role || (res.patient ? 'patient' : res.practitioner ? 'practitioner' : '');
+    if (!PAGES[role]) throw new wallet.WalletError('not-linked', 'This wallet is not linked to a patient or practitioner record.');
     session = {
       token: res.access_token,
       expiresAt: Date.now() + (res.expires_in || 3600) * 1000,
       role,
-      ref: res.patient || res.practitioner,
+      ref: res.patient || res.practitioner || '',
       address,
     };
     saveSession(session);
-    location.hash = Object.keys(pagesFor(session))[0];
+    location.hash = role === 'applicant' ? await firstApplicantPage(session.token) : Object.keys(pagesFor(session))[0];
     await render();
     focusMain();
   }
@@ -170,8 +202,10 @@ function renderSignIn(message) {
       actions,
       status),
     h('section', { class: 'card muted' },
+      h('h2', null, 'New here?'),
+      h('p', null, 'Sign in with your wallet all the same: the portal offers to register you as a patient or a practitioner, and the clinic checks your details before your wallet opens anything.'),
       h('h2', null, 'For practitioners'),
-      h('p', null, 'Sign in with the wallet your clinic linked to your practitioner record. You see the records your patients shared with you.'),
+      h('p', null, 'Sign in with the wallet your clinic verified. You see the records your patients shared with you.'),
       h('h2', null, 'For regulators and auditors'),
       h('p', null, 'You can check any proof without signing in: ', h('a', { href: '/verify' }, 'verify a proof'), '.')),
   );

@@ -1,17 +1,21 @@
 // The practitioner's pages: my appointments, the patients who granted me
 // access (read from the chain's consent events, or the gateway's Consent
 // records) with what I may do, their reports within the grant, and
-// break-glass emergency access with a required reason.
+// break-glass emergency access with a required reason, a test report
+// uploaded for a patient who shared test reports with "View and edit", and
+// my account (my registration and what administrators did to it).
 import { h, clear, field, notice, badge, button, busy, fmtDateTime, shortHex, humanName, fmtDate } from './ui.js';
 import { FHIR, ApiError } from './api.js';
 import * as consent from './consent.js';
-import { reportItem } from './patient.js';
+import { reportItem, reportForm } from './reports.js';
+import { registration, refusal, statusWords, historyList, assertedList, KIND_WORDS } from './register.js';
 import { MAX_UINT64 } from './eth.js';
 
 export const practitionerPages = {
   appointments: { title: 'My appointments', render: renderAppointments },
   patients: { title: 'My patients', render: renderPatients },
   emergency: { title: 'Emergency access', render: renderEmergency },
+  account: { title: 'My account', render: renderAccount },
 };
 
 const CAIP10 = 'https://chainagnostic.org/CAIPs/caip-10';
@@ -122,7 +126,9 @@ async function renderPatients(main, ctx) {
       w.what = w.what.replace(/^My personal details$/, 'Personal details'); // the patient's words, seen by the doctor
       const type = x.scope.split('.')[0];
       const open = can(x.scope, 'r') || can(x.scope, 's') ? button(`Open ${w.what.toLowerCase()}`, () => busy(open, () => openRecords(ctx, g, type, x.scope, out)), { class: 'btn btn-small' }) : null;
-      return h('li', { class: 'grant' }, h('span', null, h('strong', null, w.what), `: ${w.can}`, x.expiry < MAX_UINT64 ? `, until ${fmtDate(new Date(Number(x.expiry) * 1000).toISOString())}` : ''), open);
+      // A grant of create on test reports lets the doctor add one for the patient.
+      const add = type === 'DiagnosticReport' && can(x.scope, 'c') ? button('Upload a test report', () => busy(add, () => uploadFor(ctx, g, x.scope, out)), { class: 'btn btn-small btn-primary' }) : null;
+      return h('li', { class: 'grant' }, h('span', null, h('strong', null, w.what), `: ${w.can}`, x.expiry < MAX_UINT64 ? `, until ${fmtDate(new Date(Number(x.expiry) * 1000).toISOString())}` : ''), open, add);
     }));
     box.append(h('section', { class: 'card patient-card' }, h('h2', null, title), grants, out));
   }
@@ -137,7 +143,7 @@ async function openRecords(ctx, g, type, scope, out, fhir = ctx.fhir) {
     if (!list.length && !g.patientRef) { clear(out, h('p', null, 'The gateway is still recording what this patient shared with you. Try again in a few seconds.')); return; }
     if (!list.length) { clear(out, h('p', null, `No ${consent.typeLabel(type).toLowerCase()} for this patient.`)); return; }
     if (type === 'DiagnosticReport') {
-      clear(out, h('h3', null, 'Test reports'), h('ul', { class: 'items' }, list.map((r) => reportItem(r, can(scope, 'u') ? editButton(ctx, r, out, g, scope, fhir) : null))));
+      clear(out, h('h3', null, 'Test reports'), h('ul', { class: 'items' }, list.map((r) => reportItem(r, [openButton(r, fhir), can(scope, 'u') ? editButton(ctx, r, out, g, scope, fhir) : null]))));
     } else {
       clear(out, h('h3', null, consent.typeLabel(type)), h('ul', { class: 'items' }, list.map((r) => h('li', { class: 'item' }, h('div', { class: 'item-main' },
         h('p', { class: 'item-title' }, summary(r)), h('p', { class: 'hint' }, `${r.resourceType} · updated ${fmtDateTime(r.meta?.lastUpdated)}`))))));
@@ -155,6 +161,49 @@ function summary(r) {
     case 'MedicationRequest': return r.medicationCodeableConcept?.text || r.medicationCodeableConcept?.coding?.[0]?.display || 'Prescription';
     default: return r.code?.text || r.code?.coding?.[0]?.display || r.resourceType;
   }
+}
+
+/** openButton reads the report again (the patient may have stopped sharing it since the list was shown). */
+function openButton(r, fhir) {
+  const b = button('Open report', () => busy(b, async () => {
+    const li = b.closest('li');
+    li.querySelector('.report-open')?.remove();
+    const box = li.appendChild(h('div', { class: 'report-open', 'aria-live': 'polite' }));
+    try {
+      const cur = await fhir.get(`DiagnosticReport/${r.id}`);
+      clear(box, h('p', null, h('strong', null, cur.code?.text || 'Test report'), cur.effectiveDateTime ? `, test date ${fmtDate(cur.effectiveDateTime)}` : ''),
+        cur.conclusion ? h('p', { class: 'conclusion' }, cur.conclusion) : null,
+        h('p', { class: 'hint' }, `Last changed ${fmtDateTime(cur.meta?.lastUpdated)}.`));
+    } catch (e) {
+      // Not shared with you any more: answered as if it did not exist (404).
+      clear(box, notice('error', e.status === 403 || e.status === 404
+        ? 'This report no longer opens: the patient stopped sharing it with you.'
+        : (e.friendly || e.message)));
+    }
+  }), { class: 'btn btn-small' });
+  return b;
+}
+
+/** uploadFor shows the upload form of a test report for the patient g in out. */
+async function uploadFor(ctx, g, scope, out) {
+  if (!g.patientRef && g.wallet) g.patientRef = (await patientRefs(ctx).catch(() => new Map())).get(g.wallet.toLowerCase());
+  if (!g.patientRef) { clear(out, notice('info', 'The gateway is still recording what this patient shared with you. Try again in a few seconds.')); return; }
+  const form = reportForm({
+    subject: g.patientRef,
+    token: ctx.session.token,
+    idPrefix: 'doc-rep',
+    category: 'Uploaded by the practitioner',
+    submitLabel: 'Upload for the patient',
+    failWords: (e) => (e.status === 403 || e.status === 404 ? 'The patient does not let you add test reports (any more).' : 'The report could not be uploaded.'),
+    onDone: async () => {
+      const ok = out.querySelector('.notice-ok')?.textContent || 'The report was uploaded.';
+      await openRecords(ctx, g, 'DiagnosticReport', scope, out);
+      out.prepend(notice('ok', `${ok} The patient sees it in their reports.`));
+    },
+  });
+  clear(out, h('section', { class: 'upload-for' }, h('h3', null, 'Upload a test report for this patient'),
+    h('p', { class: 'hint' }, 'The patient sees it in their reports, and the upload is in their activity log.'), form.el));
+  form.focus();
 }
 
 function editButton(ctx, r, out, g, scope, fhir) {
@@ -228,4 +277,32 @@ async function renderEmergency(main, ctx) {
     });
   });
   main.append(section('Find the patient', form), results);
+}
+
+// ------------------------------------------------------------ my account
+
+async function renderAccount(main, ctx) {
+  main.append(h('h1', null, 'My account'));
+  main.append(h('p', { class: 'lead' }, 'How your wallet came to speak for your practitioner record, and what the clinic\'s administrators did with your account since.'));
+  const box = main.appendChild(h('div', { id: 'account-history' }, h('p', { class: 'hint' }, 'Loading…')));
+  let requests;
+  try {
+    ({ requests = [] } = await registration.mine(ctx.session.token));
+  } catch (e) {
+    clear(box, notice('error', refusal(e, 'list')));
+    return;
+  }
+  if (ctx.stale()) return;
+  if (!requests.length) {
+    clear(box, h('section', { class: 'card' }, h('p', null, 'Your record was set up by the clinic directly, not through a registration from this wallet: there is no registration to show.')));
+    return;
+  }
+  clear(box, requests.map((r) => {
+    const [k, t] = statusWords(r);
+    return h('section', { class: 'card', dataset: { status: r.status } },
+      h('h2', null, `${KIND_WORDS[r.kind] || r.kind} registration, sent ${fmtDateTime(r.submitted)} `, badge(k, t)),
+      r.status === 'rejected' && r.reason ? h('p', null, `Not accepted: ${r.reason}`) : null,
+      h('h3', null, 'History'), historyList(r),
+      h('details', null, h('summary', null, 'What you told the clinic'), assertedList(r)));
+  }));
 }

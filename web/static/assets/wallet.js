@@ -140,8 +140,8 @@ export async function signIn(address) {
   try {
     return await request('/auth/siwe', { method: 'POST', body: { message, signature }, contentType: 'application/json' });
   } catch (e) {
-    if (e instanceof ApiError && e.status === 403 && /not active|not verified/i.test(e.detail)) {
-      throw new WalletError('not-verified', 'Your practitioner record is not verified yet. Ask an administrator of this gateway to verify (activate) it, then sign in again.');
+    if (e instanceof ApiError && e.status === 403 && /not active|not verified|deactivated/i.test(e.detail)) {
+      throw new WalletError('not-verified', 'Your practitioner account is not active: an administrator has not verified it yet, or deactivated it. Ask the clinic\'s administrator, then sign in again.');
     }
     if (e instanceof ApiError && e.status === 403) {
       throw new WalletError('not-linked', `This wallet (${address}) is not linked to a patient or practitioner record on this gateway. Ask your clinic to add this wallet address to your record, then sign in again.`);
