@@ -230,16 +230,16 @@ func checkRoleScopes(role policy.Role, scope string) error {
 func ParseOperators(admins, regulators string) (map[ethsig.Address]policy.Role, error) {
 	out := map[ethsig.Address]policy.Role{}
 	for _, l := range []struct {
-		role policy.Role
-		list string
-	}{{policy.RoleAdmin, admins}, {policy.RoleRegulator, regulators}} {
+		role       policy.Role
+		name, list string
+	}{{policy.RoleAdmin, "administrator", admins}, {policy.RoleRegulator, "regulator", regulators}} {
 		for _, f := range strings.Split(l.list, ",") {
 			if f = strings.TrimSpace(f); f == "" {
 				continue
 			}
 			a, err := ethsig.ParseAddress(f)
 			if err != nil {
-				return nil, fmt.Errorf("%s wallet %q is not an Ethereum address (0x and 40 hex digits): %w", l.role, f, err)
+				return nil, fmt.Errorf("%s wallet %q: %w", l.name, f, err)
 			}
 			if r, ok := out[a]; ok && r != l.role {
 				return nil, fmt.Errorf("wallet %s is named both administrator and regulator: name it once", a.Hex())

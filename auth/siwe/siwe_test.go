@@ -240,8 +240,8 @@ func TestParseOperators(t *testing.T) {
 		{a + "," + b, "", map[string]policy.Role{a: policy.RoleAdmin, b: policy.RoleAdmin}, ""},
 		{" " + strings.ToLower(a) + " , ", b, map[string]policy.Role{a: policy.RoleAdmin, b: policy.RoleRegulator}, ""},
 		{a + "," + a, "", map[string]policy.Role{a: policy.RoleAdmin}, ""},
-		{"0x1234", "", nil, `admin wallet "0x1234" is not an Ethereum address`},
-		{"", "alice", nil, `regulator wallet "alice" is not an Ethereum address`},
+		{"0x1234", "", nil, `administrator wallet "0x1234": invalid Ethereum address`},
+		{"", "alice", nil, `regulator wallet "alice": invalid Ethereum address`},
 		// A mistyped mixed-case address fails its EIP-55 checksum.
 		{"0x70997970c51812dc3A010C7d01b50e0d17dc79C8", "", nil, "checksum"},
 		{a, strings.ToLower(a), nil, "both administrator and regulator"},

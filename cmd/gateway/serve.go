@@ -20,6 +20,7 @@ import (
 	"github.com/fhirgate/fhirgate/anchor/ethanchor"
 	"github.com/fhirgate/fhirgate/audit"
 	"github.com/fhirgate/fhirgate/auth"
+	"github.com/fhirgate/fhirgate/auth/siwe"
 	"github.com/fhirgate/fhirgate/chain"
 	"github.com/fhirgate/fhirgate/fhir/rest"
 	"github.com/fhirgate/fhirgate/policy"
@@ -37,6 +38,7 @@ type serveConfig struct {
 	logFormat, logLevel string
 	noLog               bool
 	clients             string
+	admins, regulators  string // wallets the operator names (siwe.ParseOperators)
 	chain               chainConfig
 	anchorInterval      time.Duration
 	consentConfs        uint64
@@ -62,6 +64,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.debugAddr, "debug-addr", "", "serve Go's profiler (/debug/pprof/) on this address, apart from the API (empty: nowhere; keep it private)")
 	fs.BoolVar(&cfg.noLog, "no-log", false, "benchmarking only: keep versions out of the audit log")
 	fs.StringVar(&cfg.clients, "clients", "", "SMART Backend Services client registry (JSON); empty: no client_credentials sign-in")
+	fs.StringVar(&cfg.admins, "admins", "", "administrators' wallet addresses, comma-separated: they sign in as admin (default on the embedded dev chain: dev account (9))")
+	fs.StringVar(&cfg.regulators, "regulators", "", "regulators' wallet addresses, comma-separated: they sign in as regulator")
 	fs.StringVar(&cfg.chain.rpc, "eth-rpc", "", "Ethereum JSON-RPC URL (ws:// for subscriptions); empty: the embedded dev chain")
 	fs.StringVar(&cfg.chain.listen, "eth-listen", chain.DefaultListenAddr, "where the embedded dev chain serves JSON-RPC for wallets: host:port, a port alone (\":8545\") means loopback, 0.0.0.0:8545 every interface (empty: nowhere)")
 	fs.StringVar(&cfg.chain.keyFile, "eth-key-file", "", "keystore file of the gateway's account (with --eth-rpc); passphrase in FHIRGATE_ETH_KEY_PASSWORD or the file FHIRGATE_ETH_KEY_PASSWORD_FILE")
@@ -79,6 +83,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg.dataGiven = flagGiven(fs, "data")
+	if _, err := siwe.ParseOperators(cfg.admins, cfg.regulators); err != nil {
+		fmt.Fprintf(stderr, "gateway serve: --admins/--regulators: %v\n", err)
+		return 2
+	}
 	cfg.store.blockCacheMB = cfg.blockCacheMB
 	if err := cfg.store.check(); err == nil {
 		err = requireShared(cfg.store, cfg.chain.rpc, cfg.baseURL)
@@ -277,7 +285,11 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 		Export:       exporter,
 	}
 	rcfg.RequestBudget = cfg.requestBudget
-	clients, err := signIn(&rcfg, st, key, base, chn, cfg.clients)
+	ops, devAdmin, err := operators(cfg.admins, cfg.regulators, chn)
+	if err != nil {
+		return err
+	}
+	clients, err := signIn(&rcfg, st, key, base, chn, cfg.clients, ops)
 	if err != nil {
 		return err
 	}
@@ -298,7 +310,7 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 	// says where this process listens (behind a load balancer it differs).
 	fmt.Fprintf(stdout, "fhirgate serving %s (data in %s)\n", base, cfg.data)
 	fmt.Fprintf(stdout, "fhirgate listening on http://%s\n", ln.Addr())
-	printChain(stdout, chn)
+	printChain(stdout, chn, devAdmin)
 	if cfg.noLog {
 		log.Warn("the audit log is off (--no-log): for benchmarking only")
 	}
