@@ -76,6 +76,9 @@ func (es *entries) Len() int { return len(es.events) }
 
 func (es *entries) Entry(i int, id string, at time.Time, rec []byte, ref func(fam byte, ref string)) ([]byte, []byte) {
 	e := &es.events[i]
+	if e.Assigned != nil {
+		*e.Assigned = id
+	}
 	rec = appendRecord(rec, e)
 	ents := e.entityList()
 	if p := e.Principal; p != nil && byReference(p) {
@@ -86,6 +89,9 @@ func (es *entries) Entry(i int, id string, at time.Time, rec []byte, ref func(fa
 	}
 	if es.noLog {
 		return rec, nil
+	}
+	if es.buf == nil {
+		es.buf = make([]byte, 0, 1024) // an event's JSON fits: one allocation, not a growth per field
 	}
 	es.buf = e.appendJSON(es.buf[:0], id, at, ents)
 	return rec, anchor.NewLeaf("AuditEvent", id, 1, es.buf).Data()

@@ -135,7 +135,7 @@ func TestDecide(t *testing.T) {
 		allow bool
 		why   string
 	}{
-		{"doctor with a grant reads", doc, Read, report, "", true, "granted by Patient/x"},
+		{"doctor with a grant reads", doc, Read, report, "", true, "granted on chain by the record's patient"},
 		{"doctor with a grant searches", doc, SearchType, report, "", true, "granted"},
 		{"doctor may not update under rs", doc, Update, report, "", false, "to update DiagnosticReport"},
 		{"other doctor refused", other, Read, report, "", false, "no live consent"},

@@ -28,6 +28,16 @@ type note struct {
 	// hidden: the request was refused but answered as if the record did
 	// not exist (no existence oracle); the event records the refusal.
 	hidden bool
+	// Room for the one entity of a read, an update or a create, so the
+	// common request appends without allocating.
+	entBuf [1]string
+	ownBuf [1][]string
+}
+
+func newNote() *note {
+	n := &note{}
+	n.entities, n.owners = n.entBuf[:0], n.ownBuf[:0]
+	return n
 }
 
 type noteKey struct{}
@@ -36,7 +46,7 @@ func noteOf(c *fiber.Ctx) *note {
 	if n, ok := c.Locals(noteKey{}).(*note); ok {
 		return n
 	}
-	return &note{} // unaudited route: notes go nowhere
+	return newNote() // unaudited route: notes go nowhere
 }
 
 // touch records a resource version the request read or wrote.
@@ -73,7 +83,7 @@ func contains(list []string, s string) bool {
 // before the answer leaves an event whose answer never left; never the
 // other way round.
 func (s *Server) audited(c *fiber.Ctx) error {
-	n := &note{}
+	n := newNote()
 	c.Locals(noteKey{}, n)
 	err := c.Next()
 	if s.cfg.Audit == nil || n.skip {

@@ -2,6 +2,7 @@ package rest
 
 import (
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -15,6 +16,33 @@ type metrics struct {
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	// seen holds the metrics of each (route, method, code) once looked
+	// up: WithLabelValues hashes and copies its labels on every call, a
+	// few allocations per request on the hot path. Routes, methods and
+	// codes are finite sets (route patterns, not paths), so it is bounded.
+	seen sync.Map // seriesKey -> *series
+}
+
+type seriesKey struct {
+	route, method string
+	code          int
+}
+
+type series struct {
+	requests prometheus.Counter
+	latency  prometheus.Observer
+}
+
+func (m *metrics) series(route, method string, code int) *series {
+	k := seriesKey{route, method, code}
+	if v, ok := m.seen.Load(k); ok {
+		return v.(*series)
+	}
+	v, _ := m.seen.LoadOrStore(k, &series{
+		requests: m.requests.WithLabelValues(route, method, strconv.Itoa(code)),
+		latency:  m.latency.WithLabelValues(route, method),
+	})
+	return v.(*series)
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -71,8 +99,9 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	route := routeOf(c)
 	method := methodLabel(c.Method())
 	took := time.Since(start)
-	s.metrics.requests.WithLabelValues(route, method, strconv.Itoa(c.Response().StatusCode())).Inc()
-	s.metrics.latency.WithLabelValues(route, method).Observe(took.Seconds())
+	ms := s.metrics.series(route, method, c.Response().StatusCode())
+	ms.requests.Inc()
+	ms.latency.Observe(took.Seconds())
 	s.logRequest(c, route, method, took)
 	return nil
 }
