@@ -48,6 +48,10 @@ type Event struct {
 	BreakGlass string
 	// Source is the client's network address.
 	Source string
+	// Assigned, if set, receives the id of the event's AuditEvent when
+	// it is written (the registration routes name it in a request's
+	// history). Only events that fit one AuditEvent set it.
+	Assigned *string
 }
 
 // actions maps interactions to AuditEvent.action (C R U D E).
