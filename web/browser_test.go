@@ -133,7 +133,7 @@ func TestPortalJavaScript(t *testing.T) {
 }
 
 // TestBrowser runs the end-to-end browser tests against the real gateway
-// binary on free ports (about a minute and a half on two cores).
+// binary on free ports: portal.test.mjs and registration.test.mjs.
 func TestBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser tests: not in -short mode")
@@ -167,7 +167,11 @@ func TestBrowser(t *testing.T) {
 			t.Logf("gateway log (last 8 KB):\n%s", tail(g.Logs(), 8<<10))
 		}
 	}()
-	runNode(t, node, env, 8*time.Minute, "portal.test.mjs")
+	// One gateway for both files, run one after the other: the portal's
+	// pages with people an EHR created, then the registration scenario
+	// (people who register themselves; dev accounts (6)..(9), (9) being
+	// the embedded dev chain's default administrator).
+	runNode(t, node, env, 8*time.Minute, "portal.test.mjs", "registration.test.mjs")
 	t.Logf("screenshots in %s", shots)
 }
 

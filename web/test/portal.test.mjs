@@ -16,104 +16,38 @@
 // tampered proof.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { launch } from './lib/browser.mjs';
-import { DevWallet, attach, rpcCall, addressOf } from './lib/devwallet.mjs';
+import { addressOf } from './lib/devwallet.mjs';
 import { setup, fhir, DEV_KEYS, CAIP10 } from './lib/fixtures.mjs';
+import { harness, waitFor, assertLabelled, route, tomorrow, T } from './lib/harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const BASE = (process.env.FHIRGATE_URL || '').replace(/\/+$/, '').replace(/\/fhir$/, '');
 const ADMIN = process.env.FHIRGATE_ADMIN_TOKEN;
 const REGULATOR = process.env.FHIRGATE_REGULATOR_TOKEN;
 const SHOTS = process.env.FHIRGATE_SCREENSHOTS || join(here, '..', 'screenshots');
-const T = 30000; // UI waits
 
 if (!BASE || !ADMIN || !REGULATOR) {
   throw new Error('set FHIRGATE_URL, FHIRGATE_ADMIN_TOKEN and FHIRGATE_REGULATOR_TOKEN (go test ./web does)');
 }
 
-let browser, info, people, relayOn = false, consentOn = false;
-const contexts = [];
-const problems = []; // CSP violations and requests leaving the gateway and its chain
-const allURLs = [];
-
-async function shot(page, name, opts = {}) {
-  await page.evaluate(() => document.activeElement?.blur?.());
-  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true, ...opts });
-}
-
-/** person opens a browser context (one per person), with a wallet unless key is null. */
-async function person(key, { startChainId, knowsChain, viewport } = {}) {
-  const ctx = await browser.newContext({ viewport: viewport || { width: 1100, height: 860 }, locale: 'en-GB', timezoneId: 'UTC' });
-  contexts.push(ctx);
-  let wallet = null;
-  if (key) wallet = await attach(ctx, new DevWallet({ key, rpc: info.rpc, chainId: info.chainId, startChainId, knowsChain }));
-  const page = await ctx.newPage();
-  const allowed = new Set([new URL(BASE).origin, new URL(info.rpc).origin]);
-  page.on('console', (m) => { if (/Content Security Policy|Refused to/i.test(m.text())) problems.push(`CSP: ${m.text()}`); });
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  page.on('request', (r) => {
-    allURLs.push(r.url());
-    const u = new URL(r.url());
-    if (!['data:', 'blob:'].includes(u.protocol) && !allowed.has(u.origin)) problems.push(`request outside the gateway: ${r.url()}`);
-  });
-  return { ctx, page, wallet };
-}
-
-async function signIn(page, { expect = '#account .who' } = {}) {
-  await page.goto(`${BASE}/`);
-  await page.click('#signin');
-  if (expect) await page.waitForSelector(expect, { timeout: T });
-}
-
-/** waitText waits until the page shows text (reloading the route with fn between tries when given). */
-async function waitFor(page, selector, { timeout = 60000, reload } = {}) {
-  const end = Date.now() + timeout;
-  for (;;) {
-    const el = await page.$(selector);
-    if (el && (await el.isVisible())) return el;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${selector}`);
-    if (reload) await reload();
-    await page.waitForTimeout(1000);
-  }
-}
-
-/** assertLabelled checks that every visible form control has an accessible name. */
-async function assertLabelled(page, where) {
-  const unlabelled = await page.evaluate(() => [...document.querySelectorAll('input, select, textarea')]
-    .filter((el) => el.type !== 'hidden' && el.offsetParent !== null)
-    .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.getAttribute('aria-labelledby'))
-    .map((el) => el.id || el.name || el.outerHTML.slice(0, 60)));
-  assert.deepEqual(unlabelled, [], `unlabelled form controls on ${where}`);
-}
-
-async function route(page, name) {
-  await page.evaluate((r) => { location.hash = r; }, name);
-  await page.waitForFunction((r) => document.querySelector(`nav a[href="#${r}"][aria-current="page"]`), name, { timeout: T });
-}
-
-const tomorrow = () => new Date(Date.now() + 86400000).toISOString().slice(0, 10);
+const H = harness(BASE, SHOTS);
+const { shot, person, signIn, problems, urls: allURLs } = H;
+let info, people, relayOn = false, consentOn = false;
 
 describe('fhirgate portal in Chromium', { concurrency: false }, () => {
   let patient, doctor, reportTitle = 'Blood test (full blood count)';
 
   before(async () => {
-    mkdirSync(SHOTS, { recursive: true });
-    info = await (await fetch(`${BASE}/.well-known/fhirgate`)).json();
-    assert.ok(info.rpc, 'the gateway publishes its chain RPC');
+    info = await H.open();
     people = await setup(BASE, ADMIN, info.chainId);
     const probe = await fetch(`${BASE}/consent/relay`, { method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${ADMIN}` }, body: '{}' });
     relayOn = probe.status !== 404 && probe.status !== 405;
     if (!relayOn) console.log('\n*** NOTE: this gateway has no POST /consent/relay yet: the gas-free (relayed) steps are skipped and the portal must say so. ***\n');
-    browser = await launch();
   });
 
-  after(async () => {
-    for (const c of contexts) await c.close().catch(() => {});
-    await browser?.close();
-  });
+  after(() => H.close());
 
   it('explains when there is no wallet, by keyboard', async () => {
     const { page } = await person(null);
@@ -130,10 +64,11 @@ describe('fhirgate portal in Chromium', { concurrency: false }, () => {
     await shot(page, '01-signin-no-wallet');
   });
 
-  it('explains a wallet linked to no record', async () => {
+  it('offers a wallet linked to no record to register', async () => {
     const { page } = await person(people.unlinkedKey);
-    await signIn(page, { expect: null });
-    await page.waitForSelector('text=is not linked to a patient or practitioner record', { timeout: T });
+    await signIn(page);
+    await page.waitForSelector('h1:text("Register")', { timeout: T });
+    await page.waitForSelector('text=This wallet is not linked to a record at this clinic yet');
     await shot(page, '02-signin-not-linked');
   });
 

@@ -11,7 +11,17 @@ export const DEV_KEYS = [
   '0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6',
   '0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a',
   '0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba',
+  // (6)..(9): the registration scenario (registration.test.mjs): a new
+  // doctor, a new patient, a spare wallet, and (9) the embedded dev chain's
+  // default administrator (gateway serve without --admins).
+  '0x92db14e403b83dfe3df233f83dfa3a0d7096f21ca9b0d6d6b8d88b2b4ec1564e',
+  '0x4bbbf85ce3377467afe5d46f804f221813b2bb87f24d81f60f1fcdbf7cbf4356',
+  '0xdbda1821b80551c9d65939329250298aa3472ba22feea921c0cf5d620ea67b97',
+  '0x2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6',
 ];
+
+/** DEV_ADMIN_KEY is dev account (9): an administrator on the embedded dev chain unless --admins names others. */
+export const DEV_ADMIN_KEY = DEV_KEYS[9];
 
 export const CAIP10 = 'https://chainagnostic.org/CAIPs/caip-10';
 

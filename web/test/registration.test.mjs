@@ -1,0 +1,365 @@
+// The registration scenario end to end in Chromium, on one gateway, in
+// order, with a screenshot of every step (docs/admin-guide.md and the
+// registration parts of the patient and practitioner guides show them):
+//
+//   a new doctor (dev key 6) signs in, registers as a practitioner and
+//   sees the request waiting; a third wallet (key 8) registers too; the
+//   administrator (key 9, the embedded dev chain's default) verifies the
+//   doctor and rejects the other with a reason, which that person sees; a
+//   new patient (key 7) registers, a second request is refused, and the
+//   administrator creates the patient's record; both sign in again; the
+//   patient books with the doctor and shares test reports "View and
+//   edit"; the doctor sees the appointment and uploads a PDF report for
+//   the patient; the patient sees it and stops sharing; the report no
+//   longer opens for the doctor; a regulator verifies the upload's audit
+//   event on /verify; the administrator deactivates the doctor, whose
+//   next click ends the session and whose sign-in is refused; the
+//   patient's old registration tab cannot send a second request.
+//
+// Every refusal is asserted on the words the person sees.
+//
+// Environment: as portal.test.mjs (web/browser_test.go sets it); the
+// gateway must run on its embedded dev chain without --admins (dev
+// account (9) administers), or with --admins naming dev account (9).
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { fhir, DEV_KEYS, DEV_ADMIN_KEY } from './lib/fixtures.mjs';
+import { harness, waitFor, assertLabelled, route, sessionToken, tomorrow, T } from './lib/harness.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const BASE = (process.env.FHIRGATE_URL || '').replace(/\/+$/, '').replace(/\/fhir$/, '');
+const REGULATOR = process.env.FHIRGATE_REGULATOR_TOKEN;
+const SHOTS = process.env.FHIRGATE_SCREENSHOTS || join(here, '..', 'screenshots');
+if (!BASE || !REGULATOR) throw new Error('set FHIRGATE_URL and FHIRGATE_REGULATOR_TOKEN (go test ./web does)');
+
+const H = harness(BASE, SHOTS);
+const { person, signIn } = H;
+const shot = (page, name) => H.shot(page, `reg-${name}`);
+
+const DOCTOR = { key: DEV_KEYS[6], prefix: 'Dr.', given: 'Aroha', family: 'Ngata', name: 'Dr. Aroha Ngata', qualification: 'MD', specialty: 'Dermatology', licence: '1234567893' };
+const OTHER = { key: DEV_KEYS[8], given: 'Sam', family: 'Vance', name: 'Dr. Sam Vance', licence: '1000000004' };
+const PATIENT = { key: DEV_KEYS[7], given: 'Noor', family: 'Haddad', name: 'Noor Haddad', birthDate: '1990-07-21', email: 'noor.haddad@example.org' };
+const REPORT = 'Skin biopsy';
+const REJECT_REASON = 'We could not find this licence number in the register. Please call the clinic.';
+const DEACTIVATE_REASON = 'Left the clinic at the end of the month.';
+
+// A small PDF (one empty page), enough for the upload's "%PDF-" check.
+const PDF = Buffer.from('%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 300 144]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n');
+
+async function registerPractitioner(page, p) {
+  await page.check('#kind-practitioner');
+  await page.selectOption('#reg-prefix', 'Dr.');
+  await page.fill('#reg-given', p.given);
+  await page.fill('#reg-family', p.family);
+  await page.fill('#reg-qualification', p.qualification || 'MD');
+  if (p.specialty) await page.fill('#reg-specialty', p.specialty);
+  await page.fill('#reg-licence', p.licence);
+}
+
+async function registerPatient(page, p) {
+  await page.check('#kind-patient');
+  await page.fill('#reg-given', p.given);
+  await page.fill('#reg-family', p.family);
+  await page.fill('#reg-birth', p.birthDate);
+  await page.fill('#reg-email', p.email);
+}
+
+/** request is the administrator's queue entry of a person. */
+const request = (name) => `.reg-item:has(.reg-name:text-is("${name}"))`;
+
+describe('registration in Chromium', { concurrency: false }, () => {
+  let info, doctor, other, patient, admin, relayOn;
+  let applicantSession; // the patient's registration tab, kept for the last step
+  let reportId;
+
+  before(async () => { info = await H.open(); });
+  after(() => H.close());
+
+  it('a new doctor signs in: the portal offers to register', async () => {
+    doctor = await person(DOCTOR.key);
+    await signIn(doctor.page);
+    await doctor.page.waitForSelector('h1:text("Register")', { timeout: T });
+    await doctor.page.waitForSelector('#account .who:has-text("Not registered yet")');
+    assert.match(doctor.page.url(), /#register$/, 'the URL names the page only');
+    await shot(doctor.page, '01-register');
+  });
+
+  it('the doctor registers as a practitioner and sees the request waiting', async () => {
+    const { page } = doctor;
+    await registerPractitioner(page, DOCTOR);
+    // the form says what is missing, in words
+    await page.fill('#reg-licence', '');
+    await page.click('#reg-submit');
+    await page.waitForSelector('text=Write your licence number.');
+    await page.fill('#reg-licence', DOCTOR.licence);
+    await assertLabelled(page, 'register (practitioner)');
+    await shot(page, '02-practitioner-form');
+    await page.click('#reg-submit');
+    await page.waitForSelector('h1:text("Your request")', { timeout: T });
+    await page.waitForSelector('#request-status:text("Waiting for the clinic to check your details.")');
+    await page.waitForSelector('.reg-history >> text=Request sent');
+    await shot(page, '03-request-pending');
+  });
+
+  it('another wallet registers as a practitioner', async () => {
+    other = await person(OTHER.key);
+    await signIn(other.page);
+    await other.page.waitForSelector('h1:text("Register")', { timeout: T });
+    await registerPractitioner(other.page, OTHER);
+    await other.page.click('#reg-submit');
+    await other.page.waitForSelector('#request-status:text("Waiting for the clinic")', { timeout: T });
+  });
+
+  it('the administrator sees the queue, verifies the doctor and rejects the other with a reason', async () => {
+    admin = await person(DEV_ADMIN_KEY);
+    const { page } = admin;
+    await signIn(page);
+    await page.waitForSelector('h1:text("Requests")', { timeout: T });
+    await page.waitForSelector('#account .who:has-text("Administrator")');
+    await page.waitForSelector(`${request(DOCTOR.name)} >> text=${DOCTOR.licence}`, { timeout: T });
+    await page.waitForSelector(`${request(DOCTOR.name)} >> text=Dermatology`);
+    await page.waitForSelector(request(OTHER.name));
+    await assertLabelled(page, 'requests');
+    await shot(page, '04-admin-queue');
+    // a rejection needs a reason the person will see
+    await page.click(`${request(OTHER.name)} button.reject`);
+    await page.waitForSelector(`${request(OTHER.name)} >> text=Write the reason`);
+    await page.fill(`${request(OTHER.name)} textarea.reject-reason`, REJECT_REASON);
+    await page.click(`${request(OTHER.name)} button.reject`);
+    await page.waitForSelector(`#queue-outcome >> text=Not accepted: ${OTHER.name}'s request was rejected`, { timeout: T });
+    await page.click(`${request(DOCTOR.name)} button.verify`);
+    await page.waitForSelector(`#queue-outcome >> text=Verified: ${DOCTOR.name} is now a practitioner`, { timeout: T });
+    await page.waitForFunction((sel) => !document.querySelector(sel), request(DOCTOR.name), { timeout: T });
+    await shot(page, '05-admin-verified');
+  });
+
+  it('the rejected person sees why, in the administrator\'s words', async () => {
+    const { page } = other;
+    await page.click('#request-refresh');
+    await page.waitForSelector(`#request-status:text("Not accepted: ${REJECT_REASON}")`, { timeout: T });
+    await page.waitForSelector('.reg-history >> text=by an administrator');
+    await shot(page, '06-request-rejected');
+  });
+
+  it('a new patient registers; a second request is refused; the administrator creates the record', async () => {
+    patient = await person(PATIENT.key);
+    const { page } = patient;
+    await signIn(page);
+    await page.waitForSelector('h1:text("Register")', { timeout: T });
+    await registerPatient(page, PATIENT);
+    await page.fill('#reg-email', '');
+    await page.click('#reg-submit');
+    await page.waitForSelector('text=Give an email address or a phone number');
+    await page.fill('#reg-email', PATIENT.email);
+    await assertLabelled(page, 'register (patient)');
+    await shot(page, '07-patient-form');
+    await page.click('#reg-submit');
+    await page.waitForSelector('#request-status:text("Waiting for the clinic to check your details.")', { timeout: T });
+    // a second request while one waits
+    await route(page, 'register');
+    await page.waitForSelector('text=You already sent a request');
+    await registerPatient(page, PATIENT);
+    await page.click('#reg-submit');
+    await page.waitForSelector('text=You already have a request waiting. Withdraw it first', { timeout: T });
+    await shot(page, '08-second-request-refused');
+    await route(page, 'request');
+    await page.waitForSelector('#request-status', { timeout: T });
+
+    const a = admin.page;
+    await a.click('#queue-show');
+    await a.waitForSelector(`${request(PATIENT.name)} >> text=${PATIENT.email}`, { timeout: T });
+    await a.click(`${request(PATIENT.name)} button.verify`); // "Create a new record" is the default
+    await a.waitForSelector(`#queue-outcome >> text=Verified: a new record was created for ${PATIENT.name}`, { timeout: T });
+    await page.click('#request-refresh');
+    await page.waitForSelector('#request-status:text("Verified: sign in again to start.")', { timeout: T });
+    await shot(page, '09-request-verified');
+    applicantSession = await page.evaluate(() => sessionStorage.getItem('fhirgate.session'));
+  });
+
+  it('both sign in again: now a practitioner and a patient', async () => {
+    await doctor.page.click('#request-refresh');
+    await doctor.page.waitForSelector('#signin-again', { timeout: T });
+    await doctor.page.click('#signin-again');
+    await doctor.page.waitForSelector('h1:text("My appointments")', { timeout: T });
+    await doctor.page.waitForSelector('#account .who:has-text("Practitioner")');
+    await patient.page.click('#signin-again');
+    await patient.page.waitForSelector('h1:text("My record")', { timeout: T });
+    await patient.page.waitForSelector(`text=${PATIENT.name}`);
+  });
+
+  it('the doctor\'s account page shows the verification', async () => {
+    const { page } = doctor;
+    await route(page, 'account');
+    await page.waitForSelector('#account-history .reg-history >> text=Verified', { timeout: T });
+    await page.waitForSelector('#account-history .reg-history >> text=by an administrator');
+    await shot(page, '10-doctor-account');
+  });
+
+  it('the patient books with the doctor and shares test reports "View and edit"', async () => {
+    const { page } = patient;
+    await route(page, 'appointments');
+    await page.fill('#book-q', DOCTOR.family);
+    await page.click('#book-search');
+    await page.waitForSelector(`label:has-text("${DOCTOR.name}")`, { timeout: T });
+    await page.check('input[name="book-choice"]');
+    await page.fill('#book-date', tomorrow());
+    await page.fill('#book-time', '11:00');
+    await page.fill('#book-reason', 'Mole check');
+    await page.click('#book-submit');
+    await page.waitForSelector(`text=Booked with ${DOCTOR.name}`, { timeout: T });
+
+    await route(page, 'sharing');
+    await page.waitForSelector('#grants >> text=You are not sharing', { timeout: T });
+    relayOn = !(await page.isDisabled('#method input[value="relay"]'));
+    await page.check(`#method input[value="${relayOn ? 'relay' : 'wallet'}"]`);
+    await page.fill('#grant-q', DOCTOR.family);
+    await page.click('#grant-search');
+    await page.waitForSelector(`label:has-text("${DOCTOR.name}")`, { timeout: T });
+    await page.check('#type-DiagnosticReport');
+    await page.check('#level-crus');
+    await page.click('#grant-submit');
+    await page.waitForSelector('#changes li[data-state="confirmed"]', { timeout: 90000 });
+    await page.waitForSelector('#grants >> text=Test reports', { timeout: T });
+    await shot(page, '11-patient-shares');
+  });
+
+  it('the doctor sees the appointment and uploads a test report (PDF) for the patient', async () => {
+    const { page } = doctor;
+    await route(page, 'appointments');
+    await page.waitForSelector('#upcoming >> text=Mole check', { timeout: T });
+    await route(page, 'patients');
+    // The grant is on chain at once; the gateway applies it when its follower has read the block.
+    const ready = async () => {
+      const b = await page.$('button:has-text("Upload a test report")');
+      if (!b) return false;
+      await b.click();
+      return !!(await page.waitForSelector('#doc-rep-title', { timeout: 2000 }).catch(() => null));
+    };
+    let ok = false;
+    for (let i = 0; i < 20 && !(ok = await ready()); i++) {
+      await page.reload();
+      await page.waitForSelector('#patients .patient-card, #patients >> text=No patient', { timeout: T });
+    }
+    assert.ok(ok, 'the doctor may upload a test report for the patient');
+    await page.fill('#doc-rep-title', REPORT);
+    await page.fill('#doc-rep-desc', 'Benign naevus. No further treatment needed.');
+    await page.setInputFiles('#doc-rep-file', { name: 'skin-biopsy.pdf', mimeType: 'application/pdf', buffer: PDF });
+    await assertLabelled(page, 'upload for a patient');
+    await shot(page, '12-doctor-upload');
+    await page.click('#doc-rep-submit');
+    await page.waitForSelector(`.records >> text=${REPORT}`, { timeout: T });
+    await page.waitForSelector(`.records >> text="${REPORT}" was uploaded`);
+    await page.waitForSelector('.records button:has-text("Download (PDF")');
+    await shot(page, '13-doctor-uploaded');
+  });
+
+  it('the patient sees the report and stops sharing; the report no longer opens for the doctor', async () => {
+    const { page } = patient;
+    await route(page, 'reports');
+    await page.waitForSelector(`.items .item:has-text("${REPORT}")`, { timeout: T });
+    await page.waitForSelector(`.items .item:has-text("${REPORT}") button:has-text("Download (PDF")`);
+    await shot(page, '14-patient-reports');
+    const token = await sessionToken(page);
+    const ref = await page.evaluate(() => JSON.parse(sessionStorage.getItem('fhirgate.session')).ref);
+    const mine = await fhir(BASE, token, 'GET', `DiagnosticReport?patient=${ref}`);
+    reportId = mine.data.entry.map((e) => e.resource).find((r) => r.code?.text === REPORT).id;
+
+    await route(page, 'sharing');
+    const stop = await waitFor(page, `button[aria-label="Stop sharing Test reports with ${DOCTOR.name}"]`);
+    await page.check(`#method input[value="${relayOn ? 'relay' : 'wallet'}"]`);
+    const n = await page.$$eval('#changes li[data-state="confirmed"]', (l) => l.length);
+    await stop.click();
+    await page.waitForFunction((k) => document.querySelectorAll('#changes li[data-state="confirmed"]').length === k + 1, n, { timeout: 90000 });
+
+    const d = doctor.page;
+    let refused = false;
+    for (let i = 0; i < 30 && !refused; i++) {
+      await d.click(`.records .item:has-text("${REPORT}") button:has-text("Open report")`);
+      refused = !!(await d.waitForSelector('.report-open >> text=This report no longer opens: the patient stopped sharing it with you.', { timeout: 1500 }).catch(() => null));
+    }
+    assert.ok(refused, 'the doctor is told in words that the report no longer opens');
+    await shot(d, '15-doctor-refused');
+  });
+
+  it('a regulator verifies the proof of the upload', async () => {
+    const { page } = await person(null);
+    // The upload's AuditEvent: the doctor's create of the report.
+    let ev;
+    for (let i = 0; i < 20 && !ev; i++) {
+      const evs = await fhir(BASE, REGULATOR, 'GET', 'AuditEvent?_sort=-date&_count=200');
+      assert.equal(evs.status, 200, evs.text);
+      ev = (evs.data.entry || []).map((e) => e.resource).find((r) => r.subtype?.some((s) => s.code === 'create')
+        && r.outcome === '0' && (r.entity || []).some((e) => e.what?.reference?.startsWith(`DiagnosticReport/${reportId}`)));
+      if (!ev) await new Promise((r) => setTimeout(r, 1000));
+    }
+    assert.ok(ev, 'the upload is an AuditEvent');
+    await page.goto(`${BASE}/verify`);
+    await page.click('details.fetch summary');
+    await page.fill('#reg-token', REGULATOR);
+    await page.fill('#reg-ref', `AuditEvent/${ev.id}`);
+    for (let i = 0; i < 20; i++) {
+      await page.click('#fetch-proof');
+      const m = await page.waitForSelector('text=/Proof and record fetched|not anchored yet/', { timeout: T });
+      if (/fetched/.test(await m.textContent())) break;
+      await page.waitForTimeout(1000);
+    }
+    await page.click('#verify');
+    await page.waitForSelector('#verdict[data-verdict="valid"]', { timeout: T });
+    await page.fill('#reg-token', ''); // never in a screenshot
+    await shot(page, '16-regulator-verifies-upload');
+  });
+
+  it('the administrator deactivates the doctor: the doctor\'s next click ends the session, and sign-in is refused', async () => {
+    const { page } = admin;
+    await route(page, 'practitioners');
+    const item = `.pract-item:has(.pract-name:text-is("${DOCTOR.name}"))`;
+    await page.waitForSelector(`${item} >> text=Active`, { timeout: T });
+    await page.click(`${item} button:has-text("Deactivate")`);
+    await page.fill(`${item} textarea.pract-reason`, DEACTIVATE_REASON);
+    await assertLabelled(page, 'practitioners');
+    await shot(page, '17-admin-deactivate');
+    await page.click(`${item} button.pract-confirm`);
+    await page.waitForSelector(`#pract-outcome >> text=${DOCTOR.name} is deactivated`, { timeout: T });
+    await page.waitForSelector(`${item} >> text=Deactivated`);
+    await shot(page, '18-admin-deactivated');
+    await route(page, 'lostwallet');
+    await page.waitForSelector('h1:text("When someone loses their wallet")');
+    await shot(page, '19-admin-lost-wallet');
+
+    const d = doctor.page;
+    let ended = false;
+    for (let i = 0; i < 10 && !ended; i++) {
+      await d.click(i % 2 ? 'nav a[href="#appointments"]' : 'nav a[href="#patients"]').catch(() => {});
+      ended = !!(await d.waitForSelector('text=Your session has ended.', { timeout: 1500 }).catch(() => null));
+    }
+    assert.ok(ended, 'the deactivated doctor\'s next click says the session has ended');
+    await d.waitForSelector('#signin');
+    await shot(d, '20-doctor-session-ended');
+    await d.click('#signin');
+    await d.waitForSelector('text=Your practitioner account is not active', { timeout: T });
+    await shot(d, '21-doctor-signin-refused');
+  });
+
+  it('the patient\'s old registration tab cannot send a second request', async () => {
+    const p = await person(PATIENT.key);
+    await p.ctx.addInitScript((s) => { if (!sessionStorage.getItem('fhirgate.session')) sessionStorage.setItem('fhirgate.session', s); }, applicantSession);
+    await p.page.goto(`${BASE}/#register`);
+    await p.page.waitForSelector('h1:text("Register")', { timeout: T });
+    await registerPatient(p.page, PATIENT);
+    await p.page.click('#reg-submit');
+    const refusal = await p.page.waitForSelector('text=/already linked to a record|Your session has ended|already have a request/', { timeout: T });
+    console.log(`  second request from the patient's wallet: "${(await refusal.textContent()).trim()}"`);
+    await shot(p.page, '22-second-request-after-verification');
+  });
+
+  it('keeps everything on the gateway: no CSP violation, no outside request, no PHI in URLs', async () => {
+    assert.deepEqual(H.problems, []);
+    for (const u of H.urls) {
+      for (const phi of ['Ngata', 'Haddad', 'Noor', '1990-07-21', 'noor.haddad', 'Biopsy', 'biopsy', DOCTOR.licence]) {
+        assert.ok(!decodeURIComponent(u).includes(phi), `PHI "${phi}" in a URL: ${u}`);
+      }
+    }
+  });
+});
