@@ -216,7 +216,7 @@ func TestStaticFiles(t *testing.T) {
 		for _, m := range ref.FindAllSubmatch(b, -1) {
 			u := string(m[1])
 			switch {
-			case u == "#" || u == "/" || u == "/verify" || u == "data:,":
+			case u == "#" || u == "#main" || u == "/" || u == "/verify" || u == "data:,":
 			case strings.HasPrefix(u, "/assets/"):
 				if _, err := fs.Stat(fsys, strings.TrimPrefix(u, "/")); err != nil {
 					t.Errorf("%s names %s, which is not embedded", page, u)

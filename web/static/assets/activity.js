@@ -1,7 +1,7 @@
 // The patient's activity log: AuditEvents about them, newest first, in
 // plain words, each checked against the anchored log in the browser (the
 // event's exact bytes, its proof, and the root on chain).
-import { h, clear, badge, button, busy, fmtDateTime, notice, shortHex } from './ui.js';
+import { h, clear, badge, button, busy, fmtDateTime, errorNotice, shortHex } from './ui.js';
 import { request, wellKnown, outcomeText, friendlyStatus, ApiError } from './api.js';
 import { bundleResourceTexts } from './rawjson.js';
 import { verifyProof, parseProof } from './proof.js';
@@ -176,7 +176,7 @@ export async function activityList(main, ctx) {
           try {
             r = await verifyEvent(ctx, item.ev, item.text ? utf8(item.text) : undefined);
           } catch (e) {
-            r = { state: 'error', message: e.friendly || e.message };
+            r = { state: 'error', message: e.friendly || 'The check could not run.', detail: e.detail || (e.friendly ? '' : e.message) };
           }
           if (r.state === 'waiting') {
             item.vbadge.className = 'badge badge-pending verify-badge';
@@ -197,7 +197,7 @@ export async function activityList(main, ctx) {
             item.vbadge.textContent = r.state === 'partial' ? 'Partly verified' : 'Could not check';
           }
           clear(item.details, h('summary', null, 'How was this checked?'),
-            r.result ? stepList(r.result) : notice('warn', r.message || 'The check could not run.', r.detail ? ` (${r.detail})` : ''),
+            r.result ? stepList(r.result) : errorNotice({ friendly: r.message || 'The check could not run.', detail: r.detail }, '', 'warn'),
             r.proof ? h('p', { class: 'hint mono' }, `Checkpoint ${r.proof.checkpoint.treeSize} · block ${r.proof.checkpoint.blockNumber} · tx ${shortHex(r.proof.checkpoint.txHash)}`) : null);
           break;
         }

@@ -40,7 +40,7 @@ export function outcomeText(body) {
   return '';
 }
 
-export function friendlyStatus(status, detail) {
+export function friendlyStatus(status) {
   switch (true) {
     case status === 0:
       return 'The gateway cannot be reached. Check your connection and try again.';
@@ -55,7 +55,8 @@ export function friendlyStatus(status, detail) {
     case status === 413:
       return 'This is too large to send. Choose a smaller file.';
     case status === 400 || status === 422:
-      return 'Some of the information could not be accepted. Please check the form.' + (detail ? ` (${detail})` : '');
+      // The server's own words (detail) stay under "Technical details".
+      return 'Some of the information could not be accepted. Please check the form.';
     case status === 429:
       return 'Too many requests at once. Wait a moment and try again.';
     case status >= 500:
@@ -96,7 +97,7 @@ export async function request(path, opts = {}) {
   if (!res.ok && !(opts.accept || []).includes(res.status)) {
     const detail = outcomeText(data);
     if (res.status === 401 && opts.token) onUnauthorized(detail);
-    throw new ApiError(res.status, friendlyStatus(res.status, res.status === 400 || res.status === 422 ? detail : ''), detail, data);
+    throw new ApiError(res.status, friendlyStatus(res.status), detail, data);
   }
   return opts.withStatus ? { status: res.status, data, headers: res.headers } : data;
 }
@@ -154,7 +155,7 @@ export function upload(path, bodyText, token, onProgress) {
       } else {
         const detail = outcomeText(data);
         if (xhr.status === 401) onUnauthorized(detail);
-        reject(new ApiError(xhr.status, friendlyStatus(xhr.status, detail), detail, data));
+        reject(new ApiError(xhr.status, friendlyStatus(xhr.status), detail, data));
       }
     };
     xhr.send(bodyText);

@@ -191,12 +191,12 @@ export async function sendChange(ctx, change, method, track) {
       if (rc) {
         if (rc.status === '0x1') { track('confirmed', `Confirmed in block ${parseInt(rc.blockNumber, 16)}.`, tx); return tx; }
         track('failed', 'The network refused this change (nothing was changed).', tx);
-        throw new Error('transaction failed');
+        throw tracked('transaction failed');
       }
       await sleep(1000);
     }
     track('failed', 'Not confirmed after 3 minutes. Check the transactions page later.', tx);
-    throw new Error('timeout');
+    throw tracked('timeout');
   }
   // gas-free: sign EIP-712 typed data, the gateway relays it
   for (let attempt = 0; ; attempt++) {
@@ -231,14 +231,25 @@ export async function sendChange(ctx, change, method, track) {
       if (st?.state === 'confirmed') { track('confirmed', `Confirmed in block ${st.block}.`, st.txHash || tx); return st.txHash || tx; }
       if (st?.state === 'failed') {
         relayNonceFloor = 0n;
-        track('failed', `The network refused this change (nothing was changed).${st.error ? ` ${st.error}.` : ''}`, st.txHash || tx);
-        throw new Error('transaction failed');
+        track('failed', 'The network refused this change (nothing was changed).', st.txHash || tx, st.error);
+        throw tracked('transaction failed');
       }
       await sleep(1000);
     }
     track('failed', 'Not confirmed after 3 minutes. Check the transactions page later.', tx);
-    throw new Error('timeout');
+    throw tracked('timeout');
   }
+}
+
+// An error whose words the change's tracker already shows.
+const tracked = (m) => Object.assign(new Error(m), { tracked: true });
+
+/** trackFailure says why a change failed in plain words (the technical words folded), unless sendChange said it already. */
+function trackFailure(track, e, action) {
+  if (e?.tracked) return e;
+  const x = e instanceof ApiError ? e : wallet.explain(e, action);
+  track('failed', x.friendly || x.message, undefined, x.detail);
+  return x;
 }
 
 const STATE_BADGE = { wallet: ['pending', 'Your turn'], pending: ['pending', 'Pending'], confirmed: ['ok', 'Confirmed'], failed: ['error', 'Failed'] };
@@ -247,15 +258,17 @@ function tracker(list, label) {
   const state = badge('pending', 'Starting');
   const text = h('span', null, '');
   const txEl = h('span', { class: 'mono hint' });
-  const li = h('li', { class: 'change' }, h('div', null, h('strong', null, label), ' ', state), h('div', null, text, ' ', txEl));
+  const more = h('div');
+  const li = h('li', { class: 'change' }, h('div', null, h('strong', null, label), ' ', state), h('div', null, text, ' ', txEl), more);
   list.append(li);
-  return (s, t, tx) => {
+  return (s, t, tx, detail) => {
     const [k, w] = STATE_BADGE[s] || ['info', s];
     state.className = `badge badge-${k}`;
     state.textContent = w;
     li.dataset.state = s;
     text.textContent = t;
     if (tx) txEl.textContent = `transaction ${shortHex(tx)}`;
+    clear(more, detail ? h('details', null, h('summary', null, 'Technical details'), h('p', { class: 'mono' }, detail)) : null);
   };
 }
 
@@ -332,8 +345,7 @@ async function renderSharing(main, ctx) {
             await sendChange(ctx, { kind: 'Revoke', grantee: who.ref, scope: g.scope }, method(), track);
             await load();
           } catch (e) {
-            const err = wallet.explain(e, 'the withdrawal');
-            track('failed', e instanceof ApiError ? e.friendly : err.friendly);
+            trackFailure(track, e, 'the withdrawal');
           }
         }), { class: 'btn btn-small btn-danger', 'aria-label': `Stop sharing ${w.what} with ${who.name}` }) : null;
         return h('li', { class: 'grant' },
@@ -397,9 +409,7 @@ async function renderSharing(main, ctx) {
           await sendChange(ctx, { kind: 'Grant', grantee: doc.ref, scope: `${type}.${perms}`, expiry }, how, track);
           done++;
         } catch (err) {
-          const x = err instanceof ApiError ? err : wallet.explain(err, 'the permission');
-          track('failed', x.friendly || x.message);
-          if (x.kind === 'rejected') break;
+          if (trackFailure(track, err, 'the permission').kind === 'rejected') break;
         }
       }
       if (done) clear(formMsg, notice('ok', `${doc.name} can now ${consent.scopeWords(`x.${perms}`).can} ${plural(done, 'kind of record', 'kinds of records')} you chose.`));

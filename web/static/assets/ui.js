@@ -50,6 +50,18 @@ export function notice(kind, ...content) {
   return h('div', { class: `notice notice-${kind}`, role: kind === 'error' ? 'alert' : 'status' }, ...content);
 }
 
+/**
+ * errorNotice shows an error in plain words (err.friendly, after prefix),
+ * with the server's or wallet's own words (err.detail) folded under
+ * "Technical details": never the visible text.
+ */
+export function errorNotice(err, prefix = '', kind = 'error') {
+  const text = err?.friendly || err?.message || String(err);
+  const detail = err?.detail && err.detail !== text ? err.detail : '';
+  return notice(kind, prefix ? `${prefix} ${text}` : text,
+    detail ? h('details', null, h('summary', null, 'Technical details'), h('p', { class: 'mono' }, detail)) : null);
+}
+
 /** badge(kind, text): ok | warn | error | info | pending | alert. */
 export const badge = (kind, text, title) => h('span', { class: `badge badge-${kind}`, title }, text);
 

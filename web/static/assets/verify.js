@@ -3,7 +3,7 @@
 // the root AuditAnchor holds on chain -> anchoring transaction), and the
 // timeline of anchored checkpoints with consistency between neighbours.
 // Nothing is stored: the token, if used, lives in the form field only.
-import { h, clear, field, notice, badge, button, busy, fmtDateTime, shortHex, copyButton } from './ui.js';
+import { h, clear, field, notice, errorNotice, badge, button, busy, fmtDateTime, shortHex, copyButton } from './ui.js';
 import { request, wellKnown, ApiError, outcomeText, friendlyStatus } from './api.js';
 import { parseProof, verifyProof, rootAt } from './proof.js';
 import { verifyConsistency } from './merkle.js';
@@ -11,6 +11,8 @@ import { hexToBytes, utf8, RPC } from './eth.js';
 
 const main = document.getElementById('main');
 document.getElementById('skip').addEventListener('click', (e) => { e.preventDefault(); main.querySelector('h1')?.focus(); });
+
+const TOKEN_REFUSED = 'The regulator token was not accepted: it may have expired or been mistyped. Ask for a new one and paste it again.';
 
 const STATUS = { ok: ['ok', 'Checked'], fail: ['error', 'Failed'], skip: ['muted', 'Not checked'], warn: ['warn', 'Note'] };
 
@@ -74,7 +76,7 @@ async function init() {
       clear(fetchMsg, notice('ok', !withheld ? (recordBytes ? 'Proof and record fetched.' : 'Proof fetched.')
         : 'Proof fetched. Regulators receive neither clinical content nor its hash (a hash would let anyone test guesses of the content): this proof shows that the log entry is anchored. The patient or the data holder can fetch the full proof to tie it to the record.'));
     } catch (e) {
-      clear(fetchMsg, notice('error', e.friendly || e.message, e.detail ? ` (${e.detail})` : ''));
+      clear(fetchMsg, errorNotice(e.status === 401 ? { ...e, friendly: TOKEN_REFUSED } : e));
     }
   }), { class: 'btn', id: 'fetch-proof' });
 
@@ -115,6 +117,7 @@ async function init() {
           ? notice('ok', h('strong', null, 'Valid. '), `${proof.leaf.type}/${proof.leaf.id} version ${proof.leaf.versionId} is in the log, and the log's root for ${proof.treeSize} entries is anchored on chain ${proof.checkpoint.chainId}.`)
           : notice('warn', h('strong', null, 'Valid as far as checked. '), 'Some checks were skipped (no record bytes or no node): see below.');
       verdict.id = 'verdict';
+      verdict.tabIndex = -1; // focus moves to the verdict, so a keyboard or screen reader user lands on the answer
       verdict.dataset.verdict = !r.ok ? 'invalid' : r.complete ? 'valid' : 'partial';
       clear(result, h('section', { class: 'card' }, h('h2', null, 'Chain of evidence'), verdict, h('ol', { class: 'evidence-list' }, r.steps.map(stepCard))));
       result.querySelector('#verdict').focus?.();

@@ -6,10 +6,11 @@ import { request, wellKnown, ApiError } from './api.js';
 
 /** WalletError has a kind (no-wallet, rejected, wrong-chain, pending, not-linked, failed) and words a patient understands. */
 export class WalletError extends Error {
-  constructor(kind, message) {
+  constructor(kind, message, detail = '') {
     super(message);
     this.kind = kind;
     this.friendly = message;
+    this.detail = detail; // the wallet's own words, shown folded as technical details
   }
 }
 
@@ -31,7 +32,7 @@ export function explain(err, action = 'the request') {
   if (/insufficient funds/i.test(msg)) {
     return new WalletError('funds', 'Your wallet has no ether on this network to pay the network fee. Choose the gas-free option instead (the gateway sends it for you).');
   }
-  return new WalletError('failed', `Your wallet could not complete ${action}. ${msg ? `(It said: ${msg})` : ''}`.trim());
+  return new WalletError('failed', `Your wallet could not complete ${action}. Nothing was changed. Please try again.`, msg);
 }
 
 export async function connect() {
