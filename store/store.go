@@ -444,9 +444,15 @@ func (s *Store) holdUnique(ctx context.Context, b *Batch, v *Version, names []st
 		}
 	}
 	noteUnique(feed, self, changed)
-	if len(names) == 0 {
+	// Write the list only when it changes: a delete of an absent list on
+	// every update left one tombstone per version of the same key, and
+	// Pebble's Get steps over each of them (an update of a record that
+	// never held a name cost O(its versions) in this Get).
+	switch {
+	case len(changed) == 0:
+	case len(names) == 0:
 		b.Delete(hk)
-	} else {
+	default:
 		b.Set(hk, []byte(strings.Join(names, "\n")))
 	}
 	return nil
@@ -465,33 +471,57 @@ func splitNames(b []byte) []string {
 // safe: if another writer changed it since, the commit fails.
 func (s *Store) replaceIndex(ctx context.Context, b *Batch, typ, id string, exists bool, idx []IndexValue) error {
 	lk := indexListKey(typ, id)
+	var oldList []byte
+	var old [][]byte
 	if exists {
-		old, err := s.e.Get(ctx, lk)
+		var err error
+		oldList, err = s.e.Get(ctx, lk)
 		switch {
 		case errors.Is(err, ErrNotFound):
+			oldList = nil
 		case err != nil:
 			return err
 		default:
-			if err := eachIndexKey(old, typ, id, b.Delete); err != nil {
+			if err := eachIndexKey(oldList, typ, id, func(k []byte) { old = append(old, k) }); err != nil {
 				return err
 			}
+			slices.SortFunc(old, bytes.Compare) // lists written before keys were sorted
 		}
 	}
-	if len(idx) == 0 {
-		b.Delete(lk)
-		return nil
-	}
-	var list []byte
-	prefix, suffix := indexKeyEnds(typ, id)
 	var shared func(string) (string, string, bool)
 	if s.opts.Shared != nil {
 		shared = func(param string) (string, string, bool) { return s.shared(typ, param) }
 	}
-	for _, k := range resourceKeys(typ, id, idx, shared) {
-		b.Set(k, nil)
+	keys := resourceKeys(typ, id, idx, shared) // sorted, unique
+	// Only what changed: an update that leaves most index values as they
+	// were writes no delete and set of the same keys (half the batch, and
+	// no pile of versions of unchanged keys for scans to step over).
+	for i, j := 0, 0; i < len(old) || j < len(keys); {
+		switch {
+		case j == len(keys) || i < len(old) && bytes.Compare(old[i], keys[j]) < 0:
+			b.Delete(old[i])
+			i++
+		case i == len(old) || bytes.Compare(old[i], keys[j]) > 0:
+			b.Set(keys[j], nil)
+			j++
+		default:
+			i, j = i+1, j+1
+		}
+	}
+	if len(keys) == 0 {
+		if oldList != nil {
+			b.Delete(lk)
+		}
+		return nil
+	}
+	var list []byte
+	prefix, suffix := indexKeyEnds(typ, id)
+	for _, k := range keys {
 		list = appendIndexKey(list, k, len(prefix), len(suffix))
 	}
-	b.Set(lk, list)
+	if !bytes.Equal(list, oldList) {
+		b.Set(lk, list)
+	}
 	return nil
 }
 

@@ -24,7 +24,7 @@ import (
 // newAuditedServer is newTestServer with the audit trail wired as the
 // gateway wires it: the recorder running, AuditEvents served by the
 // trail.
-func newAuditedServer(t *testing.T, bodyLimit int) (*Server, string) {
+func newAuditedServer(t testing.TB, bodyLimit int) (*Server, string) {
 	t.Helper()
 	s, key := auditedServer(t, Config{BodyLimit: bodyLimit})
 	tok, err := key.Mint(auth.Grant{Scope: "system/*.cruds", TTL: time.Hour}, time.Now())
@@ -36,7 +36,7 @@ func newAuditedServer(t *testing.T, bodyLimit int) (*Server, string) {
 
 // auditedServer builds a server from cfg on a real Pebble store with the
 // audit trail and a running recorder, and returns its token key.
-func auditedServer(t *testing.T, cfg Config) (*Server, *auth.Key) {
+func auditedServer(t testing.TB, cfg Config) (*Server, *auth.Key) {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
