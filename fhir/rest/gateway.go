@@ -79,6 +79,7 @@ func sameContent(stored []byte, next fhirjson.Value) bool {
 // afterCommit tells the gateway's other parts about committed versions
 // (the consent follower learns wallets and grantees from them).
 func (s *Server) afterCommit(ws []store.Write) {
+	s.sessions.forgetWritten(ws) // sessions end at once on this replica
 	if s.cfg.OnWrite == nil {
 		return
 	}

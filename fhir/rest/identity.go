@@ -76,7 +76,7 @@ func (s *Server) siweLogin(c *fiber.Ctx) error {
 	case errors.Is(err, siwe.ErrInvalidMessage):
 		return errorf(fiber.StatusBadRequest, "invalid", err.Error())
 	case err != nil:
-		return err // 401 for a failed sign-in, 403 for an unlinked wallet
+		return err // 401 for a failed sign-in, 403 for a wallet refused (a practitioner not verified)
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.JSON(res)

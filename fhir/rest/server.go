@@ -109,6 +109,9 @@ type Server struct {
 	decider *policy.Decider
 	// capCache holds the CapabilityStatement bytes per base URL.
 	capCache sync.Map
+	// sessions remembers, for a second, what wallet tokens stand for
+	// (session.go).
+	sessions sessionCache
 }
 
 // New builds the server and its routes.
@@ -264,6 +267,9 @@ const principalKey ctxKey = iota
 func (s *Server) authenticate(c *fiber.Ctx) error {
 	p, err := s.bearer(c)
 	if err != nil {
+		return err
+	}
+	if err := s.checkSession(c.UserContext(), p); err != nil {
 		return err
 	}
 	c.Locals(principalKey, p)
