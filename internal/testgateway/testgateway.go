@@ -117,6 +117,7 @@ func (g *Gateway) start() error {
 		sc := bufio.NewScanner(stdout)
 		found := false
 		for sc.Scan() {
+			g.logs.Write(append([]byte(sc.Text()), '\n')) // the banner too: Logs has what serve printed
 			if f := strings.Fields(sc.Text()); len(f) == 4 && f[1] == "listening" {
 				addrs <- f[3] // "fhirgate listening on http://ADDR"
 			}
@@ -200,7 +201,8 @@ func (g *Gateway) Stop() {
 // PID is the gateway process's id (for /proc/<pid>/status).
 func (g *Gateway) PID() int { return g.cmd.Process.Pid }
 
-// Logs returns what the gateway wrote to stderr.
+// Logs returns what the gateway wrote to stderr, and the lines it printed
+// on stdout (the banner).
 func (g *Gateway) Logs() string { return g.logs.String() }
 
 // Token mints a bearer token with `gateway token` on the gateway's data
