@@ -45,8 +45,10 @@ func TestCluster(t *testing.T) {
 	base := fmt.Sprintf("http://127.0.0.1:%d/fhir", gethtest.FreePort(t)) // the load balancer's
 	root := strings.TrimSuffix(base, "/fhir")
 	prefix := redistest.Prefix(t)
+	// Every replica is given the same flags, --admins too (per replica
+	// configuration, as docker-compose.yml gives it).
 	args := []string{"--store", rds.URL(), "--store-prefix", prefix, "--eth-rpc", node.WS, "--eth-public-rpc", node.HTTP,
-		"--base-url", base, "--anchor-interval", "1s", "--eth-block-period", "1s"}
+		"--base-url", base, "--anchor-interval", "1s", "--eth-block-period", "1s", "--admins", chain.DevAccounts()[9].Address.Hex()}
 
 	// Three replicas starting at once on an empty store: one deploys the
 	// contracts and creates the keys, the others use them.
@@ -282,6 +284,41 @@ func TestCluster(t *testing.T) {
 		// The old wallet signs in as nobody now, on any replica.
 		if status, out := siweSignInAt(t, root, strings.TrimSuffix(url(1), "/fhir"), c.ChainID, patientKey.Key); status == 200 && bytes.Contains(out, []byte(patient)) {
 			t.Fatalf("the unlinked wallet still signs in as the patient: %s", out)
+		}
+	})
+
+	t.Run("PractitionerDeactivatedOnOneEndsSessionsOnEveryWithin1s", func(t *testing.T) {
+		at := func(i int) string { return strings.TrimSuffix(url(i), "/fhir") }
+		adminTok := signedInAt(t, root, at(1), c.ChainID, accounts[9].Key, "role", "admin")
+		docKey := accounts[7]
+		body := func(id string, active bool) string {
+			return fmt.Sprintf(`{"resourceType":"Practitioner",%s"active":%t,"identifier":[%s],"name":[{"family":"Adeyemi"}]}`, id, active, walletID(docKey))
+		}
+		doc := create(t, url(0), adminTok, "Practitioner", body("", true))
+		tok := signedInAt(t, root, at(2), c.ChainID, docKey.Key, "practitioner", "Practitioner/"+doc)
+		status := func(i int) int {
+			s, _, _ := httpDo(t, "GET", url(i)+"/Practitioner/"+doc, tok, nil)
+			return s
+		}
+		for i := range gws { // every replica has read the record just now
+			if s := status(i); s != 200 {
+				t.Fatalf("replica %d before: %d", i, s)
+			}
+		}
+		if s, out, _ := httpDo(t, "PUT", url(0)+"/Practitioner/"+doc, adminTok, []byte(body(`"id":"`+doc+`",`, false))); s != 200 {
+			t.Fatalf("deactivate: %d %s", s, out)
+		}
+		start := time.Now()
+		if s := status(0); s != 401 {
+			t.Fatalf("the replica that wrote still answers %d", s)
+		}
+		var slowest time.Duration
+		for i := 1; i < len(gws); i++ {
+			slowest = max(slowest, within(t, 3*time.Second, fmt.Sprintf("the session to end on replica %d", i), func() bool { return status(i) == 401 }).Sub(start))
+		}
+		t.Logf("deactivated on replica 0 → the practitioner's session ended on every replica within %s", slowest.Round(time.Millisecond))
+		if slowest > 1100*time.Millisecond {
+			t.Errorf("the deactivated practitioner's session lasted %s on some replica (bar 1 s)", slowest)
 		}
 	})
 
