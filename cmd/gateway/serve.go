@@ -24,6 +24,7 @@ import (
 	"github.com/fhirgate/fhirgate/chain"
 	"github.com/fhirgate/fhirgate/fhir/rest"
 	"github.com/fhirgate/fhirgate/policy"
+	"github.com/fhirgate/fhirgate/registration"
 	"github.com/fhirgate/fhirgate/store"
 	"github.com/fhirgate/fhirgate/store/pebble"
 	"github.com/fhirgate/fhirgate/web"
@@ -283,6 +284,9 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 		RelayPrepare: cw.relayAPI.Prepare,
 		Health:       alog.Health,
 		Export:       exporter,
+		// Registration requests live in the same store: every replica
+		// sees and decides them alike.
+		Registration: registration.New(st.Engine(), nil),
 	}
 	rcfg.RequestBudget = cfg.requestBudget
 	ops, devAdmin, err := operators(cfg.admins, cfg.regulators, chn)

@@ -25,6 +25,7 @@ import (
 	"github.com/fhirgate/fhirgate/fhir/bulk"
 	"github.com/fhirgate/fhirgate/fhir/fhirjson"
 	"github.com/fhirgate/fhirgate/policy"
+	"github.com/fhirgate/fhirgate/registration"
 	"github.com/fhirgate/fhirgate/store"
 )
 
@@ -88,6 +89,9 @@ type Config struct {
 	RelayPrepare func(ctx context.Context, p *policy.Principal, body []byte) (int, any)
 	// Export runs Bulk Data exports ($export); nil: not served.
 	Export *bulk.Exporter
+	// Registration keeps registration requests and serves the
+	// /registration routes (registration.go); nil: not served.
+	Registration *registration.Store
 	// Health, if set, is asked by /readyz: an error makes it answer 503
 	// with the error's text (e.g. anchor.Log.Health: the gateway cannot
 	// anchor). No PHI in it: /readyz is public.
@@ -184,6 +188,7 @@ func (s *Server) routes() {
 	app.Get("/readyz", s.readyz)
 	app.Get("/metrics", s.metrics.handler())
 	s.authRoutes()
+	s.registrationRoutes()
 	if s.cfg.WellKnown != nil {
 		app.Get("/.well-known/fhirgate", func(c *fiber.Ctx) error { return c.JSON(s.cfg.WellKnown) })
 	}
