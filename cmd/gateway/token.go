@@ -30,9 +30,10 @@ func token(args []string, stdout, stderr io.Writer) int {
 	scope := fs.String("scope", "", "space-separated SMART scopes, e.g. 'system/*.cruds' (required for system; other roles default to their usual scopes)")
 	sub := fs.String("sub", auth.DefaultSubject, "subject of the token (the client it acts as)")
 	ttl := fs.Duration("ttl", time.Hour, "lifetime of the token")
-	role := fs.String("role", string(policy.RoleSystem), "role: system, patient, practitioner, admin or regulator")
+	role := fs.String("role", string(policy.RoleSystem), "role: system, patient, practitioner, admin, regulator or applicant")
 	aud := fs.String("aud", "", "audience (default: this gateway)")
 	fhirUser := fs.String("fhir-user", "", "the person's record for patient and practitioner tokens: Patient/<id> or Practitioner/<id>")
+	wallet := fs.String("wallet", "", "the wallet a person's token is bound to, as a wallet sign-in binds it: eip155:<chainId>:<address> (required for --role applicant; the gateway then checks on every request that the wallet still speaks for the token)")
 	if err := parse(fs, args); err != nil {
 		fmt.Fprintf(stderr, "gateway token: %v\n", err)
 		return 2
@@ -44,6 +45,9 @@ func token(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "gateway token: --scope is required (for example --scope 'system/*.cruds')")
 			return 2
 		}
+		if policy.Role(*role) == policy.RoleAdmin {
+			*scope += adminScopes // as an administrator's wallet sign-in
+		}
 	}
 	key, err := tokenKey(context.Background(), sc, *data, stderr)
 	if err != nil {
@@ -53,8 +57,10 @@ func token(args []string, stdout, stderr io.Writer) int {
 	subject := *sub
 	if *fhirUser != "" && subject == auth.DefaultSubject {
 		subject = "" // a person's token is named after their record
+	} else if *wallet != "" && subject == auth.DefaultSubject {
+		subject = "did:pkh:" + *wallet // or their wallet, as a sign-in names it
 	}
-	tok, err := key.Mint(auth.Grant{Subject: subject, Role: policy.Role(*role), Scope: *scope, TTL: *ttl, Audience: *aud, FHIRUser: *fhirUser}, time.Now())
+	tok, err := key.Mint(auth.Grant{Subject: subject, Role: policy.Role(*role), Scope: *scope, TTL: *ttl, Audience: *aud, FHIRUser: *fhirUser, Wallet: *wallet}, time.Now())
 	if err != nil {
 		fmt.Fprintf(stderr, "gateway token: %v\n", err)
 		return 2

@@ -5,11 +5,13 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/fhirgate/fhirgate/auth"
 	"github.com/fhirgate/fhirgate/internal/redistest"
+	"github.com/fhirgate/fhirgate/policy"
 	"github.com/fhirgate/fhirgate/store/redis"
 )
 
@@ -84,5 +86,44 @@ func TestTokenFromPebbleStore(t *testing.T) {
 	}
 	if f, err := auth.LoadOrCreateKey(data); err != nil || f.ID != key.ID {
 		t.Fatalf("key file not written back: %v, %v", f, err)
+	}
+}
+
+// `gateway token --wallet` binds a person's token to a wallet as a sign-in
+// does: an applicant's token needs one.
+func TestTokenWallet(t *testing.T) {
+	data := t.TempDir()
+	const w = "eip155:1337:0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+	for _, tc := range []struct {
+		args    []string
+		code    int
+		role    string
+		subject string
+	}{
+		{[]string{"--role", "applicant", "--wallet", w}, 0, "applicant", "did:pkh:" + w},
+		{[]string{"--role", "admin", "--wallet", w}, 0, "admin", "did:pkh:" + w},
+		{[]string{"--role", "applicant"}, 2, "", ""},
+		{[]string{"--role", "applicant", "--wallet", "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"}, 2, "", ""},
+	} {
+		var out, errb bytes.Buffer
+		code := run(append([]string{"token", "--data", data}, tc.args...), &out, &errb)
+		if code != tc.code {
+			t.Fatalf("%v: exit %d: %s", tc.args, code, errb.String())
+		}
+		if code != 0 {
+			continue
+		}
+		key, err := auth.LoadOrCreateKey(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := auth.NewVerifier(key).Verify(strings.TrimSpace(out.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(p.Role) != tc.role || p.Wallet != w || p.Subject != tc.subject || p.Resource != "" ||
+			(tc.role == "admin") != slices.Contains(p.Scopes.Other, policy.ScopeRegistrationAdmin) {
+			t.Fatalf("%v: %+v", tc.args, p)
+		}
 	}
 }
