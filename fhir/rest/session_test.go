@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"context"
 	"encoding/json"
 	"maps"
 	"strconv"
@@ -466,4 +467,38 @@ func diagnostics(t *testing.T, res *fasthttp.Response) string {
 	t.Helper()
 	_, d, _ := outcome(t, res)
 	return d
+}
+
+// BenchmarkSessionCheck is the session check's cost per request: served
+// from the cache (every request but one a second per record), and with
+// the store read (the first in a second, or after a write).
+func BenchmarkSessionCheck(b *testing.B) {
+	s, key := auditedServer(b, Config{})
+	k, err := ethsigtest.NewKey()
+	if err != nil {
+		b.Fatal(err)
+	}
+	ehr, _ := key.Mint(auth.Grant{Scope: "system/*.cruds " + policy.ScopeIdentityLinking, TTL: time.Hour}, time.Now())
+	res := serve(s, "POST", "/fhir/Practitioner", mimeFHIRJSON, ehr, []byte(`{"resourceType":"Practitioner","active":true,"identifier":[`+walletOf(k)+`],"name":[{"family":"Santos"}]}`))
+	var r struct{ ID string }
+	if err := json.Unmarshal(res.Body(), &r); err != nil || res.StatusCode() != 201 {
+		b.Fatalf("%d %s", res.StatusCode(), res.Body())
+	}
+	p := &policy.Principal{Role: policy.RolePractitioner, Resource: "Practitioner/" + r.ID, Wallet: "eip155:1337:" + k.Address.Hex()}
+	ctx := context.Background()
+	for _, bc := range []struct {
+		name   string
+		forget bool
+	}{{"cached", false}, {"store read", true}} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				if bc.forget {
+					s.sessions.forget(p.Resource)
+				}
+				if err := s.checkSession(ctx, p); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
