@@ -229,7 +229,7 @@ func (s *Server) regMine(c *fiber.Ctx) error {
 				// alone, under the record.
 				kind, _, _ := strings.Cut(p.Resource, "/")
 				reqs = append(reqs, &registration.Request{Kind: registration.Kind(strings.ToLower(kind)),
-					Status: registration.Verified, Record: p.Resource})
+					Status: registration.Verified, Record: p.Resource, Wallet: p.Wallet, Submitted: events[0].At})
 				i = len(reqs) - 1
 			}
 			r := *reqs[i]

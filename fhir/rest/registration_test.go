@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -655,6 +656,12 @@ func TestRegistrationNarrowCases(t *testing.T) {
 		t.Errorf("text/plain body: %d", res.StatusCode())
 	}
 
+	// The body limit holds after decompression.
+	bomb := encode(t, "gzip", append([]byte(patientBody), bytes.Repeat([]byte(" "), 17<<20)...))
+	if res := serveWith(w.s, "POST", "/registration", mimeJSON, tok, bomb, "Content-Encoding", "gzip"); res.StatusCode() != 413 {
+		t.Errorf("a body over the limit once inflated: %d %s", res.StatusCode(), res.Body())
+	}
+
 	// At most 20 requests per wallet.
 	many := w.applicant(w.wallet())
 	for i := range registration.MaxPerWallet {
@@ -693,5 +700,30 @@ func TestRegistrationNarrowCases(t *testing.T) {
 	w.want(w.do("admin", "GET", "/registration/practitioners?_count=100", ""), 200, &prs, "practitioners")
 	if len(prs.Practitioners) != 1 || prs.Practitioners[0].Record != w.doc || !prs.Practitioners[0].Active || prs.Practitioners[0].Name != "Lee" || prs.Practitioners[0].Wallet == "" {
 		t.Fatalf("practitioners: %+v", prs)
+	}
+}
+
+// TestAccountEventsWithoutRequest: a practitioner registered before these
+// routes (no request) sees what an administrator did to their record.
+func TestAccountEventsWithoutRequest(t *testing.T) {
+	w := newRegWorld(t)
+	w.want(w.do("admin", "POST", "/registration/deactivate", `{"record":"`+w.doc+`","reason":"licence suspended"}`), 200, nil, "deactivate")
+	var again map[string]any
+	w.want(w.do("admin", "POST", "/registration/deactivate", `{"record":"`+w.doc+`","reason":"again"}`), 200, &again, "deactivate again")
+	if again["changed"] != false {
+		t.Fatalf("a second deactivation changed something: %v", again)
+	}
+	w.want(w.do("admin", "POST", "/registration/reactivate", `{"record":"`+w.doc+`"}`), 200, nil, "reactivate")
+	var mine struct{ Requests []registration.Request }
+	w.want(w.do("practitioner", "GET", "/registration/mine", ""), 200, &mine, "mine")
+	if len(mine.Requests) != 1 || mine.Requests[0].Record != w.doc || len(mine.Requests[0].History) != 2 ||
+		mine.Requests[0].History[0].Action != registration.ActDeactivated || mine.Requests[0].History[0].Reason != "licence suspended" {
+		t.Fatalf("mine: %+v", mine)
+	}
+	if res := w.do("admin", "POST", "/registration/deactivate", `{"record":"Practitioner/none","reason":"x"}`); res.StatusCode() != 422 {
+		t.Fatalf("deactivate no record: %d", res.StatusCode())
+	}
+	if res := w.do("admin", "POST", "/registration/deactivate", `{"record":"`+w.record+`","reason":"x"}`); res.StatusCode() != 400 {
+		t.Fatalf("deactivate a Patient: %d", res.StatusCode())
 	}
 }
