@@ -60,7 +60,7 @@ func TestWalletSignIn(t *testing.T) {
 			{"wallet linked to nothing", applicantKey, 200, "applicant", policy.ScopeRegistration, "", ""},
 			{"patient", patientKey, 200, "patient", "patient/", "Patient/" + patient, ""},
 			{"practitioner", doctorKey, 200, "practitioner", "user/", "Practitioner/" + doctor, ""},
-			{"practitioner not verified", unverifiedKey, 403, "", "", "", "not active (not verified by an administrator)"},
+			{"practitioner not verified", unverifiedKey, 403, "", "", "", "the practitioner account of this wallet is not active: an administrator has not verified it yet, or has deactivated it"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				status, body := siweSignIn(t, root, info.ChainID, tc.key.Key)

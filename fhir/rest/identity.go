@@ -203,7 +203,7 @@ var ErrAmbiguousWallet = fmt.Errorf("%w: this wallet is linked to more than one 
 // ErrNotVerified refuses the sign-in of a practitioner whose record an
 // administrator has not marked active: registering a wallet is not
 // enough to act as a doctor.
-var ErrNotVerified = fmt.Errorf("%w: the Practitioner record linked to this wallet is not active (not verified by an administrator)", policy.ErrDenied)
+var ErrNotVerified = fmt.Errorf("%w: the practitioner account of this wallet is not active: an administrator has not verified it yet, or has deactivated it", policy.ErrDenied)
 
 func verified(ctx context.Context, st *store.Store, id string) error {
 	v, err := st.Read(ctx, "Practitioner", id)

@@ -150,7 +150,7 @@ func TestSignInRoles(t *testing.T) {
 		{name: "wallet linked to nothing", key: stranger, status: 200, role: policy.RoleApplicant, scope: policy.ScopeRegistration},
 		{name: "patient", key: pat, status: 200, role: policy.RolePatient, field: "patient", record: patient, scope: "patient/"},
 		{name: "verified practitioner", key: doc, status: 200, role: policy.RolePractitioner, field: "practitioner", record: doctor, scope: "user/"},
-		{name: "practitioner not verified", key: unverified, status: 403, refuse: "not active (not verified by an administrator)"},
+		{name: "practitioner not verified", key: unverified, status: 403, refuse: "the practitioner account of this wallet is not active: an administrator has not verified it yet, or has deactivated it"},
 		{name: "administrator named by the operator", key: w.admin, status: 200, role: policy.RoleAdmin,
 			scope: siwe.DefaultScopes[policy.RoleAdmin] + " " + policy.ScopeRegistrationAdmin},
 	}
