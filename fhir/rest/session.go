@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fhirgate/fhirgate/auth/siwe"
 	"github.com/fhirgate/fhirgate/fhir"
 	"github.com/fhirgate/fhirgate/fhir/fhirjson"
 	"github.com/fhirgate/fhirgate/policy"
@@ -39,7 +40,7 @@ const (
 type sessionFacts struct {
 	at      time.Time
 	gone    bool     // the record is deleted or absent
-	wallets []string // walletName of each wallet identifier, sorted
+	wallets []string // the wallet identifiers (CAIP-10, chain and address), lower case
 	active  bool     // Practitioner.active is true
 	holder  string   // applicant wallets: the record holding the wallet, "" for none
 }
@@ -124,7 +125,6 @@ func (s *Server) checkSession(ctx context.Context, p *policy.Principal) error {
 	if p.Wallet == "" {
 		return nil
 	}
-	wallet := walletName(p.Wallet)
 	if (p.Role == policy.RoleAdmin || p.Role == policy.RoleRegulator) && s.cfg.SIWE != nil {
 		// The operator's list is configuration every replica is given
 		// alike: a wallet taken off it at a restart loses its sessions.
@@ -136,6 +136,8 @@ func (s *Server) checkSession(ctx context.Context, p *policy.Principal) error {
 		if p.Role != policy.RoleApplicant {
 			return nil
 		}
+		// One wallet, one record, on any chain (holdWallets' unique name).
+		wallet := walletName(p.Wallet)
 		f, err := s.sessionFacts(ctx, wallet, func() (sessionFacts, error) {
 			h, err := s.store.UniqueHolder(ctx, wallet)
 			return sessionFacts{holder: h}, err
@@ -157,7 +159,7 @@ func (s *Server) checkSession(ctx context.Context, p *policy.Principal) error {
 	switch {
 	case f.gone:
 		return sessionEnded("your record was removed")
-	case !slices.Contains(f.wallets, wallet):
+	case !slices.Contains(f.wallets, strings.ToLower(p.Wallet)):
 		return sessionEnded("this wallet is no longer linked to your record")
 	case typ == "Practitioner" && !f.active:
 		return sessionEnded("your practitioner account was deactivated by an administrator")
@@ -194,6 +196,15 @@ func (s *Server) recordFacts(ctx context.Context, typ, id string) (sessionFacts,
 	if err != nil {
 		return sessionFacts{}, err
 	}
-	ident := identityOf(&root)
-	return sessionFacts{wallets: ident.wallets, active: ident.active}, nil
+	// The token's CAIP-10 id as a sign-in resolved it (resolveWallet): the
+	// same chain, the address in any case.
+	f := sessionFacts{active: identityOf(&root).active}
+	if ids := root.Get("identifier"); ids != nil && ids.Kind == fhirjson.Array {
+		for i := range ids.Items {
+			if ids.Items[i].GetString("system") == siwe.CAIP10System {
+				f.wallets = append(f.wallets, strings.ToLower(strings.TrimSpace(ids.Items[i].GetString("value"))))
+			}
+		}
+	}
+	return f, nil
 }
