@@ -564,6 +564,13 @@ func (s *Server) regFinish(c *fiber.Ctx, r *registration.Request, link *registra
 	if link == nil {
 		return errorf(fiber.StatusConflict, "conflict", "this request was verified in another way; reload it")
 	}
+	i := slices.IndexFunc(r.History, func(h registration.Entry) bool { return h.Action == registration.ActVerified })
+	if i >= 0 && r.History[i].AuditEvent != "" {
+		// Finished: a retry changes nothing (the record may have moved on
+		// since: a later request replaced the wallet, which a replay of
+		// this link must not take back).
+		return c.JSON(r)
+	}
 	written, replaced, err := s.regApply(ctx, r, link)
 	if err != nil {
 		if !errors.Is(err, store.ErrTaken) && !errors.Is(err, registration.ErrOtherWallet) {
@@ -578,8 +585,7 @@ func (s *Server) regFinish(c *fiber.Ctx, r *registration.Request, link *registra
 		}
 		return errRegOtherWallet
 	}
-	i := slices.IndexFunc(r.History, func(h registration.Entry) bool { return h.Action == registration.ActVerified })
-	if i >= 0 && r.History[i].AuditEvent == "" && (won || s.now().Sub(r.History[i].At) > unfinished) {
+	if i >= 0 && (won || s.now().Sub(r.History[i].At) > unfinished) {
 		ev := audit.Event{Interaction: "update", Reason: "registration request " + r.ID + " verified: wallet linked to the record"}
 		if link.Create {
 			ev.Interaction, ev.Reason = "create", "registration request "+r.ID+" verified: record created"

@@ -556,6 +556,11 @@ func TestPatientRegistration(t *testing.T) {
 	if res := w.call(nil, firstTok, "GET", "/fhir/"+clinic, ""); res.StatusCode() != 401 {
 		t.Fatalf("the replaced wallet still reads: %d", res.StatusCode())
 	}
+	// A replay of the first (finished) verification takes nothing back.
+	w.want(w.do("admin", "POST", "/registration/"+r1.ID+"/verify", `{}`), 200, nil, "replay")
+	if b, _ := json.Marshal(w.read(w.tok["linker"], clinic)); strings.Contains(string(b), first) || !strings.Contains(string(b), second) {
+		t.Fatalf("after a replay of the first verification: %s", b)
+	}
 	var mine struct{ Requests []registration.Request }
 	w.want(w.call(nil, w.person(policy.RolePatient, clinic, second), "GET", "/registration/mine", ""), 200, &mine, "mine")
 	if len(mine.Requests) != 1 || !slices.ContainsFunc(mine.Requests[0].History, func(h registration.Entry) bool {
@@ -725,5 +730,30 @@ func TestAccountEventsWithoutRequest(t *testing.T) {
 	}
 	if res := w.do("admin", "POST", "/registration/deactivate", `{"record":"`+w.record+`","reason":"x"}`); res.StatusCode() != 400 {
 		t.Fatalf("deactivate a Patient: %d", res.StatusCode())
+	}
+}
+
+// TestVerificationFinishedAfterACrash: a replica that made the transition
+// and died before writing the record leaves a verified request without
+// its record; a retry after a while makes the record and the event.
+func TestVerificationFinishedAfterACrash(t *testing.T) {
+	w := newRegWorld(t)
+	r := w.submit(w.applicant(w.wallet()), practitionerBody)
+	ctx := context.Background()
+	rec := "Practitioner/" + newID()
+	if _, _, err := w.s.cfg.Registration.Update(ctx, r.ID, func(r *registration.Request, l **registration.Link) error {
+		r.Status, r.Record, *l = registration.Verified, rec, &registration.Link{Record: rec, Create: true}
+		r.History = append(r.History, registration.Entry{At: time.Now().Add(-time.Minute), Action: registration.ActVerified, By: registration.ByAdmin})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var v registration.Request
+	w.want(w.do("admin", "POST", "/registration/"+r.ID+"/verify", "{}"), 200, &v, "retry")
+	if v.Record != rec || !strings.HasPrefix(v.History[len(v.History)-1].AuditEvent, "AuditEvent/") {
+		t.Fatalf("after the retry: %+v", v)
+	}
+	if a := w.read(w.tok["admin"], rec)["active"]; a != true {
+		t.Fatalf("the record: active %v", a)
 	}
 }
