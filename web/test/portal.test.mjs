@@ -12,15 +12,19 @@
 // The steps share one gateway and run in order: patient sign-in, booking,
 // upload, grants (direct and relayed), the doctor's access, revocation,
 // the doctor refused, break-glass, the activity log with verified badges,
-// consent transactions, and the regulator page with a valid and a
-// tampered proof.
+// consent transactions, the pages at phone width, the regulator page with
+// a valid and a tampered proof, and the patient's main flows by keyboard
+// alone. Every page state gets axe-core (lib/a11y.mjs: no serious or
+// critical violation) and a check that it shows no technical words.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { addressOf } from './lib/devwallet.mjs';
 import { setup, fhir, DEV_KEYS, CAIP10 } from './lib/fixtures.mjs';
 import { harness, waitFor, assertLabelled, route, tomorrow, T } from './lib/harness.mjs';
+import { checkPage, timings as a11yTimings } from './lib/a11y.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const BASE = (process.env.FHIRGATE_URL || '').replace(/\/+$/, '').replace(/\/fhir$/, '');
@@ -33,7 +37,19 @@ if (!BASE || !ADMIN || !REGULATOR) {
 }
 
 const H = harness(BASE, SHOTS);
-const { shot, person, signIn, problems, urls: allURLs } = H;
+const { person, signIn, problems, urls: allURLs } = H;
+
+// Every page state the tests stop at (each screenshot) is checked with
+// axe-core (no serious or critical violation) and for plain words.
+async function shot(page, name, opts) {
+  await checkPage(page, name);
+  await H.shot(page, name, opts);
+}
+
+/** refusal waits for an announced refusal (role alert) that says text, in plain words. */
+async function refusal(page, text) {
+  await page.waitForSelector(`[role="alert"]:has-text(${JSON.stringify(text)})`, { timeout: T });
+}
 let info, people, relayOn = false, consentOn = false;
 
 describe('fhirgate portal in Chromium', { concurrency: false }, () => {
@@ -47,7 +63,11 @@ describe('fhirgate portal in Chromium', { concurrency: false }, () => {
     if (!relayOn) console.log('\n*** NOTE: this gateway has no POST /consent/relay yet: the gas-free (relayed) steps are skipped and the portal must say so. ***\n');
   });
 
-  after(() => H.close());
+  after(async () => {
+    const ms = a11yTimings.reduce((a, t) => a + t.ms, 0);
+    console.log(`axe-core: ${a11yTimings.length} checks, ${ms} ms in all (slowest ${Math.max(0, ...a11yTimings.map((t) => t.ms))} ms)`);
+    await H.close();
+  });
 
   it('explains when there is no wallet, by keyboard', async () => {
     const { page } = await person(null);
@@ -59,7 +79,7 @@ describe('fhirgate portal in Chromium', { concurrency: false }, () => {
     }
     assert.equal(focused, 'signin', 'the sign-in button is reachable with Tab');
     await page.keyboard.press('Enter');
-    await page.waitForSelector('text=No Ethereum wallet was found', { timeout: T });
+    await refusal(page, 'No Ethereum wallet was found in this browser.');
     await assertLabelled(page, 'sign-in');
     await shot(page, '01-signin-no-wallet');
   });
@@ -83,7 +103,7 @@ describe('fhirgate portal in Chromium', { concurrency: false }, () => {
     await shot(page, '04-signin-wrong-chain');
     wallet.rejectNext.add('personal_sign');
     await page.click('#switch-chain');
-    await page.waitForSelector('text=You declined the sign-in signature', { timeout: T });
+    await refusal(page, 'You declined the sign-in signature in your wallet. Nothing was changed.');
     assert.equal(wallet.added.chainId, '0x' + info.chainId.toString(16));
     assert.deepEqual(wallet.added.rpcUrls, [info.rpc]);
     assert.equal(wallet.added.chainName, info.chainName);
@@ -118,7 +138,8 @@ describe('fhirgate portal in Chromium', { concurrency: false }, () => {
     await page.fill('#rep-title', 'Oversized scan');
     await page.setInputFiles('#rep-file', { name: 'scan.pdf', mimeType: 'application/pdf', buffer: Buffer.alloc(6 * 1024 * 1024, 0x25) });
     await page.click('#rep-submit');
-    await page.waitForSelector('text=the limit is 5.0 MB', { timeout: T });
+    await refusal(page, 'the limit is 5.0 MB. Choose a smaller file');
+    await checkPage(page, 'reports-too-large');
     await page.fill('#rep-title', reportTitle);
     await page.fill('#rep-desc', 'Haemoglobin 13.9 g/dL, white cells 6.1, platelets 250. All within range.');
     await page.setInputFiles('#rep-file', { name: 'blood-test.txt', mimeType: 'text/plain', buffer: Buffer.from('Full blood count\nHaemoglobin: 13.9 g/dL\nWhite cells: 6.1 x10^9/L\nPlatelets: 250 x10^9/L\n'.repeat(2000)) });
@@ -260,7 +281,8 @@ describe('fhirgate portal in Chromium', { concurrency: false }, () => {
     await route(page, 'emergency');
     await page.fill('#btg-name', 'Rivera');
     await page.click('#btg-search');
-    await page.waitForSelector('text=Write the reason for the emergency access');
+    await refusal(page, 'Write the reason for the emergency access (at least 10 characters).');
+    await checkPage(page, 'emergency-no-reason');
     await page.fill('#btg-reason', 'Patient unconscious in A&E, recent blood results needed');
     await assertLabelled(page, 'emergency');
     await page.click('#btg-search');
@@ -300,23 +322,48 @@ describe('fhirgate portal in Chromium', { concurrency: false }, () => {
     await shot(page, '17-transactions');
   });
 
-  it('patient: pages work at phone width', async () => {
+  it('patient: every page works at phone width (390x844): no sideways scrolling, the menu and 44px buttons, tables stacked', async () => {
     const { page } = patient; // the session lives in this tab's sessionStorage
     await page.setViewportSize({ width: 390, height: 844 });
-    await route(page, 'activity');
-    await page.waitForSelector('.verify-badge', { timeout: T });
-    await page.waitForFunction(() => [...document.querySelectorAll('.verify-badge')].every((b) => /Verified on chain/.test(b.textContent)), null, { timeout: 90000 });
-    const overflow = () => page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    assert.ok((await overflow()) <= 1, 'no horizontal scrolling at phone width (activity)');
-    await shot(page, '18-phone-activity');
-    await route(page, 'sharing');
-    await page.waitForSelector('#grants .item', { timeout: T });
-    assert.ok((await overflow()) <= 1, 'no horizontal scrolling at phone width (sharing)');
-    await shot(page, '19-phone-sharing');
-    await route(page, 'transactions');
-    await page.waitForSelector('#tx-table tbody tr', { timeout: T });
-    assert.ok((await overflow()) <= 1, 'no horizontal scrolling at phone width (transactions)');
-    await page.setViewportSize({ width: 1100, height: 860 });
+    try {
+      const pages = {
+        record: 'text=Alex Rivera',
+        appointments: '.items .item',
+        reports: '.items .item',
+        sharing: '#grants .item',
+        activity: '.verify-badge',
+        transactions: '#tx-table tbody tr',
+      };
+      for (const [name, ready] of Object.entries(pages)) {
+        // The menu is used as a person would: tap the page's link.
+        await page.click(`nav a[href="#${name}"]`);
+        await page.waitForSelector(`nav a[href="#${name}"][aria-current="page"]`, { timeout: T });
+        await page.waitForSelector(ready, { timeout: T });
+        if (name === 'activity') await page.waitForFunction(() => [...document.querySelectorAll('.verify-badge')].every((b) => /Verified on chain/.test(b.textContent)), null, { timeout: 90000 });
+        const m = await page.evaluate(() => {
+          const shown = (el) => el.checkVisibility() && el.getBoundingClientRect().width > 0;
+          return {
+            overflow: document.documentElement.scrollWidth - window.innerWidth,
+            small: [...document.querySelectorAll('button, a.btn, nav a')].filter(shown)
+              .filter((b) => b.getBoundingClientRect().height < 44).map((b) => `"${b.textContent.trim()}" ${Math.round(b.getBoundingClientRect().height)}px`),
+            offscreen: [...document.querySelectorAll('nav a')].filter((a) => { const r = a.getBoundingClientRect(); return r.left < 0 || r.right > window.innerWidth; }).map((a) => a.textContent),
+          };
+        });
+        assert.ok(m.overflow <= 0, `${name}: the page scrolls sideways by ${m.overflow}px at phone width`);
+        assert.deepEqual(m.small, [], `${name}: buttons and links under 44px high at phone width`);
+        assert.deepEqual(m.offscreen, [], `${name}: menu links outside the screen`);
+        await shot(page, `phone-${name}`);
+      }
+      // The transactions table stacks: no header row, each cell names its column.
+      const table = await page.evaluate(() => ({
+        head: getComputedStyle(document.querySelector('#tx-table thead')).display,
+        cells: getComputedStyle(document.querySelector('#tx-table td')).display,
+        unlabelled: [...document.querySelectorAll('#tx-table td')].filter((td) => !td.dataset.label).length,
+      }));
+      assert.deepEqual(table, { head: 'none', cells: 'block', unlabelled: 0 });
+    } finally {
+      await page.setViewportSize({ width: 1100, height: 860 });
+    }
   });
 
   it('regulator: verifies a proof in the browser and flags tampering', async () => {
@@ -328,6 +375,7 @@ describe('fhirgate portal in Chromium', { concurrency: false }, () => {
     assert.ok(alert, 'a break-glass AuditEvent exists');
     await page.goto(`${BASE}/verify`);
     await page.waitForSelector('h1:text("Verify a proof")');
+    await checkPage(page, 'verify-start');
     assert.equal(await page.inputValue('#node-url'), info.rpc);
     await page.click('details.fetch summary');
     await page.fill('#reg-token', REGULATOR);
@@ -446,6 +494,108 @@ describe('fhirgate portal in Chromium', { concurrency: false }, () => {
       await stop.click();
       await pat.page.waitForFunction((k) => document.querySelectorAll('#changes li[data-state="confirmed"]').length === k + 1, m, { timeout: 90000 });
     }
+  });
+
+  // The patient's main flows with the keyboard alone: no click, no fill.
+  it('keyboard only: sign in, book, share and stop sharing, activity; focus always visible and on the new page\'s heading', async (t) => {
+    const key = '0x' + randomBytes(32).toString('hex'); // a patient of this test alone
+    const kim = await fhir(BASE, ADMIN, 'POST', 'Patient', {
+      resourceType: 'Patient', name: [{ given: ['Kim'], family: 'Tanaka' }], birthDate: '1992-11-30',
+      identifier: [{ system: CAIP10, value: `eip155:${info.chainId}:${addressOf(key)}` }],
+    });
+    assert.equal(kim.status, 201, kim.text);
+    const { page } = await person(key);
+    const kb = page.keyboard;
+
+    /** focused describes the focused element, and whether its focus ring is drawn. */
+    const focused = () => page.evaluate(() => {
+      const el = document.activeElement;
+      const cs = getComputedStyle(el);
+      const ring = el.matches(':focus-visible') && (cs.boxShadow !== 'none' || (cs.outlineStyle !== 'none' && parseFloat(cs.outlineWidth) > 0 && !/rgba\(.*, 0\)|transparent/.test(cs.outlineColor)));
+      return { tag: el.tagName, id: el.id, text: (el.getAttribute('aria-label') || el.textContent || '').trim().slice(0, 80), ring, inView: el.getBoundingClientRect().left >= 0 };
+    });
+    /** tabTo presses Tab (Shift+Tab when back) until the focused element matches selector; its focus must show. */
+    const tabTo = async (selector, { back = false, max = 60 } = {}) => {
+      for (let i = 0; i < max; i++) {
+        await kb.press(back ? 'Shift+Tab' : 'Tab');
+        if (await page.evaluate((sel) => document.activeElement?.matches(sel), selector)) {
+          const f = await focused();
+          assert.ok(f.ring, `no visible focus indicator on ${f.tag} "${f.text}"`);
+          return f;
+        }
+      }
+      throw new Error(`${selector} not reached with ${back ? 'Shift+Tab' : 'Tab'} (focus on ${JSON.stringify(await focused())})`);
+    };
+    /** openPage goes to a page through the menu: Shift+Tab back to its link, Enter; focus lands on the heading. */
+    const openPage = async (route, heading) => {
+      await tabTo(`nav a[href="#${route}"]`, { back: true });
+      await kb.press('Enter');
+      await page.waitForFunction((h) => document.activeElement?.tagName === 'H1' && document.activeElement.textContent === h, heading, { timeout: T });
+    };
+
+    await page.goto(`${BASE}/`);
+    // The skip link comes first and shows when focused.
+    await kb.press('Tab');
+    const skip = await focused();
+    assert.equal(skip.id, 'skip');
+    assert.ok(skip.inView && skip.ring, 'the skip link shows, with its focus ring, when focused');
+    await tabTo('#signin');
+    await kb.press('Enter');
+    await page.waitForFunction(() => document.activeElement?.tagName === 'H1' && document.activeElement.textContent === 'My record', null, { timeout: T });
+    await page.waitForSelector('text=Kim Tanaka');
+
+    // Appointments: find a practitioner, a date typed into the date field, Enter in the last field books.
+    await openPage('appointments', 'Appointments');
+    await tabTo('#book-q');
+    await kb.type('Santos');
+    await kb.press('Enter');
+    await page.waitForSelector('label:has-text("Dr. Maria Santos")', { timeout: T });
+    assert.ok(await page.isChecked('input[name="book-choice"]'), 'the one practitioner found is chosen');
+    await tabTo('#book-date');
+    // The date field's order (day or month first) follows the browser's
+    // language, not the page's: type it one way, and the other if it read wrongly.
+    const [y, m, d] = tomorrow().split('-');
+    await kb.type(`${d}${m}${y}`);
+    if (await page.inputValue('#book-date') !== tomorrow()) {
+      await kb.press('Shift+Tab');
+      await kb.press('Shift+Tab'); // back to the field's first part
+      await kb.type(`${m}${d}${y}`);
+    }
+    assert.equal(await page.inputValue('#book-date'), tomorrow());
+    await tabTo('#book-reason');
+    await kb.type('Booked by keyboard');
+    await kb.press('Enter');
+    await page.waitForSelector('[role="status"]:has-text("Booked with Dr. Maria Santos")', { timeout: T });
+    await page.waitForSelector('.items .item:has-text("Booked by keyboard")');
+
+    // Sharing: search, the defaults (test reports, view, until I stop it), Enter on Share; then Space on Stop sharing.
+    await openPage('sharing', 'Who can see my records');
+    if (!relayOn) {
+      t.skip('no gas-free relay on this gateway: this wallet has no ether to send changes itself');
+      return;
+    }
+    await tabTo('#grant-q');
+    await kb.type('Santos');
+    await kb.press('Enter');
+    await page.waitForSelector('label[for="grant-r0"]:has-text("Dr. Maria Santos")', { timeout: T });
+    await tabTo('#grant-submit');
+    await page.screenshot({ path: join(SHOTS, 'keyboard-focus.png') }); // the focus ring as a person sees it
+    await kb.press('Enter');
+    await page.waitForSelector('#changes li[data-state="confirmed"]', { timeout: 90000 });
+    const stop = 'button[aria-label="Stop sharing Test reports with Dr. Maria Santos"]';
+    await page.waitForSelector(stop, { timeout: T });
+    await tabTo(stop, { back: true });
+    await kb.press('Space');
+    await page.waitForFunction(() => document.querySelectorAll('#changes li[data-state="confirmed"]').length === 2, null, { timeout: 90000 });
+    await page.waitForSelector('#grants >> text=You are not sharing', { timeout: T });
+
+    // Activity: Space ticks "Include my own actions", which lists this patient's own sharing and booking.
+    await openPage('activity', 'Activity');
+    await tabTo('#show-mine');
+    await kb.press('Space');
+    assert.ok(await page.isChecked('#show-mine'));
+    await page.waitForSelector('.event', { timeout: T });
+    await checkPage(page, 'keyboard-activity');
   });
 
   it('keeps everything on the gateway: no CSP violation, no outside request, no PHI in URLs or storage', async () => {
