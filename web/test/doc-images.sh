@@ -20,6 +20,8 @@ done <<'LIST'
 10-sharing.png patient-sharing.png
 16-activity.png patient-activity.png
 17-transactions.png patient-transactions.png
+phone-sharing.png patient-phone-sharing.png
+phone-transactions.png patient-phone-transactions.png
 12-doctor-patients.png practitioner-patients.png
 15-emergency.png practitioner-emergency.png
 20b-verify-evidence.png regulator-verify.png
