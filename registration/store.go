@@ -221,8 +221,23 @@ func (s *Store) Update(ctx context.Context, id string, change Change) (*Request,
 				b.Delete(pendingKey(old.Wallet))
 			}
 		}
-		if next.Record != "" && next.Record != old.Record {
-			b.Set(linkKey(next.Record), []byte(id))
+		if next.Record != old.Record {
+			if old.Record != "" {
+				// Undone: the record no longer names this request (if a
+				// later one took it over, that link stays).
+				lk := linkKey(old.Record)
+				cur, err := s.e.Get(ctx, lk)
+				switch {
+				case err == nil && string(cur) == id:
+					b.Require(lk, cur)
+					b.Delete(lk)
+				case err != nil && !errors.Is(err, store.ErrNotFound):
+					return nil, nil, err
+				}
+			}
+			if next.Record != "" {
+				b.Set(linkKey(next.Record), []byte(id))
+			}
 		}
 		switch err := s.e.Apply(ctx, &b); {
 		case errors.Is(err, store.ErrConflict):

@@ -224,6 +224,16 @@ func TestStoredForm(t *testing.T) {
 	if got, err := s.ForRecord(ctx, "Patient/p1"); err != nil || got == nil || got.ID != r.ID {
 		t.Fatalf("ForRecord: %+v %v", got, err)
 	}
+	// Undone: the record no longer names the request.
+	if _, _, err := s.Update(ctx, r.ID, func(r *Request, l **Link) error {
+		r.Status, r.Record, *l = Pending, "", nil
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.ForRecord(ctx, "Patient/p1"); err != nil || got != nil {
+		t.Fatalf("ForRecord after an undo: %+v %v", got, err)
+	}
 	if err := s.AccountEntry(ctx, "Patient/p1", Entry{At: now, Action: ActWalletReplace, By: ByAdmin}); err != nil {
 		t.Fatal(err)
 	}

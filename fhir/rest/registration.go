@@ -215,7 +215,9 @@ func (s *Server) regMine(c *fiber.Ctx) error {
 		if err != nil {
 			return err
 		}
-		if linked != nil && !slices.ContainsFunc(reqs, func(r *registration.Request) bool { return r.ID == linked.ID }) {
+		// Only a request that names the record (verified): its
+		// history is the record's.
+		if linked != nil && linked.Record == p.Resource && !slices.ContainsFunc(reqs, func(r *registration.Request) bool { return r.ID == linked.ID }) {
 			reqs = append(reqs, linked)
 		}
 		events, err := s.cfg.Registration.AccountEntries(ctx, p.Resource)
