@@ -757,3 +757,66 @@ func TestVerificationFinishedAfterACrash(t *testing.T) {
 		t.Fatalf("the record: active %v", a)
 	}
 }
+
+// TestRacingDecisions: verify, reject and withdraw of one request at once
+// on two replicas: one of them happens, and a record exists exactly when
+// the verification won.
+func TestRacingDecisions(t *testing.T) {
+	w := newRegWorld(t)
+	for round := range 4 {
+		tok := w.applicant(w.wallet())
+		r := w.submit(tok, practitionerBody)
+		var wg sync.WaitGroup
+		ok := make([]bool, 6)
+		for i := range 6 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s := []*Server{w.s, w.s2}[i%2]
+				var res *fasthttp.Response
+				switch i % 3 {
+				case 0:
+					res = w.call(s, w.tok["admin"], "POST", "/registration/"+r.ID+"/verify", "{}")
+				case 1:
+					res = w.call(s, w.tok["admin"], "POST", "/registration/"+r.ID+"/reject", `{"reason":"no"}`)
+				case 2:
+					res = w.call(s, tok, "POST", "/registration/"+r.ID+"/withdraw", "")
+				}
+				switch res.StatusCode() {
+				case 200:
+					ok[i] = true
+				case 409:
+				default:
+					t.Errorf("round %d, %d: %d %s", round, i, res.StatusCode(), res.Body())
+				}
+			}()
+		}
+		wg.Wait()
+		q, _, err := w.s.cfg.Registration.Get(context.Background(), r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(q.History) != 2 {
+			t.Fatalf("round %d: history %+v", round, q.History)
+		}
+		recs := w.search("admin", "/fhir/Practitioner?identifier="+url.QueryEscape(registration.System+"|"+r.ID))
+		if (q.Status == registration.Verified) != (len(recs) == 1) || len(recs) > 1 {
+			t.Fatalf("round %d: status %s, records %v", round, q.Status, recs)
+		}
+		// A reject or withdraw answers 200 only when it won; a
+		// verification also answers the verified request to the others.
+		verified, others := 0, 0
+		for i, o := range ok {
+			switch {
+			case !o:
+			case i%3 == 0:
+				verified++
+			default:
+				others++
+			}
+		}
+		if q.Status == registration.Verified && others != 0 || q.Status != registration.Verified && (others != 1 || verified != 0) {
+			t.Fatalf("round %d: status %s; %d verifications and %d others answered 200", round, q.Status, verified, others)
+		}
+	}
+}
