@@ -41,7 +41,8 @@ const shot = (page, name) => H.shot(page, `reg-${name}`);
 const DOCTOR = { key: DEV_KEYS[6], prefix: 'Dr.', given: 'Aroha', family: 'Ngata', name: 'Dr. Aroha Ngata', qualification: 'MD', specialty: 'Dermatology', licence: '1234567893' };
 const OTHER = { key: DEV_KEYS[8], given: 'Sam', family: 'Vance', name: 'Dr. Sam Vance', licence: '1000000004' };
 const PATIENT = { key: DEV_KEYS[7], given: 'Noor', family: 'Haddad', name: 'Noor Haddad', birthDate: '1990-07-21', email: 'noor.haddad@example.org' };
-const REPORT = 'Skin biopsy';
+const REPORT = 'Skin biopsy'; // the doctor uploads it
+const OWN_REPORT = 'Allergy test'; // the patient uploads it
 const REJECT_REASON = 'We could not find this licence number in the register. Please call the clinic.';
 const DEACTIVATE_REASON = 'Left the clinic at the end of the month.';
 
@@ -66,8 +67,36 @@ async function registerPatient(page, p) {
   await page.fill('#reg-email', p.email);
 }
 
+/**
+ * verifiedSeen checks again on "Your request" after the administrator
+ * verified it: the applicant's session ends (the wallet now speaks for a
+ * record) and the portal says so, or the request shows as verified.
+ */
+async function verifiedSeen(page) {
+  await page.click('#request-refresh');
+  const el = await page.waitForSelector('#request-status:text("Verified: sign in again to start."), :text("the clinic verified your request")', { timeout: T });
+  if (await el.getAttribute('id') !== 'request-status') {
+    await page.waitForSelector('text=Your session has ended: the clinic verified your request, and your wallet is now linked to your record. Sign in again to start.');
+  }
+}
+
 /** request is the administrator's queue entry of a person. */
 const request = (name) => `.reg-item:has(.reg-name:text-is("${name}"))`;
+
+// The steps build on each other: after the first failure the rest skip.
+let broken = '';
+function step(name, fn) {
+  it(name, async (t) => {
+    if (broken) { t.skip(`after the failure of "${broken}"`); return; }
+    try {
+      await fn(t);
+    } catch (e) {
+      broken = name;
+      for (const [i, c] of H.contexts.entries()) for (const p of c.pages()) await H.shot(p, `failed-${i}`).catch(() => {});
+      throw e;
+    }
+  });
+}
 
 describe('registration in Chromium', { concurrency: false }, () => {
   let info, doctor, other, patient, admin, relayOn;
@@ -77,7 +106,7 @@ describe('registration in Chromium', { concurrency: false }, () => {
   before(async () => { info = await H.open(); });
   after(() => H.close());
 
-  it('a new doctor signs in: the portal offers to register', async () => {
+  step('a new doctor signs in: the portal offers to register', async () => {
     doctor = await person(DOCTOR.key);
     await signIn(doctor.page);
     await doctor.page.waitForSelector('h1:text("Register")', { timeout: T });
@@ -86,7 +115,7 @@ describe('registration in Chromium', { concurrency: false }, () => {
     await shot(doctor.page, '01-register');
   });
 
-  it('the doctor registers as a practitioner and sees the request waiting', async () => {
+  step('the doctor registers as a practitioner and sees the request waiting', async () => {
     const { page } = doctor;
     await registerPractitioner(page, DOCTOR);
     // the form says what is missing, in words
@@ -103,7 +132,7 @@ describe('registration in Chromium', { concurrency: false }, () => {
     await shot(page, '03-request-pending');
   });
 
-  it('another wallet registers as a practitioner', async () => {
+  step('another wallet registers as a practitioner', async () => {
     other = await person(OTHER.key);
     await signIn(other.page);
     await other.page.waitForSelector('h1:text("Register")', { timeout: T });
@@ -112,7 +141,7 @@ describe('registration in Chromium', { concurrency: false }, () => {
     await other.page.waitForSelector('#request-status:text("Waiting for the clinic")', { timeout: T });
   });
 
-  it('the administrator sees the queue, verifies the doctor and rejects the other with a reason', async () => {
+  step('the administrator sees the queue, verifies the doctor and rejects the other with a reason', async () => {
     admin = await person(DEV_ADMIN_KEY);
     const { page } = admin;
     await signIn(page);
@@ -131,11 +160,11 @@ describe('registration in Chromium', { concurrency: false }, () => {
     await page.waitForSelector(`#queue-outcome >> text=Not accepted: ${OTHER.name}'s request was rejected`, { timeout: T });
     await page.click(`${request(DOCTOR.name)} button.verify`);
     await page.waitForSelector(`#queue-outcome >> text=Verified: ${DOCTOR.name} is now a practitioner`, { timeout: T });
-    await page.waitForFunction((sel) => !document.querySelector(sel), request(DOCTOR.name), { timeout: T });
+    await page.waitForSelector(request(DOCTOR.name), { state: 'detached', timeout: T });
     await shot(page, '05-admin-verified');
   });
 
-  it('the rejected person sees why, in the administrator\'s words', async () => {
+  step('the rejected person sees why, in the administrator\'s words', async () => {
     const { page } = other;
     await page.click('#request-refresh');
     await page.waitForSelector(`#request-status:text("Not accepted: ${REJECT_REASON}")`, { timeout: T });
@@ -143,7 +172,7 @@ describe('registration in Chromium', { concurrency: false }, () => {
     await shot(page, '06-request-rejected');
   });
 
-  it('a new patient registers; a second request is refused; the administrator creates the record', async () => {
+  step('a new patient registers; a second request is refused; the administrator creates the record', async () => {
     patient = await person(PATIENT.key);
     const { page } = patient;
     await signIn(page);
@@ -172,24 +201,22 @@ describe('registration in Chromium', { concurrency: false }, () => {
     await a.waitForSelector(`${request(PATIENT.name)} >> text=${PATIENT.email}`, { timeout: T });
     await a.click(`${request(PATIENT.name)} button.verify`); // "Create a new record" is the default
     await a.waitForSelector(`#queue-outcome >> text=Verified: a new record was created for ${PATIENT.name}`, { timeout: T });
-    await page.click('#request-refresh');
-    await page.waitForSelector('#request-status:text("Verified: sign in again to start.")', { timeout: T });
-    await shot(page, '09-request-verified');
     applicantSession = await page.evaluate(() => sessionStorage.getItem('fhirgate.session'));
+    await verifiedSeen(page);
+    await shot(page, '09-request-verified');
   });
 
-  it('both sign in again: now a practitioner and a patient', async () => {
-    await doctor.page.click('#request-refresh');
-    await doctor.page.waitForSelector('#signin-again', { timeout: T });
-    await doctor.page.click('#signin-again');
+  step('both sign in again: now a practitioner and a patient', async () => {
+    await verifiedSeen(doctor.page);
+    await doctor.page.click('#signin-again, #signin');
     await doctor.page.waitForSelector('h1:text("My appointments")', { timeout: T });
     await doctor.page.waitForSelector('#account .who:has-text("Practitioner")');
-    await patient.page.click('#signin-again');
+    await patient.page.click('#signin-again, #signin');
     await patient.page.waitForSelector('h1:text("My record")', { timeout: T });
     await patient.page.waitForSelector(`text=${PATIENT.name}`);
   });
 
-  it('the doctor\'s account page shows the verification', async () => {
+  step('the doctor\'s account page shows the verification', async () => {
     const { page } = doctor;
     await route(page, 'account');
     await page.waitForSelector('#account-history .reg-history >> text=Verified', { timeout: T });
@@ -197,7 +224,7 @@ describe('registration in Chromium', { concurrency: false }, () => {
     await shot(page, '10-doctor-account');
   });
 
-  it('the patient books with the doctor and shares test reports "View and edit"', async () => {
+  step('the patient books with the doctor and shares test reports "View and edit"', async () => {
     const { page } = patient;
     await route(page, 'appointments');
     await page.fill('#book-q', DOCTOR.family);
@@ -209,6 +236,13 @@ describe('registration in Chromium', { concurrency: false }, () => {
     await page.fill('#book-reason', 'Mole check');
     await page.click('#book-submit');
     await page.waitForSelector(`text=Booked with ${DOCTOR.name}`, { timeout: T });
+
+    // a report of the patient's own, which the doctor sees only while it is shared
+    await route(page, 'reports');
+    await page.fill('#rep-title', OWN_REPORT);
+    await page.fill('#rep-desc', 'No reaction to penicillin.');
+    await page.click('#rep-submit');
+    await page.waitForSelector(`text="${OWN_REPORT}" was uploaded`, { timeout: T });
 
     await route(page, 'sharing');
     await page.waitForSelector('#grants >> text=You are not sharing', { timeout: T });
@@ -225,7 +259,7 @@ describe('registration in Chromium', { concurrency: false }, () => {
     await shot(page, '11-patient-shares');
   });
 
-  it('the doctor sees the appointment and uploads a test report (PDF) for the patient', async () => {
+  step('the doctor sees the appointment and uploads a test report (PDF) for the patient', async () => {
     const { page } = doctor;
     await route(page, 'appointments');
     await page.waitForSelector('#upcoming >> text=Mole check', { timeout: T });
@@ -240,7 +274,7 @@ describe('registration in Chromium', { concurrency: false }, () => {
     let ok = false;
     for (let i = 0; i < 20 && !(ok = await ready()); i++) {
       await page.reload();
-      await page.waitForSelector('#patients .patient-card, #patients >> text=No patient', { timeout: T });
+      await page.waitForFunction(() => document.querySelector('#patients .patient-card') || /No patient/.test(document.querySelector('#patients')?.textContent || ''), null, { timeout: T });
     }
     assert.ok(ok, 'the doctor may upload a test report for the patient');
     await page.fill('#doc-rep-title', REPORT);
@@ -252,10 +286,15 @@ describe('registration in Chromium', { concurrency: false }, () => {
     await page.waitForSelector(`.records >> text=${REPORT}`, { timeout: T });
     await page.waitForSelector(`.records >> text="${REPORT}" was uploaded`);
     await page.waitForSelector('.records button:has-text("Download (PDF")');
+    await page.waitForSelector(`.records >> text=${OWN_REPORT}`);
     await shot(page, '13-doctor-uploaded');
   });
 
-  it('the patient sees the report and stops sharing; the report no longer opens for the doctor', async () => {
+  // The doctor keeps reading what they wrote themselves (the access table:
+  // a practitioner reads, updates and deletes what they authored); what the
+  // patient stops sharing is the rest: the patient's own report no longer
+  // opens, and no new report can be added.
+  step('the patient sees the report and stops sharing; the patient\'s report no longer opens for the doctor, and uploads are refused', async () => {
     const { page } = patient;
     await route(page, 'reports');
     await page.waitForSelector(`.items .item:has-text("${REPORT}")`, { timeout: T });
@@ -276,14 +315,20 @@ describe('registration in Chromium', { concurrency: false }, () => {
     const d = doctor.page;
     let refused = false;
     for (let i = 0; i < 30 && !refused; i++) {
-      await d.click(`.records .item:has-text("${REPORT}") button:has-text("Open report")`);
+      await d.click(`.records .item:has-text("${OWN_REPORT}") button:has-text("Open report")`);
       refused = !!(await d.waitForSelector('.report-open >> text=This report no longer opens: the patient stopped sharing it with you.', { timeout: 1500 }).catch(() => null));
     }
-    assert.ok(refused, 'the doctor is told in words that the report no longer opens');
+    assert.ok(refused, 'the doctor is told in words that the patient\'s report no longer opens');
     await shot(d, '15-doctor-refused');
+    await d.click('button:has-text("Upload a test report")');
+    await d.fill('#doc-rep-title', 'Follow-up biopsy');
+    await d.fill('#doc-rep-desc', 'Healing well.');
+    await d.click('#doc-rep-submit');
+    await d.waitForSelector('text=The patient does not let you add test reports (any more).', { timeout: T });
+    await shot(d, '15b-doctor-upload-refused');
   });
 
-  it('a regulator verifies the proof of the upload', async () => {
+  step('a regulator verifies the proof of the upload', async () => {
     const { page } = await person(null);
     // The upload's AuditEvent: the doctor's create of the report.
     let ev;
@@ -311,7 +356,7 @@ describe('registration in Chromium', { concurrency: false }, () => {
     await shot(page, '16-regulator-verifies-upload');
   });
 
-  it('the administrator deactivates the doctor: the doctor\'s next click ends the session, and sign-in is refused', async () => {
+  step('the administrator deactivates the doctor: the doctor\'s next click ends the session, and sign-in is refused', async () => {
     const { page } = admin;
     await route(page, 'practitioners');
     const item = `.pract-item:has(.pract-name:text-is("${DOCTOR.name}"))`;
@@ -331,8 +376,8 @@ describe('registration in Chromium', { concurrency: false }, () => {
     const d = doctor.page;
     let ended = false;
     for (let i = 0; i < 10 && !ended; i++) {
-      await d.click(i % 2 ? 'nav a[href="#appointments"]' : 'nav a[href="#patients"]').catch(() => {});
-      ended = !!(await d.waitForSelector('text=Your session has ended.', { timeout: 1500 }).catch(() => null));
+      await d.click(i % 2 ? 'nav a[href="#appointments"]' : 'nav a[href="#patients"]', { timeout: 2000 }).catch(() => {});
+      ended = !!(await d.waitForSelector('text=Your session has ended: an administrator deactivated your practitioner account.', { timeout: 1500 }).catch(() => null));
     }
     assert.ok(ended, 'the deactivated doctor\'s next click says the session has ended');
     await d.waitForSelector('#signin');
@@ -342,22 +387,29 @@ describe('registration in Chromium', { concurrency: false }, () => {
     await shot(d, '21-doctor-signin-refused');
   });
 
-  it('the patient\'s old registration tab cannot send a second request', async () => {
+  // A tab left open on the Register page since before the verification:
+  // its registration session ended when the wallet was linked, so it can
+  // send nothing; and the wallet, now a patient's, may not register again.
+  step('the patient\'s old registration tab cannot send a second request', async () => {
     const p = await person(PATIENT.key);
     await p.ctx.addInitScript((s) => { if (!sessionStorage.getItem('fhirgate.session')) sessionStorage.setItem('fhirgate.session', s); }, applicantSession);
     await p.page.goto(`${BASE}/#register`);
-    await p.page.waitForSelector('h1:text("Register")', { timeout: T });
-    await registerPatient(p.page, PATIENT);
-    await p.page.click('#reg-submit');
-    const refusal = await p.page.waitForSelector('text=/already linked to a record|Your session has ended|already have a request/', { timeout: T });
-    console.log(`  second request from the patient's wallet: "${(await refusal.textContent()).trim()}"`);
-    await shot(p.page, '22-second-request-after-verification');
+    await p.page.waitForSelector('text=Your session has ended: the clinic verified your request', { timeout: T });
+    await shot(p.page, '22-old-tab-session-ended');
+    const old = JSON.parse(applicantSession).token;
+    const res = await fetch(`${BASE}/registration`, { method: 'POST', headers: { Authorization: `Bearer ${old}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ kind: 'patient', name: { given: PATIENT.given, family: PATIENT.family }, birthDate: PATIENT.birthDate, email: PATIENT.email }) });
+    assert.equal(res.status, 401, 'the old registration session is over');
+    const now = await sessionToken(patient.page);
+    const again = await fetch(`${BASE}/registration`, { method: 'POST', headers: { Authorization: `Bearer ${now}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ kind: 'patient', name: { given: PATIENT.given, family: PATIENT.family }, birthDate: PATIENT.birthDate, email: PATIENT.email }) });
+    assert.equal(again.status, 403, 'a patient may not register again');
+    assert.match(JSON.stringify(await again.json()), /already linked/i, 'the refusal says why in words');
   });
 
-  it('keeps everything on the gateway: no CSP violation, no outside request, no PHI in URLs', async () => {
+  step('keeps everything on the gateway: no CSP violation, no outside request, no PHI in URLs', async () => {
     assert.deepEqual(H.problems, []);
     for (const u of H.urls) {
-      for (const phi of ['Ngata', 'Haddad', 'Noor', '1990-07-21', 'noor.haddad', 'Biopsy', 'biopsy', DOCTOR.licence]) {
+      // (a practitioner's name is the care directory's, searched by patients: not PHI)
+      for (const phi of ['Haddad', 'Noor', '1990-07-21', 'noor.haddad', 'Biopsy', 'biopsy', DOCTOR.licence]) {
         assert.ok(!decodeURIComponent(u).includes(phi), `PHI "${phi}" in a URL: ${u}`);
       }
     }

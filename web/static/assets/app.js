@@ -25,22 +25,27 @@ export function report(el, err, prefix = '') {
   return n;
 }
 
+let signedOut = ''; // why the last session ended: kept for the render the hash change causes
+
 function signOut(message) {
   clearSession();
   session = null;
+  signedOut = message || '';
   location.hash = '';
   render(message);
 }
 
 // The gateway ends a session when the wallet's link or the practitioner's
 // activation changes (401 "your session has ended: ..."): say why.
-setUnauthorizedHandler((detail) => signOut(`Your session has ended. ${endedWords(detail)}Please sign in again.`));
+setUnauthorizedHandler((detail) => signOut(endedWords(detail)));
 
 function endedWords(detail = '') {
   const d = detail.toLowerCase();
-  if (/deactivat|not active/.test(d)) return 'An administrator deactivated your practitioner account. ';
-  if (/wallet|link/.test(d)) return 'This wallet is no longer linked to the record you signed in to. ';
-  return '';
+  if (/now linked to a record/.test(d)) return 'Your session has ended: the clinic verified your request, and your wallet is now linked to your record. Sign in again to start.';
+  if (/deactivat|not active/.test(d)) return 'Your session has ended: an administrator deactivated your practitioner account.';
+  if (/no longer named/.test(d)) return 'Your session has ended: this wallet is no longer an administrator\'s or a regulator\'s.';
+  if (/wallet|link|removed/.test(d)) return 'Your session has ended: this wallet is no longer linked to the record you signed in to. Please sign in again.';
+  return 'Your session has ended. Please sign in again.';
 }
 
 wallet.onChange((what) => {
@@ -100,9 +105,10 @@ async function render(message) {
   const gen = ++generation;
   renderNav();
   if (!session) {
-    renderSignIn(message);
+    renderSignIn(message || signedOut);
     return;
   }
+  signedOut = '';
   const route = currentRoute();
   const page = pagesFor(session)[route];
   document.title = `${page.title} · fhirgate`;
