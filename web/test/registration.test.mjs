@@ -170,6 +170,19 @@ describe('registration in Chromium', { concurrency: false }, () => {
     await page.waitForSelector(`#request-status:text("Not accepted: ${REJECT_REASON}")`, { timeout: T });
     await page.waitForSelector('.reg-history >> text=by an administrator');
     await shot(page, '06-request-rejected');
+    // a new request, withdrawn after a confirmation
+    await page.click('a:has-text("Send a new request")');
+    await page.waitForSelector('h1:text("Register")', { timeout: T });
+    await registerPractitioner(page, { ...OTHER, licence: '1000000012' });
+    await page.click('#reg-submit');
+    await page.waitForSelector('#request-status:text("Waiting for the clinic")', { timeout: T });
+    await page.click('#withdraw');
+    await page.waitForSelector('text=Withdraw this request? The clinic will not see it any more.');
+    await shot(page, '06b-withdraw-confirm');
+    await page.click('#withdraw-yes');
+    await page.waitForSelector('text=Your request is withdrawn.', { timeout: T });
+    await page.waitForSelector('#request-status:text("Withdrawn.")');
+    await page.waitForSelector('text=Earlier requests');
   });
 
   step('a new patient registers; a second request is refused; the administrator creates the record', async () => {
@@ -324,7 +337,7 @@ describe('registration in Chromium', { concurrency: false }, () => {
     await d.fill('#doc-rep-title', 'Follow-up biopsy');
     await d.fill('#doc-rep-desc', 'Healing well.');
     await d.click('#doc-rep-submit');
-    await d.waitForSelector('text=The patient does not let you add test reports (any more).', { timeout: T });
+    await d.waitForSelector('text=The patient no longer lets you add test reports.', { timeout: T });
     await shot(d, '15b-doctor-upload-refused');
   });
 

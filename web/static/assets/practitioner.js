@@ -194,7 +194,7 @@ async function uploadFor(ctx, g, scope, out) {
     idPrefix: 'doc-rep',
     category: 'Uploaded by the practitioner',
     submitLabel: 'Upload for the patient',
-    failWords: (e) => (e.status === 403 || e.status === 404 ? 'The patient does not let you add test reports (any more).' : 'The report could not be uploaded.'),
+    failWords: (e) => (e.status === 403 || e.status === 404 ? 'The patient no longer lets you add test reports. They can share test reports with you again with "View and edit".' : null),
     onDone: async () => {
       const ok = out.querySelector('.notice-ok')?.textContent || 'The report was uploaded.';
       await openRecords(ctx, g, 'DiagnosticReport', scope, out);

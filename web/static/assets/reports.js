@@ -50,7 +50,7 @@ export function reportItem(r, extra) {
  * ("Patient/<id>"). opts: idPrefix (ids of the controls: <p>-title,
  * <p>-date, <p>-desc, <p>-file, <p>-progress, <p>-submit), category (who
  * uploaded it, in words), token, onDone(report) after a successful upload,
- * failWords(err) the sentence before a refusal.
+ * failWords(err): the sentence that explains a refusal (null: the default).
  */
 export function reportForm({ subject, token, idPrefix = 'rep', category = 'Uploaded by the patient', submitLabel = 'Upload report', onDone, failWords }) {
   const id = (s) => `${idPrefix}-${s}`;
@@ -124,9 +124,9 @@ export function reportForm({ subject, token, idPrefix = 'rep', category = 'Uploa
         progressText.textContent = '';
         progress.hidden = true;
         const text = err?.friendly || err?.message || String(err);
-        const words = failWords ? failWords(err) : 'The report could not be uploaded.';
+        const words = failWords?.(err) || `The report could not be uploaded. ${text}`;
         const detail = err?.detail && err.detail !== text ? h('details', null, h('summary', null, 'Technical details'), h('p', { class: 'mono' }, err.detail)) : null;
-        clear(formMsg, notice('error', `${words} ${text}`, detail));
+        clear(formMsg, notice('error', words, detail));
       }
     });
   });
