@@ -29,6 +29,9 @@ const (
 	// broad: a broad clause is checked against the candidates of the
 	// narrowest one instead of being scanned in full.
 	probeLimit = 4096
+	// firstProbe is the limit of the first round of probes (see
+	// candidates): most selective clauses complete within it.
+	firstProbe = 64
 	// maxMatches bounds how many resources one search may consider.
 	maxMatches = 2_000_000
 	// maxLinked bounds the resources a chain or _has may expand to.
@@ -329,16 +332,29 @@ func (ev *evaluator) candidates(q *Query, positives []clausePlan) (map[string]bo
 				windowed[w.param] = true
 			}
 		}
+		// Clauses are probed with a limit that grows (64, 512, 4096)
+		// until one completes: then it drives, and the others, broader,
+		// are checked on each of its few candidates rather than scanned
+		// up to probeLimit each (two broad clauses, family=Smit&given=Jo,
+		// cost two scans of thousands of keys where one of a few dozen
+		// does).
 		probes := make([]probe, len(positives), len(positives)+len(windows))
-		for i, cp := range positives {
-			if cp.dateParam != "" && windowed[cp.dateParam] {
-				continue // within a window: checked per candidate
+		scans := make([]clauseScan, len(positives))
+		found := len(windows) > 0
+		for limit := min(firstProbe, probeLimit); ; limit = min(limit*8, probeLimit) {
+			for i, cp := range positives {
+				if cp.dateParam != "" && windowed[cp.dateParam] || scans[i].complete {
+					continue // within a window: checked per candidate
+				}
+				if err := ev.scanMore(cp, &scans[i], limit); err != nil {
+					return nil, err
+				}
+				probes[i] = probe{scans[i].ids, scans[i].complete}
+				found = found || scans[i].complete
 			}
-			ids, complete, err := ev.scanClause(cp, probeLimit)
-			if err != nil {
-				return nil, err
+			if found || limit >= probeLimit {
+				break
 			}
-			probes[i] = probe{ids, complete}
 		}
 		probes = append(probes, windows...)
 		best := -1
@@ -408,18 +424,44 @@ func (ev *evaluator) keepMatching(cand map[string]bool, clauses []clausePlan) (m
 // scanClause collects the ids of a clause's ranges, stopping (incomplete)
 // once it has more than limit.
 func (ev *evaluator) scanClause(cp clausePlan, limit int) (map[string]bool, bool, error) {
-	ids := map[string]bool{}
-	for _, pl := range cp.plans {
+	var sc clauseScan
+	err := ev.scanMore(cp, &sc, limit)
+	return sc.ids, sc.complete, err
+}
+
+// clauseScan is a scan of a clause's ranges that can go on where it
+// stopped (a probe whose limit grows rescans nothing).
+type clauseScan struct {
+	ids      map[string]bool
+	pi, ri   int    // the plan and range to go on with
+	after    []byte // the last key taken in that range; nil: none yet
+	complete bool
+}
+
+// scanMore goes on with sc until it holds more than limit ids or the
+// clause's ranges end (complete).
+func (ev *evaluator) scanMore(cp clausePlan, sc *clauseScan, limit int) error {
+	if sc.ids == nil {
+		sc.ids = map[string]bool{}
+	}
+	ids := sc.ids
+	for ; sc.pi < len(cp.plans); sc.pi, sc.ri, sc.after = sc.pi+1, 0, nil {
+		pl := cp.plans[sc.pi]
 		if pl.ids != nil {
 			for id := range pl.ids {
 				ids[id] = true
 			}
 			if len(ids) > limit {
-				return ids, false, nil
+				sc.pi++
+				return nil
 			}
 			continue
 		}
-		for _, r := range pl.ranges {
+		for ; sc.ri < len(pl.ranges); sc.ri, sc.after = sc.ri+1, nil {
+			r := pl.ranges[sc.ri]
+			if sc.after != nil {
+				r.Start = append(sc.after, 0) // the next key after it
+			}
 			over := false
 			err := scanCtx(ev.ctx, ev.s.e, r, func(k, _ []byte) bool {
 				if pl.filter != nil && !pl.filter(k) {
@@ -432,19 +474,21 @@ func (ev *evaluator) scanClause(cp clausePlan, limit int) (map[string]bool, bool
 				ids[id] = true
 				if len(ids) > limit {
 					over = true
+					sc.after = append(sc.after[:0:0], k...)
 					return false
 				}
 				return true
 			})
 			if err != nil {
-				return nil, false, err
+				return err
 			}
 			if over {
-				return ids, false, nil
+				return nil
 			}
 		}
 	}
-	return ids, true, nil
+	sc.complete = true
+	return nil
 }
 
 // matchesAll reports whether id satisfies every clause (want=false) or

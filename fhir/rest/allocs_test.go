@@ -24,7 +24,7 @@ func readAllocs(t *testing.T, accept string) float64 {
 	loc := string(res.Header.Peek("Location"))
 	var req fasthttp.Request
 	req.Header.SetMethod("GET")
-	req.SetRequestURI(loc[len("http://test"):len(loc)-len("/_history/1")])
+	req.SetRequestURI(loc[len("http://test") : len(loc)-len("/_history/1")])
 	req.Header.SetHost("test")
 	req.Header.Set("Authorization", "Bearer "+tok)
 	if accept != "" {
