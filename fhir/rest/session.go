@@ -22,16 +22,18 @@ import (
 // store: the wallet must still be linked to the token's record (not
 // deleted; a Practitioner still active), an applicant's wallet still to
 // nothing, and an operator's wallet still named by the operator. The
-// store is read at most once a second per record (or applicant wallet)
+// store is read at most twice a second per record (or applicant wallet)
 // on each replica: what one replica writes counts on the others within
 // sessionTTL, and at once on the replica that wrote it (afterCommit
 // forgets what it knew of the records written).
 
 const (
 	// sessionTTL is how long a replica trusts what it read of a record.
-	sessionTTL = time.Second
+	// Half a second, so that a change made on one replica counts on
+	// every other within a second, request and polling included.
+	sessionTTL = 500 * time.Millisecond
 	// sessionCacheMax bounds the entries kept (records and applicant
-	// wallets): one second's worth of distinct signed-in people.
+	// wallets): half a second's worth of distinct signed-in people.
 	sessionCacheMax = 8192
 )
 
@@ -77,7 +79,7 @@ func (c *sessionCache) put(key string, f sessionFacts, epoch uint64) {
 			}
 		}
 		if len(c.m) >= sessionCacheMax {
-			clear(c.m) // more people than the cap within a second: start over
+			clear(c.m) // more people than the cap within sessionTTL: start over
 		}
 	}
 	c.m[key] = f
