@@ -78,6 +78,10 @@ var (
 	ErrNotFound = errors.New("no such registration request")
 	// ErrPending: the wallet has a request waiting already.
 	ErrPending = errors.New("you already have a registration request waiting; withdraw it first if you want to change it")
+	// ErrQueueFull: MaxPending requests wait already (new wallets cost
+	// nothing to make: without a bound on the whole queue, one person
+	// could fill the store and bury the clinic's real requests).
+	ErrQueueFull = fmt.Errorf("the clinic has too many registration requests waiting to be checked; please try again later or contact the clinic")
 	// ErrTooMany: the wallet made MaxPerWallet requests.
 	ErrTooMany = fmt.Errorf("this wallet has made %d registration requests, the most one wallet may make; ask the clinic to register you", MaxPerWallet)
 	// ErrBusy: the request kept changing under a transition (retry).
@@ -126,6 +130,11 @@ func (s *Store) Submit(ctx context.Context, wallet string, kind Kind, a Asserted
 		if n >= MaxPerWallet {
 			return nil, ErrTooMany
 		}
+		if full, err := s.queueFull(ctx); err != nil {
+			return nil, err
+		} else if full {
+			return nil, ErrQueueFull
+		}
 		now := s.clock()
 		r := &Request{ID: uuid.Must(uuid.NewV7()).String(), Kind: kind, Status: Pending, Wallet: wallet,
 			Submitted: now, Asserted: a, History: []Entry{{At: now, Action: ActSubmitted, By: ByYou}}}
@@ -147,6 +156,28 @@ func (s *Store) Submit(ctx context.Context, wallet string, kind Kind, a Asserted
 }
 
 const maxAttempts = 16
+
+// MaxPending bounds the requests waiting in the queue (both kinds).
+const MaxPending = 1000
+
+// queueFull reports whether MaxPending requests wait: a scan of at most
+// MaxPending keys per kind, no shared counter for every submission to
+// contend on. Two submissions at the same moment may both see room for
+// one: the bound is soft by the number of concurrent submissions.
+func (s *Store) queueFull(ctx context.Context) (bool, error) {
+	n := 0
+	for _, k := range []Kind{Patient, Practitioner} {
+		r := store.PrefixRange(key('s', []byte(Pending), []byte(k), nil))
+		r.Limit = MaxPending - n
+		if r.Limit <= 0 {
+			break
+		}
+		if err := s.e.Scan(ctx, r, func(_, _ []byte) bool { n++; return true }); err != nil {
+			return false, err
+		}
+	}
+	return n >= MaxPending, nil
+}
 
 func mustJSON(v any) []byte {
 	b, err := json.Marshal(v)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -261,5 +262,38 @@ func TestLinkWallet(t *testing.T) {
 	again, _, err := LinkWallet(out, walletA, false)
 	if err != nil || again != nil {
 		t.Fatalf("linking again writes %s, %v", again, err)
+	}
+}
+
+// The whole queue is bounded: new wallets cost nothing, so MaxPending
+// waiting requests refuse the next one (from any wallet) until one is
+// decided or withdrawn.
+func TestQueueBounded(t *testing.T) {
+	s, other := newStore(t)
+	ctx := context.Background()
+	as := patientAsserted(t)
+	var first *Request
+	for i := range MaxPending {
+		kind := Patient
+		if i%2 == 1 {
+			kind = Practitioner // both kinds count
+		}
+		r, err := s.Submit(ctx, fmt.Sprintf("eip155:1337:0x%040x", i+1), kind, as)
+		if err != nil {
+			t.Fatalf("request %d: %v", i+1, err)
+		}
+		if first == nil {
+			first = r
+		}
+	}
+	next := fmt.Sprintf("eip155:1337:0x%040x", MaxPending+1)
+	if _, err := other.Submit(ctx, next, Patient, as); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("request %d: %v, want ErrQueueFull", MaxPending+1, err)
+	}
+	if _, _, err := s.Update(ctx, first.ID, func(r *Request, _ **Link) error { r.Status = Withdrawn; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Submit(ctx, next, Patient, as); err != nil {
+		t.Fatalf("after a withdrawal: %v", err)
 	}
 }

@@ -141,6 +141,9 @@ func regErr(err error) error {
 	case errors.Is(err, registration.ErrPending):
 		return errorf(fiber.StatusConflict, "duplicate",
 			"You already have a registration request waiting. Withdraw it first if you want to change it.")
+	case errors.Is(err, registration.ErrQueueFull):
+		return errorf(fiber.StatusTooManyRequests, "throttled",
+			"The clinic has too many registration requests waiting to be checked. Please try again later, or contact the clinic.")
 	case errors.Is(err, registration.ErrTooMany):
 		return errorf(fiber.StatusTooManyRequests, "throttled", "This wallet has made "+strconv.Itoa(registration.MaxPerWallet)+
 			" registration requests, the most one wallet may make. Please ask the clinic to register you.")
