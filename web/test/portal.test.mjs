@@ -497,7 +497,7 @@ describe('fhirgate portal in Chromium', { concurrency: false }, () => {
   });
 
   // The patient's main flows with the keyboard alone: no click, no fill.
-  it('keyboard only: sign in, book, share and stop sharing, activity; focus always visible and on the new page\'s heading', async (t) => {
+  it('keyboard only: sign in, book and cancel, share and stop sharing, activity; focus always visible and on the new page\'s heading', async (t) => {
     const key = '0x' + randomBytes(32).toString('hex'); // a patient of this test alone
     const kim = await fhir(BASE, ADMIN, 'POST', 'Patient', {
       resourceType: 'Patient', name: [{ given: ['Kim'], family: 'Tanaka' }], birthDate: '1992-11-30',
@@ -567,6 +567,19 @@ describe('fhirgate portal in Chromium', { concurrency: false }, () => {
     await kb.press('Enter');
     await page.waitForSelector('[role="status"]:has-text("Booked with Dr. Maria Santos")', { timeout: T });
     await page.waitForSelector('.items .item:has-text("Booked by keyboard")');
+    // Cancelling asks first: the focus is on "Keep it", Escape keeps the appointment; "Yes, cancel it" cancels it.
+    const cancel = 'button[aria-label^="Cancel appointment on"]';
+    await tabTo(cancel, { back: true });
+    await kb.press('Enter');
+    assert.equal((await focused()).text, 'Keep it');
+    await kb.press('Escape');
+    await page.waitForFunction((sel) => document.activeElement?.matches(sel), cancel, { timeout: T });
+    assert.ok(await page.$('.items .item:has-text("Booked by keyboard") .badge-ok'), 'Escape kept the appointment');
+    await kb.press('Space');
+    await tabTo('.confirm .btn-danger', { back: true });
+    await kb.press('Enter');
+    await page.waitForFunction(() => document.activeElement?.textContent === 'The appointment is cancelled.', null, { timeout: T });
+    await page.waitForSelector('.items .item:has-text("Booked by keyboard") .badge:text("Cancelled")');
 
     // Sharing: search, the defaults (test reports, view, until I stop it), Enter on Share; then Space on Stop sharing.
     await openPage('sharing', 'Who can see my records');

@@ -82,22 +82,38 @@ async function renderAppointments(main, ctx) {
       const name = h('span', null, who?.display || 'a practitioner');
       if (who?.reference && !who.display) practitionerName(ctx.fhir, who.reference).then((n) => { name.textContent = n; });
       const canCancel = ['booked', 'proposed', 'pending'].includes(a.status) && (!a.start || new Date(a.start) > new Date());
-      const cancel = canCancel ? button('Cancel appointment', () => busy(cancel, async () => {
-        if (!confirm('Cancel this appointment?')) return;
-        try {
-          const cur = await ctx.fhir.get(`Appointment/${a.id}`);
-          cur.status = 'cancelled';
-          cur.cancelationReason = { text: 'Cancelled by the patient' };
-          await ctx.fhir.update(cur, cur.meta?.versionId);
-          clear(msg, notice('ok', 'The appointment is cancelled.'));
-          await load();
-        } catch (e) { ctx.report(msg, e, 'The appointment could not be cancelled.'); }
-      }), { class: 'btn btn-small btn-danger' }) : null;
+      const when = a.start ? fmtDateTime(a.start) : 'Date to be agreed';
+      const actions = h('div', { class: 'item-actions' });
+      // Cancelling asks first, on the page (a native confirm() could not
+      // be styled or named): "Keep it" has the focus, Escape keeps it too.
+      const cancel = canCancel ? button('Cancel appointment', () => {
+        const keep = button('Keep it', () => close(), { class: 'btn btn-small btn-quiet' });
+        const yes = button('Yes, cancel it', () => busy(yes, async () => {
+          try {
+            const cur = await ctx.fhir.get(`Appointment/${a.id}`);
+            cur.status = 'cancelled';
+            cur.cancelationReason = { text: 'Cancelled by the patient' };
+            await ctx.fhir.update(cur, cur.meta?.versionId);
+            const done = notice('ok', 'The appointment is cancelled.');
+            done.tabIndex = -1; // the list is redrawn: focus goes to what happened
+            clear(msg, done);
+            await load();
+            done.focus();
+          } catch (e) { ctx.report(msg, e, 'The appointment could not be cancelled.'); close(); }
+        }), { class: 'btn btn-small btn-danger' });
+        const ask = h('div', { class: 'confirm', role: 'group', 'aria-label': `Cancel the appointment on ${when}?` },
+          h('span', null, 'Cancel this appointment?'), yes, keep);
+        const close = () => { clear(actions, cancel); cancel.focus(); };
+        ask.addEventListener('keydown', (e) => { if (e.key === 'Escape') { e.preventDefault(); close(); } });
+        clear(actions, ask);
+        keep.focus();
+      }, { class: 'btn btn-small btn-danger', 'aria-label': `Cancel appointment on ${when}` }) : null;
+      if (cancel) actions.append(cancel);
       ul.append(h('li', { class: 'item' },
         h('div', { class: 'item-main' },
-          h('p', { class: 'item-title' }, a.start ? fmtDateTime(a.start) : 'Date to be agreed', ' ', statusBadge(a.status)),
+          h('p', { class: 'item-title' }, when, ' ', statusBadge(a.status)),
           h('p', null, 'With ', name, a.description ? ` · ${a.description}` : '')),
-        cancel ? h('div', { class: 'item-actions' }, cancel) : null));
+        cancel ? actions : null));
     }
     clear(listBox, ul);
   };
