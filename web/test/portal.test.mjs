@@ -52,6 +52,41 @@ async function refusal(page, text) {
 }
 let info, people, relayOn = false, consentOn = false;
 
+/**
+ * atPhoneWidth opens each page (route -> selector that shows it is loaded)
+ * at 390x844 by tapping its menu link, and checks it: no sideways scroll,
+ * buttons and menu links at least 44px high, the menu on the screen; then
+ * checkPage and a screenshot (prefix + route). after(page) runs on the
+ * last page.
+ */
+async function atPhoneWidth(page, pages, after, prefix = 'phone-') {
+  await page.setViewportSize({ width: 390, height: 844 });
+  try {
+    for (const [name, ready] of Object.entries(pages)) {
+      await page.click(`nav a[href="#${name}"]`);
+      await page.waitForSelector(`nav a[href="#${name}"][aria-current="page"]`, { timeout: T });
+      await page.waitForSelector(ready, { timeout: T });
+      await page.waitForFunction(() => !/Loading…|Checking…|Being sealed…/.test(document.querySelector('main').textContent), null, { timeout: 90000 });
+      const m = await page.evaluate(() => {
+        const shown = (el) => el.checkVisibility() && el.getBoundingClientRect().width > 0;
+        return {
+          overflow: document.documentElement.scrollWidth - window.innerWidth,
+          small: [...document.querySelectorAll('button, a.btn, nav a')].filter(shown)
+            .filter((b) => b.getBoundingClientRect().height < 44).map((b) => `"${b.textContent.trim()}" ${Math.round(b.getBoundingClientRect().height)}px`),
+          offscreen: [...document.querySelectorAll('nav a')].filter((a) => { const r = a.getBoundingClientRect(); return r.left < 0 || r.right > window.innerWidth; }).map((a) => a.textContent),
+        };
+      });
+      assert.ok(m.overflow <= 0, `${name}: the page scrolls sideways by ${m.overflow}px at phone width`);
+      assert.deepEqual(m.small, [], `${name}: buttons and links under 44px high at phone width`);
+      assert.deepEqual(m.offscreen, [], `${name}: menu links outside the screen`);
+      await shot(page, `${prefix}${name}`);
+    }
+    if (after) await after(page);
+  } finally {
+    await page.setViewportSize({ width: 1100, height: 860 });
+  }
+}
+
 describe('fhirgate portal in Chromium', { concurrency: false }, () => {
   let patient, doctor, reportTitle = 'Blood test (full blood count)';
 
@@ -322,38 +357,15 @@ describe('fhirgate portal in Chromium', { concurrency: false }, () => {
     await shot(page, '17-transactions');
   });
 
-  it('patient: every page works at phone width (390x844): no sideways scrolling, the menu and 44px buttons, tables stacked', async () => {
-    const { page } = patient; // the session lives in this tab's sessionStorage
-    await page.setViewportSize({ width: 390, height: 844 });
-    try {
-      const pages = {
-        record: 'text=Alex Rivera',
-        appointments: '.items .item',
-        reports: '.items .item',
-        sharing: '#grants .item',
-        activity: '.verify-badge',
-        transactions: '#tx-table tbody tr',
-      };
-      for (const [name, ready] of Object.entries(pages)) {
-        // The menu is used as a person would: tap the page's link.
-        await page.click(`nav a[href="#${name}"]`);
-        await page.waitForSelector(`nav a[href="#${name}"][aria-current="page"]`, { timeout: T });
-        await page.waitForSelector(ready, { timeout: T });
-        if (name === 'activity') await page.waitForFunction(() => [...document.querySelectorAll('.verify-badge')].every((b) => /Verified on chain/.test(b.textContent)), null, { timeout: 90000 });
-        const m = await page.evaluate(() => {
-          const shown = (el) => el.checkVisibility() && el.getBoundingClientRect().width > 0;
-          return {
-            overflow: document.documentElement.scrollWidth - window.innerWidth,
-            small: [...document.querySelectorAll('button, a.btn, nav a')].filter(shown)
-              .filter((b) => b.getBoundingClientRect().height < 44).map((b) => `"${b.textContent.trim()}" ${Math.round(b.getBoundingClientRect().height)}px`),
-            offscreen: [...document.querySelectorAll('nav a')].filter((a) => { const r = a.getBoundingClientRect(); return r.left < 0 || r.right > window.innerWidth; }).map((a) => a.textContent),
-          };
-        });
-        assert.ok(m.overflow <= 0, `${name}: the page scrolls sideways by ${m.overflow}px at phone width`);
-        assert.deepEqual(m.small, [], `${name}: buttons and links under 44px high at phone width`);
-        assert.deepEqual(m.offscreen, [], `${name}: menu links outside the screen`);
-        await shot(page, `phone-${name}`);
-      }
+  it('every page of the patient and the doctor works at phone width (390x844): no sideways scrolling, the menu and 44px buttons, tables stacked', async () => {
+    await atPhoneWidth(patient.page, {
+      record: 'text=Alex Rivera',
+      appointments: '.items .item',
+      reports: '.items .item',
+      sharing: '#grants .item',
+      activity: '.verify-badge',
+      transactions: '#tx-table tbody tr',
+    }, async (page) => {
       // The transactions table stacks: no header row, each cell names its column.
       const table = await page.evaluate(() => ({
         head: getComputedStyle(document.querySelector('#tx-table thead')).display,
@@ -361,9 +373,8 @@ describe('fhirgate portal in Chromium', { concurrency: false }, () => {
         unlabelled: [...document.querySelectorAll('#tx-table td')].filter((td) => !td.dataset.label).length,
       }));
       assert.deepEqual(table, { head: 'none', cells: 'block', unlabelled: 0 });
-    } finally {
-      await page.setViewportSize({ width: 1100, height: 860 });
-    }
+    });
+    await atPhoneWidth(doctor.page, { appointments: '#upcoming', patients: '.patient-card', emergency: '#btg-reason', account: 'main h1' }, null, 'phone-doctor-');
   });
 
   it('regulator: verifies a proof in the browser and flags tampering', async () => {
@@ -422,6 +433,12 @@ describe('fhirgate portal in Chromium', { concurrency: false }, () => {
     await page.evaluate(() => document.querySelector('#timeline').scrollIntoView());
     await shot(page, '22-verify-timeline');
     await page.locator('#timeline').screenshot({ path: join(SHOTS, '22b-timeline.png') });
+
+    // The same page, checked and with its evidence, at phone width.
+    await page.setViewportSize({ width: 390, height: 844 });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `the verification page scrolls sideways by ${overflow}px at phone width`);
+    await shot(page, 'phone-verify');
   });
 
   // The broad path above shares test reports together with the patient's
