@@ -150,7 +150,7 @@ async function openRecords(ctx, g, type, scope, out, fhir = ctx.fhir) {
     }
   } catch (e) {
     // A record not shared with you is answered as if it did not exist (404).
-    ctx.report(out, e, e.status === 403 || e.status === 404 ? 'The patient no longer shares these records with you.' : '');
+    ctx.report(out, e.status === 403 || e.status === 404 ? { friendly: 'The patient no longer shares these records with you.', detail: e.detail } : e);
   }
 }
 
@@ -223,7 +223,8 @@ function editButton(ctx, r, out, g, scope, fhir) {
           await fhir.update(cur, cur.meta?.versionId);
           await openRecords(ctx, g, 'DiagnosticReport', scope, out, fhir);
         } catch (err) {
-          ctx.report(msg, err, err.status === 403 || err.status === 404 ? 'You may no longer change this report.' : 'The change could not be saved.');
+          if (err.status === 403 || err.status === 404) ctx.report(msg, { friendly: 'You may no longer change this report: the patient no longer shares it with you.', detail: err.detail });
+          else ctx.report(msg, err, 'The change could not be saved.');
         }
       });
     });
