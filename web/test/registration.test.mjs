@@ -27,6 +27,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fhir, DEV_KEYS, DEV_ADMIN_KEY } from './lib/fixtures.mjs';
 import { harness, waitFor, assertLabelled, route, sessionToken, tomorrow, T } from './lib/harness.mjs';
+import { checkPage } from './lib/a11y.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const BASE = (process.env.FHIRGATE_URL || '').replace(/\/+$/, '').replace(/\/fhir$/, '');
@@ -36,7 +37,12 @@ if (!BASE || !REGULATOR) throw new Error('set FHIRGATE_URL and FHIRGATE_REGULATO
 
 const H = harness(BASE, SHOTS);
 const { person, signIn } = H;
-const shot = (page, name) => H.shot(page, `reg-${name}`);
+// Every page state the scenario stops at (each screenshot) is checked
+// with axe-core and for plain words, as in portal.test.mjs.
+async function shot(page, name) {
+  await checkPage(page, `reg-${name}`);
+  await H.shot(page, `reg-${name}`);
+}
 
 const DOCTOR = { key: DEV_KEYS[6], prefix: 'Dr.', given: 'Aroha', family: 'Ngata', name: 'Dr. Aroha Ngata', qualification: 'MD', specialty: 'Dermatology', licence: '1234567893' };
 const OTHER = { key: DEV_KEYS[8], given: 'Sam', family: 'Vance', name: 'Dr. Sam Vance', licence: '1000000004' };

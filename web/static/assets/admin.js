@@ -87,15 +87,18 @@ function decision(ctx, r, name, outcome, reload, practitionerList) {
     const number = h('input', { type: 'text', id: `${p}-number`, class: 'clinic-number', maxlength: 64, autocomplete: 'off' });
     const system = h('input', { type: 'text', id: `${p}-system`, maxlength: 200, autocomplete: 'off', placeholder: 'urn:example:mrn' });
     const replace = h('input', { type: 'checkbox', id: `${p}-replace`, class: 'replace-wallet' });
+    const linkBox = h('div', { class: 'reveal', hidden: true });
     how = h('fieldset', { class: 'choices' }, h('legend', null, 'Which record?'),
       radio('new', 'Create a new record (the person is new to the clinic)', true),
       radio('link', 'Link to the clinic\'s record', false),
+      linkBox);
+    linkBox.append(
       field('Record number, from the clinic\'s own files', number, r.asserted?.clinicNumber
         ? `The person wrote "${r.asserted.clinicNumber}": do not copy it, look the person up in the clinic's files and type the number you find there. The record's date of birth must match the request's.`
         : 'Look the person up in the clinic\'s files and type the number you find there. The record\'s date of birth must match the request\'s.'),
       field('Number system (optional)', system, 'Only if the clinic keeps several kinds of numbers.'),
       h('div', { class: 'choice' }, replace, h('label', { for: replace.id }, 'This record\'s wallet was lost: replace it with this one')));
-    number.addEventListener('input', () => { how.querySelector(`#${p}-link`).checked = true; });
+    how.addEventListener('change', () => { linkBox.hidden = how.querySelector('input[type=radio]:checked').value !== 'link'; });
     body = () => {
       if (how.querySelector('input:checked').value === 'new') return { what: 'new', body: {} };
       if (!number.value.trim()) { number.focus(); return 'Type the record number from the clinic\'s files, or choose "Create a new record".'; }
@@ -113,13 +116,17 @@ function decision(ctx, r, name, outcome, reload, practitionerList) {
         clear(msg, notice('error', refusal(e, 'list')));
       }
     };
+    const replaceBox = h('div', { class: 'reveal', hidden: true },
+      field('Practitioner whose wallet was lost', select, 'Their old wallet stops working at once and this one signs in instead.'));
     how = h('fieldset', { class: 'choices' }, h('legend', null, 'Which record?'),
       radio('new', 'Create the record (a practitioner new to this gateway)', true),
       radio('replace', 'This replaces a lost wallet of:', false),
-      field('Practitioner whose wallet was lost', select, 'Their old wallet stops working at once and this one signs in instead.'));
-    select.addEventListener('focus', loadList);
-    select.addEventListener('change', () => { if (select.value) how.querySelector(`#${p}-replace`).checked = true; });
-    how.addEventListener('change', (e) => { if (e.target.value === 'replace') loadList(); });
+      replaceBox);
+    how.addEventListener('change', (e) => {
+      if (e.target.type !== 'radio') return;
+      replaceBox.hidden = e.target.value !== 'replace';
+      if (!replaceBox.hidden) loadList();
+    });
     body = () => {
       if (how.querySelector('input:checked').value === 'new') return { what: 'new', body: {} };
       if (!select.value) { select.focus(); return 'Choose the practitioner whose wallet this one replaces, or choose "Create the record".'; }
@@ -131,13 +138,13 @@ function decision(ctx, r, name, outcome, reload, practitionerList) {
     const b = body();
     if (typeof b === 'string') { clear(msg, notice('error', b)); return; }
     try {
-      const done = await registration.verify(ctx.session.token, r.id, b.body);
+      await registration.verify(ctx.session.token, r.id, b.body);
       const words = r.kind === 'patient'
         ? (b.what === 'new' ? `Verified: a new record was created for ${name}. They can sign in again now to see it.`
           : `Verified: ${name}'s wallet is now linked to the clinic's record ${b.body.clinicNumber}${b.body.replaceWallet ? ' (the lost wallet no longer works)' : ''}. They can sign in again now.`)
         : (b.what === 'new' ? `Verified: ${name} is now a practitioner on this gateway and can sign in again. Patients can now share records with them.`
           : `Verified: ${name}'s new wallet replaces the lost one of ${b.label}. The old wallet no longer works.`);
-      clear(outcome, notice('ok', words, done?.record ? h('span', { class: 'hint' }, ` (${done.record})`) : null));
+      clear(outcome, notice('ok', words));
       await reload();
     } catch (e) {
       clear(msg, notice('error', refusal(e, 'verify')));
@@ -156,11 +163,10 @@ function decision(ctx, r, name, outcome, reload, practitionerList) {
     }
   }), { class: 'btn btn-danger reject' });
   return h('div', { class: 'reg-decision' },
-    h('h3', null, 'Decide'),
-    how,
-    h('div', { class: 'actions' }, verify),
-    field('Reason for not accepting (the person sees it)', reason, 'For example: "We could not find you in our files: please call the clinic."'),
-    h('div', { class: 'actions' }, reject),
+    h('div', { class: 'reg-verify' }, h('h3', null, 'Verify'), how, h('div', { class: 'actions' }, verify)),
+    h('div', { class: 'reg-reject' }, h('h3', null, 'Or do not accept'),
+      field('Reason (the person sees it)', reason, 'For example: "We could not find you in our files: please call the clinic."'),
+      h('div', { class: 'actions' }, reject)),
     msg);
 }
 
@@ -168,7 +174,7 @@ function decision(ctx, r, name, outcome, reload, practitionerList) {
 
 async function renderPractitioners(main, ctx) {
   main.append(h('h1', null, 'Practitioners'));
-  main.append(h('p', { class: 'lead' }, 'Everyone who signs in as a practitioner. Deactivating one ends their sessions within a second and stops every patient\'s sharing with them from counting, until you reactivate them.'));
+  main.append(h('p', { class: 'lead' }, 'Everyone who signs in as a practitioner. Deactivating one ends their sessions within a second: what patients shared with them opens nothing until you reactivate them.'));
   const outcome = h('div', { id: 'pract-outcome', 'aria-live': 'polite' });
   const box = h('div', { id: 'practitioners' }, h('p', { class: 'hint' }, 'Loading…'));
   const more = h('div');
@@ -247,6 +253,7 @@ async function renderLostWallet(main) {
     section('What stays and what changes',
       h('ul', null,
         h('li', null, 'The record, its history and its activity log stay as they were.'),
-        h('li', null, 'A patient\'s sharing choices were made from the old wallet on the public network: they stay in force, but the patient must use the new wallet to change them. They may want to stop and share again.'),
+        h('li', null, 'A patient\'s sharing choices were signed by the old wallet: they stop counting when it is replaced. The patient shares again, from the new wallet, what they want to share.'),
+        h('li', null, 'What patients shared with a practitioner names the practitioner\'s record, not their wallet: it keeps counting with the new wallet.'),
         h('li', null, 'Every step is an entry in the audit trail, shown to the person on their activity or account page.'))));
 }

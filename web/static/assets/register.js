@@ -69,11 +69,14 @@ export function statusWords(r) {
   switch (r.status) {
     case 'pending': return ['pending', 'Waiting', 'Waiting for the clinic to check your details.'];
     case 'verified': return ['ok', 'Verified', 'Verified: sign in again to start.'];
-    case 'rejected': return ['error', 'Not accepted', `Not accepted: ${r.reason || 'no reason was given'}.`];
+    case 'rejected': return ['error', 'Not accepted', `Not accepted: ${sentence(r.reason || 'no reason was given')}`];
     case 'withdrawn': return ['muted', 'Withdrawn', 'Withdrawn.'];
   }
   return ['info', r.status, r.status];
 }
+
+/** sentence ends s with a full stop unless it already ends a sentence. */
+const sentence = (s) => (/[.!?]["')]?\s*$/.test(s) ? s.trim() : `${s.trim()}.`);
 
 const ACTION_WORDS = {
   submitted: 'Request sent', withdrawn: 'Withdrawn', verified: 'Verified', rejected: 'Not accepted',
@@ -187,6 +190,7 @@ async function renderRegister(main, ctx) {
 const text = (id, attrs = {}) => h('input', { type: 'text', id, maxlength: 100, ...attrs });
 
 function submitForm(ctx, form, submit, msg, body) {
+  form.addEventListener('input', () => clear(msg)); // a correction takes the old complaint away
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     busy(submit, async () => {
