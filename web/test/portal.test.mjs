@@ -337,6 +337,8 @@ describe('fhirgate portal in Chromium', { concurrency: false }, () => {
     if (consentOn) {
       await page.waitForSelector('.event[data-outcome="allowed"][data-break-glass="no"] >> text=Dr. Maria Santos', { timeout: T });
       await waitFor(page, '.event[data-outcome="denied"] >> text=Dr. Maria Santos', { reload, timeout: 60000 });
+      // The refusal says why in the patient's words (the gateway's reason is only a tooltip).
+      await page.waitForSelector('.event[data-outcome="denied"] >> text=Why: They did not have your permission for this at that time.');
     }
     // every shown event gets its badge; the break-glass one must verify
     await page.waitForSelector('.event[data-break-glass="yes"] .verify-badge:text("Verified on chain")', { timeout: 90000 });
