@@ -36,7 +36,7 @@ reg-08-second-request-refused.png patient-register-second-refused.png
 reg-09-request-verified.png patient-register-verified.png
 reg-02-practitioner-form.png practitioner-register.png
 reg-03-request-pending.png practitioner-request-pending.png
-reg-10-doctor-account.png practitioner-account.png
+reg-24-doctor-new-wallet-account.png practitioner-account.png
 reg-12-doctor-upload.png practitioner-upload.png
 reg-15-doctor-refused.png practitioner-report-refused.png
 reg-20-doctor-session-ended.png practitioner-session-ended.png
@@ -46,5 +46,8 @@ reg-06-request-rejected.png admin-rejected-seen-by-requester.png
 reg-18-admin-deactivated.png admin-practitioners.png
 reg-17-admin-deactivate.png admin-deactivate.png
 reg-19-admin-lost-wallet.png admin-lost-wallet.png
+reg-23-admin-replace-wallet.png admin-replace-wallet.png
+reg-25-admin-link-record.png admin-link-record.png
+reg-26-old-wallet-no-longer-linked.png practitioner-old-wallet.png
 LIST
 ls -l "$dst"

@@ -22,6 +22,7 @@
 // gateway must run on its embedded dev chain without --admins (dev
 // account (9) administers), or with --admins naming dev account (9).
 import { describe, it, before, after } from 'node:test';
+import { randomBytes } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,6 +33,7 @@ import { checkPage } from './lib/a11y.mjs';
 const here = dirname(fileURLToPath(import.meta.url));
 const BASE = (process.env.FHIRGATE_URL || '').replace(/\/+$/, '').replace(/\/fhir$/, '');
 const REGULATOR = process.env.FHIRGATE_REGULATOR_TOKEN;
+const EHR = process.env.FHIRGATE_ADMIN_TOKEN; // a system client: the clinic's own record of a patient
 const SHOTS = process.env.FHIRGATE_SCREENSHOTS || join(here, '..', 'screenshots');
 if (!BASE || !REGULATOR) throw new Error('set FHIRGATE_URL and FHIRGATE_REGULATOR_TOKEN (go test ./web does)');
 
@@ -47,6 +49,10 @@ async function shot(page, name) {
 const DOCTOR = { key: DEV_KEYS[6], prefix: 'Dr.', given: 'Aroha', family: 'Ngata', name: 'Dr. Aroha Ngata', qualification: 'MD', specialty: 'Dermatology', licence: '1234567893' };
 const OTHER = { key: DEV_KEYS[8], given: 'Sam', family: 'Vance', name: 'Dr. Sam Vance', licence: '1000000004' };
 const PATIENT = { key: DEV_KEYS[7], given: 'Noor', family: 'Haddad', name: 'Noor Haddad', birthDate: '1990-07-21', email: 'noor.haddad@example.org' };
+// Someone the clinic already knows: the EHR holds their record (number and
+// birth date), and they register from key (8) after their practitioner
+// requests (rejected, withdrawn).
+const KNOWN = { given: 'Sam', family: 'Vance', name: 'Sam Vance', birthDate: '1984-11-02', email: 'sam.vance@example.org', mrn: 'MRN-77120' };
 const REPORT = 'Skin biopsy'; // the doctor uploads it
 const OWN_REPORT = 'Allergy test'; // the patient uploads it
 const REJECT_REASON = 'We could not find this licence number in the register. Please call the clinic.';
@@ -406,6 +412,83 @@ describe('registration in Chromium', { concurrency: false }, () => {
     await shot(d, '21-doctor-signin-refused');
   });
 
+  step('the administrator reactivates the doctor; the doctor\'s lost wallet is replaced by a new one', async () => {
+    const { page } = admin;
+    await route(page, 'practitioners');
+    const item = `.pract-item:has(.pract-name:text-is("${DOCTOR.name}"))`;
+    await page.click(`${item} button:has-text("Reactivate")`);
+    await page.fill(`${item} textarea.pract-reason`, 'Back at the clinic.');
+    await page.click(`${item} button.pract-confirm`);
+    await page.waitForSelector(`#pract-outcome >> text=${DOCTOR.name} is active again and can sign in.`, { timeout: T });
+
+    // The doctor's new wallet (a key nobody used) registers with the same details.
+    const fresh = await person('0x' + randomBytes(32).toString('hex'));
+    await signIn(fresh.page);
+    await fresh.page.waitForSelector('h1:text("Register")', { timeout: T });
+    await registerPractitioner(fresh.page, DOCTOR);
+    await fresh.page.click('#reg-submit');
+    await fresh.page.waitForSelector('#request-status:text("Waiting for the clinic")', { timeout: T });
+
+    await route(page, 'requests');
+    const req = request(DOCTOR.name);
+    await page.waitForSelector(req, { timeout: T });
+    await page.check(`${req} input[value="replace"]`);
+    await page.waitForSelector(`${req} select.replaces option:nth-child(2)`, { state: 'attached', timeout: T });
+    const value = await page.$eval(`${req} select.replaces`, (sel, n) => [...sel.options].find((o) => o.textContent.startsWith(n))?.value, DOCTOR.name);
+    assert.ok(value, 'the doctor is in the list of practitioners');
+    await page.selectOption(`${req} select.replaces`, value);
+    await assertLabelled(page, 'requests (replace a lost wallet)');
+    await shot(page, '23-admin-replace-wallet');
+    await page.click(`${req} button.verify`);
+    await page.waitForSelector(`#queue-outcome >> text=Verified: the new wallet now signs in to ${DOCTOR.name}'s record; the lost wallet no longer works.`, { timeout: T });
+
+    // The new wallet signs in to the same record; the old one is linked to nothing now.
+    await verifiedSeen(fresh.page);
+    await fresh.page.click('#signin');
+    await fresh.page.waitForSelector('h1:text("My appointments")', { timeout: T });
+    await route(fresh.page, 'account');
+    await fresh.page.waitForSelector('#account-history .reg-history >> text=Verified', { timeout: T });
+    await shot(fresh.page, '24-doctor-new-wallet-account');
+    await doctor.page.click('#signin');
+    await doctor.page.waitForSelector('#request-status:text("this wallet is no longer linked to your record")', { timeout: T });
+    await shot(doctor.page, '26-old-wallet-no-longer-linked');
+  });
+
+  step('someone the clinic knows registers; the administrator links the clinic\'s record by its number', async (t) => {
+    if (!EHR) { t.skip('no FHIRGATE_ADMIN_TOKEN: the clinic\'s own record cannot be created'); return; }
+    const rec = await fhir(BASE, EHR, 'POST', 'Patient', {
+      resourceType: 'Patient', name: [{ given: [KNOWN.given], family: KNOWN.family }], birthDate: KNOWN.birthDate,
+      identifier: [{ system: 'urn:example:mrn', value: KNOWN.mrn, type: { text: 'Medical record number' } }],
+    });
+    assert.equal(rec.status, 201, rec.text);
+    const { page } = other;
+    await route(page, 'register');
+    await page.waitForSelector('h1:text("Register")', { timeout: T });
+    await registerPatient(page, KNOWN);
+    await page.fill('#reg-clinic-number', 'MRN 77120');
+    await page.click('#reg-submit');
+    await page.waitForSelector('#request-status:text("Waiting for the clinic")', { timeout: T });
+
+    const a = admin.page;
+    await a.click('#queue-show');
+    const req = request(KNOWN.name);
+    await a.waitForSelector(`${req} >> text=MRN 77120`, { timeout: T });
+    await a.check(`${req} input[value="link"]`);
+    await a.fill(`${req} input.clinic-number`, 'MRN-77121'); // a typo
+    await a.click(`${req} button.verify`);
+    await a.waitForSelector(`${req} >> text=No single record has that record number and the birth date in the request.`, { timeout: T });
+    await a.fill(`${req} input.clinic-number`, KNOWN.mrn);
+    await assertLabelled(a, 'requests (link a record)');
+    await shot(a, '25-admin-link-record');
+    await a.click(`${req} button.verify`);
+    await a.waitForSelector(`#queue-outcome >> text=Verified: ${KNOWN.name}'s wallet is now linked to the clinic's record ${KNOWN.mrn}`, { timeout: T });
+
+    await verifiedSeen(page);
+    await page.click('#signin');
+    await page.waitForSelector('h1:text("My record")', { timeout: T });
+    await page.waitForSelector(`text=${KNOWN.mrn}`);
+  });
+
   // A tab left open on the Register page since before the verification:
   // its registration session ended when the wallet was linked, so it can
   // send nothing; and the wallet, now a patient's, may not register again.
@@ -428,7 +511,7 @@ describe('registration in Chromium', { concurrency: false }, () => {
     assert.deepEqual(H.problems, []);
     for (const u of H.urls) {
       // (a practitioner's name is the care directory's, searched by patients: not PHI)
-      for (const phi of ['Haddad', 'Noor', '1990-07-21', 'noor.haddad', 'Biopsy', 'biopsy', DOCTOR.licence]) {
+      for (const phi of ['Haddad', 'Noor', '1990-07-21', 'noor.haddad', 'Vance', '1984-11-02', 'MRN-7712', 'Biopsy', 'biopsy', DOCTOR.licence]) {
         assert.ok(!decodeURIComponent(u).includes(phi), `PHI "${phi}" in a URL: ${u}`);
       }
     }

@@ -66,7 +66,7 @@ function requestItem(ctx, r, outcome, reload, practitionerList) {
   const name = personName(r.asserted?.name) || 'Someone';
   const [k, t] = statusWords(r);
   const li = h('li', { class: 'item item-col reg-item', dataset: { kind: r.kind, status: r.status } },
-    h('p', { class: 'item-title' }, badge(r.kind === 'practitioner' ? 'info' : 'ok', KIND_WORDS[r.kind] || r.kind), ' ', h('span', { class: 'reg-name' }, name), ' ', badge(k, t)),
+    h('p', { class: 'item-title' }, badge('info', KIND_WORDS[r.kind] || r.kind), ' ', h('span', { class: 'reg-name' }, name), ' ', badge(k, t)),
     h('p', { class: 'hint' }, `Sent ${fmtDateTime(r.submitted)} from wallet ${walletWords(r.wallet)}.`, r.record ? ` Record: ${r.record}.` : ''),
     assertedList(r),
     r.status !== 'pending' ? historyList(r) : null);
@@ -143,7 +143,7 @@ function decision(ctx, r, name, outcome, reload, practitionerList) {
         ? (b.what === 'new' ? `Verified: a new record was created for ${name}. They can sign in again now to see it.`
           : `Verified: ${name}'s wallet is now linked to the clinic's record ${b.body.clinicNumber}${b.body.replaceWallet ? ' (the lost wallet no longer works)' : ''}. They can sign in again now.`)
         : (b.what === 'new' ? `Verified: ${name} is now a practitioner on this gateway and can sign in again. Patients can now share records with them.`
-          : `Verified: ${name}'s new wallet replaces the lost one of ${b.label}. The old wallet no longer works.`);
+          : `Verified: the new wallet now signs in to ${b.label}'s record; the lost wallet no longer works.`);
       clear(outcome, notice('ok', words));
       await reload();
     } catch (e) {

@@ -189,6 +189,7 @@ function renderSignIn(message) {
       role,
       ref: res.patient || res.practitioner || '',
       address,
+      signedInAt: Date.now(),
     };
     saveSession(session);
     location.hash = role === 'applicant' ? await firstApplicantPage(session.token) : Object.keys(pagesFor(session))[0];

@@ -303,8 +303,16 @@ async function renderRequest(main, ctx) {
 }
 
 function requestCard(ctx, r, msg, reload, current) {
-  const [k, t, sentence] = statusWords(r);
+  let [k, t, sentence] = statusWords(r);
   const actions = h('div', { class: 'actions' });
+  // Verified before this sign-in, yet the wallet signed in linked to
+  // nothing: the record has been linked to another wallet since (a lost
+  // wallet replaced) or the link removed.
+  const verifiedAt = (r.history || []).filter((e) => e.action === 'verified').map((e) => Date.parse(e.at)).pop();
+  const unlinked = current && r.status === 'verified' && verifiedAt && ctx.session.signedInAt && verifiedAt < ctx.session.signedInAt - 2000;
+  if (unlinked) {
+    [k, t, sentence] = ['warn', 'No longer linked', 'This request was verified, but this wallet is no longer linked to your record: the clinic linked your record to another wallet since (for example after a lost wallet). If that is a mistake, call the clinic.'];
+  }
   if (r.status === 'pending') {
     const withdraw = button('Withdraw my request', () => {
       // An inline confirmation: keyboard and screen readers reach it like the rest of the page.
@@ -323,15 +331,15 @@ function requestCard(ctx, r, msg, reload, current) {
     }, { class: 'btn btn-danger', id: 'withdraw' });
     const refresh = button('Check again', () => busy(refresh, reload), { class: 'btn', id: 'request-refresh' });
     actions.append(withdraw, refresh);
-  } else if (r.status === 'verified' && current) {
+  } else if (r.status === 'verified' && current && !unlinked) {
     actions.append(button('Sign in again', () => ctx.signInAgain(), { class: 'btn btn-primary', id: 'signin-again' }));
-  } else if (r.status === 'rejected' || r.status === 'withdrawn') {
+  } else if (r.status === 'rejected' || r.status === 'withdrawn' || unlinked) {
     actions.append(h('a', { href: '#register', class: 'btn' }, 'Send a new request'));
   }
   return h('section', { class: 'card reg-request', id: 'request-current', dataset: { status: r.status } },
     h('h2', null, `${KIND_WORDS[r.kind] || r.kind}: ${personName(r.asserted?.name)}`),
     h('p', { class: 'reg-status' }, badge(k, t), ' ', h('span', { id: 'request-status' }, sentence)),
-    r.status === 'verified' ? h('p', null, 'Your wallet is now linked to your record. Sign in again: the portal then opens your pages.') : null,
+    r.status === 'verified' && !unlinked ? h('p', null, 'Your wallet is now linked to your record. Sign in again: the portal then opens your pages.') : null,
     h('p', { class: 'hint' }, `Sent ${fmtDateTime(r.submitted)}.`),
     h('h3', null, 'What you told us'), assertedList(r),
     h('h3', null, 'What happened'), historyList(r),
