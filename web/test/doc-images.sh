@@ -34,6 +34,7 @@ phone-transactions.png patient-phone-transactions.png
 reg-07-patient-form.png patient-register.png
 reg-08-second-request-refused.png patient-register-second-refused.png
 reg-09-request-verified.png patient-register-verified.png
+reg-10b-patient-activity-admin.png patient-register-activity.png
 reg-02-practitioner-form.png practitioner-register.png
 reg-03-request-pending.png practitioner-request-pending.png
 reg-24-doctor-new-wallet-account.png practitioner-account.png

@@ -249,6 +249,13 @@ describe('registration in Chromium', { concurrency: false }, () => {
     await shot(page, '10-doctor-account');
   });
 
+  step('the patient\'s activity shows the administrator who created the record', async () => {
+    const { page } = patient;
+    await route(page, 'activity');
+    await waitFor(page, '.event >> text=An administrator', { timeout: 30000, reload: async () => { await page.click('#activity-refresh').catch(() => {}); } });
+    await shot(page, '10b-patient-activity-admin');
+  });
+
   step('the patient books with the doctor and shares test reports "View and edit"', async () => {
     const { page } = patient;
     await route(page, 'appointments');
