@@ -614,6 +614,7 @@ describe('fhirgate portal in Chromium', { concurrency: false }, () => {
     await page.screenshot({ path: join(SHOTS, 'keyboard-focus.png') }); // the focus ring as a person sees it
     await kb.press('Enter');
     await page.waitForSelector('#changes li[data-state="confirmed"]', { timeout: 90000 });
+    assert.equal((await focused()).id, 'grant-submit', 'the focus stays on Share while it works and after (a keyboard user keeps their place)');
     const stop = 'button[aria-label="Stop sharing Test reports with Dr. Maria Santos"]';
     await page.waitForSelector(stop, { timeout: T });
     await tabTo(stop, { back: true });

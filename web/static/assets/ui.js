@@ -69,14 +69,20 @@ export function button(text, onclick, attrs = {}) {
   return h('button', { type: 'button', class: attrs.class || 'btn', ...attrs, onclick }, text);
 }
 
-/** busy runs fn with btn disabled and marked busy; errors go to report(err). */
+/**
+ * busy runs fn with btn marked busy, and ignores the button (and its
+ * form's Enter) until fn ends. aria-disabled rather than disabled: a
+ * disabled button drops the keyboard focus to the page, and a keyboard or
+ * screen reader user would lose their place at every action.
+ */
 export async function busy(btn, fn) {
-  btn.disabled = true;
+  if (btn.getAttribute('aria-disabled') === 'true') return undefined;
+  btn.setAttribute('aria-disabled', 'true');
   btn.setAttribute('aria-busy', 'true');
   try {
     return await fn();
   } finally {
-    btn.disabled = false;
+    btn.removeAttribute('aria-disabled');
     btn.removeAttribute('aria-busy');
   }
 }
