@@ -389,6 +389,10 @@ describe('fhirgate portal in Chromium', { concurrency: false }, () => {
     await page.goto(`${BASE}/verify`);
     await page.waitForSelector('h1:text("Verify a proof")');
     await checkPage(page, 'verify-start');
+    // The skip link, by keyboard, lands on the page's heading.
+    await page.keyboard.press('Tab');
+    await page.keyboard.press('Enter');
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Verify a proof', 'the skip link moves the focus to the heading');
     assert.equal(await page.inputValue('#node-url'), info.rpc);
     await page.click('details.fetch summary');
     await page.fill('#reg-token', REGULATOR);

@@ -10,7 +10,12 @@ import { verifyConsistency } from './merkle.js';
 import { hexToBytes, utf8, RPC } from './eth.js';
 
 const main = document.getElementById('main');
-document.getElementById('skip').addEventListener('click', (e) => { e.preventDefault(); main.querySelector('h1')?.focus(); });
+document.getElementById('skip').addEventListener('click', (e) => {
+  e.preventDefault();
+  const h1 = main.querySelector('h1') || main;
+  h1.tabIndex = -1; // a heading takes the focus only with a tabindex
+  h1.focus();
+});
 
 const TOKEN_REFUSED = 'The regulator token was not accepted: it may have expired or been mistyped. Ask for a new one and paste it again.';
 
