@@ -514,11 +514,37 @@ describe('registration in Chromium', { concurrency: false }, () => {
     assert.match(JSON.stringify(await again.json()), /already linked/i, 'the refusal says why in words');
   });
 
+  step('registering and the queue work at phone width', async () => {
+    const phone = { width: 390, height: 844 };
+    const overflow = (page) => page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    const p = await person('0x' + randomBytes(32).toString('hex'), { viewport: phone });
+    await signIn(p.page);
+    await p.page.waitForSelector('h1:text("Register")', { timeout: T });
+    await registerPractitioner(p.page, { ...OTHER, given: 'Lee', family: 'Okoro', licence: '1000000020' });
+    assert.ok((await overflow(p.page)) <= 1, 'no sideways scrolling on Register at phone width');
+    await shot(p.page, 'phone-register');
+    await p.page.click('#reg-submit');
+    await p.page.waitForSelector('#request-status:text("Waiting for the clinic")', { timeout: T });
+    assert.ok((await overflow(p.page)) <= 1, 'no sideways scrolling on Your request at phone width');
+
+    const { page } = admin;
+    await page.setViewportSize(phone);
+    await route(page, 'requests');
+    await page.click('#queue-show');
+    await page.waitForSelector(request('Dr. Lee Okoro'), { timeout: T });
+    assert.ok((await overflow(page)) <= 1, 'no sideways scrolling in the queue at phone width');
+    await shot(page, 'phone-admin-queue');
+    await route(page, 'practitioners');
+    await page.waitForSelector('.pract-item', { timeout: T });
+    assert.ok((await overflow(page)) <= 1, 'no sideways scrolling in the practitioners at phone width');
+    await page.setViewportSize({ width: 1100, height: 860 });
+  });
+
   step('keeps everything on the gateway: no CSP violation, no outside request, no PHI in URLs', async () => {
     assert.deepEqual(H.problems, []);
     for (const u of H.urls) {
       // (a practitioner's name is the care directory's, searched by patients: not PHI)
-      for (const phi of ['Haddad', 'Noor', '1990-07-21', 'noor.haddad', 'Vance', '1984-11-02', 'MRN-7712', 'Biopsy', 'biopsy', DOCTOR.licence]) {
+      for (const phi of ['Haddad', 'Noor', '1990-07-21', 'noor.haddad', 'Vance', '1984-11-02', 'MRN-7712', 'Okoro', 'Biopsy', 'biopsy', DOCTOR.licence]) {
         assert.ok(!decodeURIComponent(u).includes(phi), `PHI "${phi}" in a URL: ${u}`);
       }
     }

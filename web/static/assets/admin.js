@@ -55,7 +55,7 @@ async function renderRequests(main, ctx) {
     }
     clear(more, res.next ? button('Show more', () => busy(more.firstChild, () => load(res.next)), { class: 'btn' }) : null);
   };
-  const show = button('Show', () => busy(show, () => load()), { class: 'btn', id: 'queue-show' });
+  const show = button('Show', () => busy(show, () => { clear(outcome); return load(); }), { class: 'btn', id: 'queue-show' });
   main.append(
     h('div', { class: 'filters' }, field('Show', status), field('Who', kind), show),
     outcome, section('Requests', list, more));
