@@ -243,3 +243,45 @@ describe('raw JSON scanner', () => {
     assert.deepEqual(bundleResourceTexts('{"resourceType":"Bundle"}'), []);
   });
 });
+
+describe('registration words', () => {
+  // Every refusal of the registration API the portal can meet, in the
+  // sentence it shows (ApiError as api.js builds it: status, friendly, detail).
+  it('says each refusal in plain words', async () => {
+    const { refusal } = await import('../static/assets/register.js');
+    const { ApiError } = await import('../static/assets/api.js');
+    const cases = [
+      ['submit', 409, 'you already have a request waiting; withdraw it first', /^You already have a request waiting\. Withdraw it first/],
+      ['submit', 403, 'this wallet is already linked to a record: sign in again to use it, or ask the clinic if you think this is wrong', /^This wallet is already linked to a record/],
+      ['submit', 429, 'This wallet has made 20 registration requests, the most one wallet may make.', /too many registration requests\. Ask the clinic/],
+      ['submit', 429, 'The clinic has too many registration requests waiting to be checked.', /^The clinic has too many requests waiting/],
+      ['verify', 409, 'this wallet is already linked to another record: a wallet speaks for one person only', /^This person's wallet is already linked to another record/],
+      ['verify', 409, 'the registration request is being changed by someone else; try again', /^Someone else is changing this request/],
+      ['verify', 422, 'there is no such Practitioner record', /^That practitioner's record no longer exists/],
+      ['submit', 400, 'name.family: at most 100 characters', /^Some of the information could not be accepted: name\.family: at most 100 characters\. Correct it/],
+      ['withdraw', 403, 'not your request', /^Only the person who sent a request can withdraw it\.$/],
+      ['verify', 422, "no single record with that number and birth date: check the number in the clinic's own files", /^No single record has that record number and the birth date in the request\./],
+      ['verify', 409, 'this record is already linked to another wallet; if that wallet was lost, verify again with replaceWallet set to replace it', /already linked to another wallet\. If the person lost that wallet/],
+      ['reject', 409, 'this request was verified already; it cannot be rejected now', /^This request was already handled/],
+      ['verify', 409, 'this request was verified in another way; reload it', /^This request was already handled/],
+      ['verify', 403, 'administrators only', /^Only an administrator of this gateway may do this\.$/],
+      ['list', 404, 'not found', /^This request or record was not found/],
+      ['deactivate', 401, 'your session has ended: ...', /^Your session has ended\. Please sign in again\.$/],
+    ];
+    for (const [action, status, detail, want] of cases) {
+      const got = refusal(new ApiError(status, 'generic words', detail), action);
+      assert.match(got, want, `${action} ${status}`);
+      assert.doesNotMatch(got, /OperationOutcome|\bHTTP\b|undefined/, `${action} ${status}: plain words`);
+    }
+  });
+
+  it('says a request\'s state, with one full stop after the administrator\'s reason', async () => {
+    const { statusWords } = await import('../static/assets/register.js');
+    assert.equal(statusWords({ status: 'pending' })[2], 'Waiting for the clinic to check your details.');
+    assert.equal(statusWords({ status: 'verified' })[2], 'Verified: sign in again to start.');
+    assert.equal(statusWords({ status: 'withdrawn' })[2], 'Withdrawn.');
+    assert.equal(statusWords({ status: 'rejected', reason: 'Not in our files. Please call.' })[2], 'Not accepted: Not in our files. Please call.');
+    assert.equal(statusWords({ status: 'rejected', reason: 'Not in our files' })[2], 'Not accepted: Not in our files.');
+    assert.equal(statusWords({ status: 'rejected' })[2], 'Not accepted: no reason was given.');
+  });
+});

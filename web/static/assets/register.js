@@ -48,14 +48,19 @@ export function refusal(err, action) {
       return 'This wallet may not do this.';
     case 404: return 'This request or record was not found. It may have been handled already: reload the page.';
     case 409:
+      if (/someone else/.test(d)) return 'Someone else is changing this request right now. Try again in a moment.';
       if (action === 'submit') return 'You already have a request waiting. Withdraw it first if you want to send a new one.';
+      if (/linked to another record/.test(d)) return 'This person\'s wallet is already linked to another record, and a wallet speaks for one person only. Check that you chose the right request.';
       if (/wallet/.test(d) && action === 'verify') return 'That record is already linked to another wallet. If the person lost that wallet, tick "replaces a lost wallet" and verify again.';
       if (/not pending|already|handled|verified|rejected|withdrawn/.test(d)) return 'This request was already handled (verified, not accepted or withdrawn). Reload the page to see its state.';
       return `This could not be done now${err.detail ? `: ${err.detail}` : ''}. Reload the page and try again.`;
     case 422:
+      if (/no such practitioner/.test(d)) return 'That practitioner\'s record no longer exists. Reload the page and choose again.';
       if (action === 'verify') return 'No single record has that record number and the birth date in the request. Check the number in the clinic\'s own files.';
       return `This could not be done${err.detail ? `: ${err.detail}` : ''}.`;
-    case 429: return 'This wallet has sent too many registration requests. Ask the clinic to help you register.';
+    case 429:
+      if (/waiting/.test(d)) return 'The clinic has too many requests waiting to be checked. Please try again later, or contact the clinic.';
+      return 'This wallet has sent too many registration requests. Ask the clinic to help you register.';
   }
   return err.friendly;
 }
