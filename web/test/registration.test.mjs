@@ -188,11 +188,20 @@ describe('registration in Chromium', { concurrency: false }, () => {
     await registerPractitioner(page, { ...OTHER, licence: '1000000012' });
     await page.click('#reg-submit');
     await page.waitForSelector('#request-status:text("Waiting for the clinic")', { timeout: T });
+    const focused = () => page.evaluate(() => document.activeElement?.id || document.activeElement?.textContent || '');
     await page.click('#withdraw');
     await page.waitForSelector('text=Withdraw this request? The clinic will not see it any more.');
+    assert.equal(await focused(), 'withdraw-no', '"Keep it" has the focus');
+    await page.keyboard.press('Escape'); // keeps the request
+    await page.waitForSelector('#withdraw');
+    assert.equal(await focused(), 'withdraw');
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('#withdraw-yes');
     await shot(page, '06b-withdraw-confirm');
-    await page.click('#withdraw-yes');
+    await page.focus('#withdraw-yes');
+    await page.keyboard.press('Enter');
     await page.waitForSelector('text=Your request is withdrawn.', { timeout: T });
+    assert.match(await focused(), /Your request is withdrawn/, 'the focus goes to what happened');
     await page.waitForSelector('#request-status:text("Withdrawn.")');
     await page.waitForSelector('text=Earlier requests');
   });

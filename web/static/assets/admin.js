@@ -4,7 +4,7 @@
 // person who lost their wallet their record back. Every action is an
 // AuditEvent on the gateway; the page says each outcome in words.
 import { h, clear, field, notice, badge, button, busy, fmtDateTime, shortHex, uid } from './ui.js';
-import { registration, refusal, statusWords, assertedList, historyList, personName, KIND_WORDS } from './register.js';
+import { registration, refusal, statusWords, assertedList, historyList, personName, outcome as tell, KIND_WORDS } from './register.js';
 
 export const adminPages = {
   requests: { title: 'Requests', render: renderRequests },
@@ -144,8 +144,8 @@ function decision(ctx, r, name, outcome, reload, practitionerList) {
           : `Verified: ${name}'s wallet is now linked to the clinic's record ${b.body.clinicNumber}${b.body.replaceWallet ? ' (the lost wallet no longer works)' : ''}. They can sign in again now.`)
         : (b.what === 'new' ? `Verified: ${name} is now a practitioner on this gateway and can sign in again. Patients can now share records with them.`
           : `Verified: the new wallet now signs in to ${b.label}'s record; the lost wallet no longer works.`);
-      clear(outcome, notice('ok', words));
       await reload();
+      tell(outcome, 'ok', words);
     } catch (e) {
       clear(msg, notice('error', refusal(e, 'verify')));
     }
@@ -155,9 +155,10 @@ function decision(ctx, r, name, outcome, reload, practitionerList) {
     clear(msg);
     if (reason.value.trim().length < 3) { clear(msg, notice('error', 'Write the reason: the person sees it and can correct their request.')); reason.focus(); return; }
     try {
-      await registration.reject(ctx.session.token, r.id, reason.value.trim());
-      clear(outcome, notice('ok', `Not accepted: ${name}'s request was rejected. They see your reason: "${reason.value.trim()}".`));
+      const why = reason.value.trim();
+      await registration.reject(ctx.session.token, r.id, why);
       await reload();
+      tell(outcome, 'ok', `Not accepted: ${name}'s request was rejected. They see your reason: "${why}".`);
     } catch (e) {
       clear(msg, notice('error', refusal(e, 'reject')));
     }
@@ -214,15 +215,17 @@ function practitionerItem(ctx, x, outcome, reload) {
       if (reason.value.trim().length < 3) { clear(msg, notice('error', 'Write the reason: it is kept in the audit trail and the practitioner sees it.')); reason.focus(); return; }
       try {
         await registration[act](ctx.session.token, x.record, reason.value.trim());
-        clear(outcome, notice('ok', x.active
-          ? `${name} is deactivated: their sessions have ended and patients' sharing with them no longer counts.`
-          : `${name} is active again and can sign in.`));
         await reload();
+        tell(outcome, 'ok', x.active
+          ? `${name} is deactivated: their sessions have ended, and what patients shared with them opens nothing until you reactivate them.`
+          : `${name} is active again and can sign in.`);
       } catch (e) {
         clear(msg, notice('error', refusal(e, act)));
       }
     }), { class: x.active ? 'btn btn-danger pract-confirm' : 'btn btn-primary pract-confirm' });
-    const cancel = button('Cancel', () => { clear(actions, open); open.focus(); }, { class: 'btn btn-quiet' });
+    const close = () => { clear(actions, open); open.focus(); };
+    const cancel = button('Cancel', close, { class: 'btn btn-quiet' });
+    actions.addEventListener('keydown', (e) => { if (e.key === 'Escape' && actions.contains(cancel)) { e.preventDefault(); close(); } });
     clear(actions, h('div', { class: 'form inline-form' },
       field(x.active ? 'Why deactivate? (required)' : 'Why reactivate? (required)', reason, 'Kept in the audit trail; the practitioner sees it on their account page.'),
       h('div', { class: 'actions' }, go, cancel), msg));

@@ -65,6 +65,19 @@ export function refusal(err, action) {
   return err.friendly;
 }
 
+/**
+ * outcome shows what an action did in box and moves the focus there: the
+ * list the action came from is redrawn, and the focus must not fall back
+ * to the top of the page.
+ */
+export function outcome(box, kind, ...content) {
+  const n = notice(kind, ...content);
+  n.tabIndex = -1;
+  clear(box, n);
+  n.focus();
+  return n;
+}
+
 // ------------------------------------------------------------- words
 
 export const KIND_WORDS = { patient: 'Patient', practitioner: 'Practitioner' };
@@ -324,15 +337,19 @@ function requestCard(ctx, r, msg, reload, current) {
       const yes = button('Yes, withdraw it', () => busy(yes, async () => {
         try {
           await registration.withdraw(ctx.session.token, r.id);
-          clear(msg, notice('ok', 'Your request is withdrawn. You can send a new one from the Register page.'));
           await reload();
+          outcome(msg, 'ok', 'Your request is withdrawn. You can send a new one from the Register page.');
         } catch (e) {
           clear(msg, notice('error', refusal(e, 'withdraw')));
         }
       }), { class: 'btn btn-danger', id: 'withdraw-yes' });
-      const no = button('Keep it', () => { clear(actions, withdraw, refresh); withdraw.focus(); }, { class: 'btn btn-quiet', id: 'withdraw-no' });
-      clear(actions, h('div', { class: 'confirm', role: 'group', 'aria-label': 'Confirm the withdrawal' }, 'Withdraw this request? The clinic will not see it any more. ', yes, ' ', no));
-      yes.focus();
+      const close = () => { clear(actions, withdraw, refresh); withdraw.focus(); };
+      const no = button('Keep it', close, { class: 'btn btn-quiet', id: 'withdraw-no' });
+      const ask = h('div', { class: 'confirm', role: 'group', 'aria-label': 'Withdraw your request?' }, 'Withdraw this request? The clinic will not see it any more. ', yes, ' ', no);
+      // "Keep it" has the focus and Escape keeps it too, as for cancelling an appointment.
+      ask.addEventListener('keydown', (e) => { if (e.key === 'Escape') { e.preventDefault(); close(); } });
+      clear(actions, ask);
+      no.focus();
     }, { class: 'btn btn-danger', id: 'withdraw' });
     const refresh = button('Check again', () => busy(refresh, reload), { class: 'btn', id: 'request-refresh' });
     actions.append(withdraw, refresh);
