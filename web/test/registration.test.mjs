@@ -26,7 +26,7 @@ import { randomBytes } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fhir, DEV_KEYS, DEV_ADMIN_KEY } from './lib/fixtures.mjs';
+import { fhir, DEV_KEYS, DEV_ADMIN_KEY, CAIP10 } from './lib/fixtures.mjs';
 import { harness, waitFor, assertLabelled, route, sessionToken, tomorrow, T } from './lib/harness.mjs';
 import { checkPage } from './lib/a11y.mjs';
 
@@ -503,6 +503,20 @@ describe('registration in Chromium', { concurrency: false }, () => {
     await page.click('#signin');
     await page.waitForSelector('h1:text("My record")', { timeout: T });
     await page.waitForSelector(`text=${KNOWN.mrn}`);
+  });
+
+  step('a practitioner the clinic\'s EHR added but nobody verified is refused at sign-in, in words', async (t) => {
+    if (!EHR) { t.skip('no FHIRGATE_ADMIN_TOKEN'); return; }
+    const key = '0x' + randomBytes(32).toString('hex');
+    const p = await person(key);
+    const rec = await fhir(BASE, EHR, 'POST', 'Practitioner', {
+      resourceType: 'Practitioner', active: false, name: [{ prefix: ['Dr.'], given: ['Ines'], family: 'Moreau' }],
+      identifier: [{ system: CAIP10, value: `eip155:${info.chainId}:${p.wallet.address}` }],
+    });
+    assert.equal(rec.status, 201, rec.text);
+    await signIn(p.page, { expect: null });
+    await p.page.waitForSelector('[role="alert"]:has-text("Your practitioner account is not active: an administrator has not verified it yet, or deactivated it.")', { timeout: T });
+    await shot(p.page, '27-unverified-practitioner-signin');
   });
 
   // A tab left open on the Register page since before the verification:
