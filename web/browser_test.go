@@ -143,7 +143,7 @@ func TestBrowser(t *testing.T) {
 		requireOrSkip(t, "chromium is not installed (apt-get install chromium); the portal's browser tests need it")
 	}
 	node := nodeTools(t)
-	g := testgateway.Start(t, "", "--anchor-interval", "1s", "--eth-block-period", "1s")
+	g := testgateway.Start(t, "", "--anchor-interval", "1s", "--eth-block-period", "1s", "--regulators", walletRegulator)
 	origin := strings.TrimSuffix(g.Base, "/fhir")
 	admin := g.Token(t, "system/*.cruds "+policy.ScopeIdentityLinking) // creates the people and links their wallets
 	regulator := g.Token(t, "system/AuditEvent.rs", "--role", "regulator")
@@ -161,6 +161,7 @@ func TestBrowser(t *testing.T) {
 		"FHIRGATE_REGULATOR_TOKEN=" + regulator,
 		"FHIRGATE_CHROMIUM=" + chromium,
 		"FHIRGATE_SCREENSHOTS=" + shots,
+		"FHIRGATE_WALLET_REGULATOR=1", // REGULATOR_KEY of web/test/lib/fixtures.mjs signs in as regulator
 	}
 	defer func() {
 		if t.Failed() {
@@ -259,6 +260,11 @@ func TestStaticFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// walletRegulator is account (10) of the well-known test mnemonic
+// (REGULATOR_KEY in web/test/lib/fixtures.mjs): the browser tests' gateway
+// names it with --regulators, so a regulator signs in with a wallet too.
+const walletRegulator = "0xBcd4042DE499D14e55001CcbB24a551F3b954096"
 
 // identifierSystems are the identifier systems the portal names (licence
 // registers in the registration form): URIs that name, never loaded.

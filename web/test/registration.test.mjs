@@ -26,7 +26,7 @@ import { randomBytes } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fhir, DEV_KEYS, DEV_ADMIN_KEY, CAIP10 } from './lib/fixtures.mjs';
+import { fhir, DEV_KEYS, DEV_ADMIN_KEY, REGULATOR_KEY, CAIP10 } from './lib/fixtures.mjs';
 import { harness, waitFor, assertLabelled, route, sessionToken, tomorrow, T } from './lib/harness.mjs';
 import { checkPage } from './lib/a11y.mjs';
 
@@ -113,7 +113,7 @@ function step(name, fn) {
 describe('registration in Chromium', { concurrency: false }, () => {
   let info, doctor, other, patient, admin, relayOn;
   let applicantSession; // the patient's registration tab, kept for the last step
-  let reportId;
+  let reportId, uploadEvent;
 
   before(async () => { info = await H.open(); });
   after(() => H.close());
@@ -395,6 +395,23 @@ describe('registration in Chromium', { concurrency: false }, () => {
     await page.waitForSelector('#verdict[data-verdict="valid"]', { timeout: T });
     await page.fill('#reg-token', ''); // never in a screenshot
     await shot(page, '16-regulator-verifies-upload');
+    uploadEvent = ev.id;
+  });
+
+  step('a regulator signs in with a wallet and fetches the proof with that sign-in', async (t) => {
+    if (process.env.FHIRGATE_WALLET_REGULATOR !== '1') { t.skip('this gateway names no wallet regulator (web/browser_test.go does: --regulators)'); return; }
+    const { page } = await person(REGULATOR_KEY);
+    await signIn(page);
+    await page.waitForSelector('#account .who:has-text("Regulator")');
+    await page.waitForSelector('h1:text("Verify proofs")');
+    await page.click('a:has-text("Open the verification page")');
+    await page.waitForSelector('h1:text("Verify a proof")', { timeout: T });
+    await page.waitForSelector('text=Filled in from your sign-in as a regulator in this tab.');
+    await page.fill('#reg-ref', `AuditEvent/${uploadEvent}`);
+    await page.click('#fetch-proof');
+    await page.waitForSelector('text=Proof and record fetched', { timeout: T });
+    await page.click('#verify');
+    await page.waitForSelector('#verdict[data-verdict="valid"]', { timeout: T });
   });
 
   step('the administrator deactivates the doctor: the doctor\'s next click ends the session, and sign-in is refused', async () => {

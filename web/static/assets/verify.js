@@ -4,7 +4,7 @@
 // timeline of anchored checkpoints with consistency between neighbours.
 // Nothing is stored: the token, if used, lives in the form field only.
 import { h, clear, field, notice, errorNotice, badge, button, busy, fmtDateTime, shortHex, copyButton } from './ui.js';
-import { request, wellKnown, ApiError, outcomeText, friendlyStatus } from './api.js';
+import { request, wellKnown, ApiError, outcomeText, friendlyStatus, loadSession } from './api.js';
 import { parseProof, verifyProof, rootAt } from './proof.js';
 import { verifyConsistency } from './merkle.js';
 import { hexToBytes, utf8, RPC } from './eth.js';
@@ -49,6 +49,10 @@ async function init() {
 
   // fetch by reference with a regulator token
   const token = h('input', { type: 'password', id: 'reg-token', autocomplete: 'off', spellcheck: 'false' });
+  // A regulator who signed in to the portal with their wallet in this tab
+  // fetches with that sign-in (it lives in this tab's session storage).
+  const signedIn = loadSession();
+  if (signedIn?.role === 'regulator') token.value = signedIn.token;
   const ref = h('input', { type: 'text', id: 'reg-ref', placeholder: 'AuditEvent/123 or Patient/45/_history/2', spellcheck: 'false' });
   const fetchMsg = h('div', { 'aria-live': 'polite' });
   const fetchBtn = button('Fetch proof', () => busy(fetchBtn, async () => {
@@ -93,8 +97,8 @@ async function init() {
     h('section', { class: 'card' }, h('h2', null, '1. The proof'),
       field('Proof (JSON)', proofText, 'Paste the proof, or open the file below.'),
       field('Or open a proof file', proofFile),
-      h('details', { class: 'fetch' }, h('summary', null, 'Fetch a proof from this gateway with a regulator token'),
-        field('Regulator token', token, 'Kept in this field only; never stored.'),
+      h('details', { class: 'fetch', open: token.value ? true : null }, h('summary', null, 'Fetch a proof from this gateway with a regulator token'),
+        field('Regulator token', token, token.value ? 'Filled in from your sign-in as a regulator in this tab.' : 'Kept in this field only; never stored.'),
         field('Record reference', ref),
         h('div', { class: 'actions' }, fetchBtn), fetchMsg)),
     h('section', { class: 'card' }, h('h2', null, '2. The record (optional)'),

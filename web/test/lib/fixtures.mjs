@@ -23,6 +23,9 @@ export const DEV_KEYS = [
 /** DEV_ADMIN_KEY is dev account (9): an administrator on the embedded dev chain unless --admins names others. */
 export const DEV_ADMIN_KEY = DEV_KEYS[9];
 
+/** REGULATOR_KEY is account (10) of the same mnemonic: web/browser_test.go names it with --regulators. */
+export const REGULATOR_KEY = '0xf214f2b2cd398c806f84e317254e0f0b801d0643303237d97a22a48e01628897';
+
 export const CAIP10 = 'https://chainagnostic.org/CAIPs/caip-10';
 
 export async function fhir(base, token, method, path, body) {
