@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fhirgate/fhirgate/anchor"
@@ -62,8 +63,20 @@ func OpenTrail(ctx context.Context, e store.Engine) (*Trail, error) {
 // write stores events in one durable commit, each with its log leaf
 // unless noLog. It is never retried (store.Journal.Append).
 func (t *Trail) write(ctx context.Context, events []Event, noLog bool) error {
-	return t.Append(ctx, &entries{events: events, noLog: noLog})
+	es := &entries{events: events, noLog: noLog}
+	if !noLog {
+		bp := jsonBufs.Get().(*[]byte)
+		es.buf = (*bp)[:0]
+		defer func() { *bp = es.buf[:0]; jsonBufs.Put(bp) }()
+	}
+	return t.Append(ctx, es)
 }
+
+// jsonBufs holds the buffers events' JSON is written into to be hashed:
+// a search's event (its query, its entities) outgrows any fixed size, and
+// a buffer per commit was a tenth of the gateway's allocations under a
+// search load. Nothing keeps the bytes: the leaf is a copy.
+var jsonBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
 // entries are events to append.
 type entries struct {
@@ -89,9 +102,6 @@ func (es *entries) Entry(i int, id string, at time.Time, rec []byte, ref func(fa
 	}
 	if es.noLog {
 		return rec, nil
-	}
-	if es.buf == nil {
-		es.buf = make([]byte, 0, 1024) // an event's JSON fits: one allocation, not a growth per field
 	}
 	es.buf = e.appendJSON(es.buf[:0], id, at, ents)
 	return rec, anchor.NewLeaf("AuditEvent", id, 1, es.buf).Data()

@@ -256,6 +256,12 @@ func StartDev(ctx context.Context, cfg DevConfig) (*DevChain, error) {
 	ethCfg.TrieCleanCache = cfg.CacheMB / 4
 	ethCfg.TrieDirtyCache = cfg.CacheMB / 8
 	ethCfg.SnapshotCache = cfg.CacheMB / 8
+	// No log index (filter maps): the readers of this chain's logs (the
+	// consent follower, the anchor's watch) ask for the few blocks since
+	// they last looked, which geth answers from the blocks' blooms; the
+	// index copied a map at every block, a tenth of the gateway's
+	// allocations under a search load that anchors every few seconds.
+	ethCfg.LogNoHistory = true
 	// Hash scheme in archive mode: every block's state is written to the
 	// database as the block is inserted (and synced, see sealLocked), so a
 	// killed process reopens with all its blocks. go-ethereum's default, the
