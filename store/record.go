@@ -48,21 +48,60 @@ type Version struct {
 	// Compartments are the compartments the version belongs to, as
 	// "Patient/<id>" or "Practitioner/<id>": whose records it is part of.
 	Compartments []string
+	// Holds says whether the version holds unique names (wallets), when
+	// the write that made it said (Write.HoldsUnique): a reader may then
+	// know a record links no wallet without reading its body. Versions
+	// written before the store kept it are HoldsUnknown.
+	Holds Holds
 	// Body is the canonical JSON served for this version.
 	Body []byte
 }
 
 const recordFormat = 2
 
-const flagDeleted = 1
+const (
+	flagDeleted = 1
+	// flagHoldsKnown: the write said which unique names the version
+	// holds; flagHoldsSome: it holds at least one. (Readers of the store
+	// before these flags ignore them: only flagDeleted was ever tested.)
+	flagHoldsKnown = 2
+	flagHoldsSome  = 4
+)
+
+// Holds is what a version's writer said of its unique names.
+type Holds uint8
+
+// The values of Holds.
+const (
+	HoldsUnknown Holds = iota // written before the store kept it, or by a write that left names alone
+	HoldsNone                 // holds no unique name
+	HoldsSome                 // holds at least one
+)
+
+func holdsOf(f byte) Holds {
+	switch {
+	case f&flagHoldsKnown == 0:
+		return HoldsUnknown
+	case f&flagHoldsSome != 0:
+		return HoldsSome
+	}
+	return HoldsNone
+}
 
 var errCorrupt = errors.New("store: corrupt record")
 
 func flags(v *Version) byte {
+	var f byte
 	if v.Deleted {
-		return flagDeleted
+		f |= flagDeleted
 	}
-	return 0
+	switch v.Holds {
+	case HoldsNone:
+		f |= flagHoldsKnown
+	case HoldsSome:
+		f |= flagHoldsKnown | flagHoldsSome
+	}
+	return f
 }
 
 func appendString(b []byte, s string) []byte {
@@ -133,6 +172,7 @@ func decodeCurrent(typ, id string, b []byte) (Version, error) {
 	v := Version{
 		Type: typ, ID: id, VID: vid,
 		Deleted:     rest[0]&flagDeleted != 0,
+		Holds:       holdsOf(rest[0]),
 		LastUpdated: time.UnixMicro(int64(binary.BigEndian.Uint64(rest[1:9]))).UTC(),
 	}
 	if _, ok := readMeta(rest[9:], &v); !ok {
@@ -168,6 +208,7 @@ func decodeVersion(typ, id string, vid uint64, b []byte) (Version, error) {
 	v := Version{
 		Type: typ, ID: id, VID: vid,
 		Deleted:     b[1]&flagDeleted != 0,
+		Holds:       holdsOf(b[1]),
 		Method:      Method(b[2]),
 		LastUpdated: time.UnixMicro(ts).UTC(),
 	}

@@ -367,6 +367,10 @@ func (s *Store) addWrite(ctx context.Context, b *Batch, w *Write, feed *[]Unique
 		if err := s.holdUnique(ctx, b, v, w.Unique, feed, w.Prev == nil); err != nil {
 			return err
 		}
+		v.Holds = HoldsNone
+		if len(w.Unique) > 0 && !v.Deleted {
+			v.Holds = HoldsSome
+		}
 	}
 	b.Set(ck, encodeCurrent(v))
 	b.Set(versionKey(v.Type, v.ID, v.VID), encodeVersion(v))

@@ -311,6 +311,13 @@ func (s *Server) identityDiff(c *fiber.Ctx, prev *store.Version, w *store.Write)
 		// wallet (newVersion put them in w.Unique); no parse needed.
 		return identityChange{change: len(w.Unique) > 0}, nil
 	}
+	if prev.Holds == store.HoldsNone && len(w.Unique) == 0 {
+		// Neither version links a wallet (the store knows it of the
+		// previous one), so no identity field changes (a Practitioner's
+		// active flag is one only when a wallet is linked): no read of
+		// the previous body, no parse of either.
+		return identityChange{}, nil
+	}
 	body := prev.Body
 	if body == nil {
 		v, err := s.store.Version(c.UserContext(), prev.Type, prev.ID, prev.VID)
