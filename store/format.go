@@ -12,7 +12,15 @@ import (
 // when a change makes data written by the new code unreadable by the old
 // (or the reverse), so that a gateway never serves or corrupts a store it
 // does not understand.
-const FormatVersion = 1
+//
+// Format 2 adds two flag bits to the current and version records (what a
+// write said of the unique names a version holds: Version.Holds). A
+// format-1 gateway would decode and re-encode such a record without them,
+// so its commits' conditions on the current record would never match: it
+// must not run on a format-2 store. Format-1 data is format-2 data
+// (records without the bits are HoldsUnknown), so a format-1 store is
+// upgraded in place at open.
+const FormatVersion = 2
 
 // formatKey holds the store's format version, in decimal.
 var formatKey = []byte{tagMeta, 'f', 'o', 'r', 'm', 'a', 't'}
@@ -21,16 +29,17 @@ var formatKey = []byte{tagMeta, 'f', 'o', 'r', 'm', 'a', 't'}
 var ErrFormat = errors.New("unknown store format")
 
 // CheckFormat is called at every open of an engine: on a store without a
-// format version (new, or written before versions existed: format 1) it
-// writes FormatVersion; on one with another version it refuses with
-// ErrFormat, naming both versions. Concurrent first opens (several
+// format version (new, or written before versions existed: format 1) or
+// in format 1 it writes FormatVersion; on one with another version it
+// refuses with ErrFormat, naming both versions. Concurrent first opens (several
 // replicas on one new Redis) agree: the write is conditional.
 func CheckFormat(ctx context.Context, e Engine) error {
 	for range 3 {
 		b, err := e.Get(ctx, formatKey)
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, ErrNotFound) || err == nil && string(b) == "1" {
+			// New, or format 1: stamp (upgrade to) this format.
 			batch := Batch{}
-			batch.Require(formatKey, nil)
+			batch.Require(formatKey, b)
 			batch.Set(formatKey, []byte(strconv.Itoa(FormatVersion)))
 			err = e.Apply(ctx, &batch)
 			if errors.Is(err, ErrConflict) {

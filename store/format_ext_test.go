@@ -11,8 +11,8 @@ import (
 )
 
 // TestCheckFormat: the first open stamps the format version; later opens
-// accept it; a newer or unreadable version is refused with a message
-// naming it.
+// accept it; format 1 is upgraded; a newer or unreadable version is
+// refused with a message naming it.
 func TestCheckFormat(t *testing.T) {
 	ctx := context.Background()
 	db, err := pebble.New(ctx, pebble.Config{Dir: t.TempDir(), CacheBytes: 1 << 20})
@@ -25,10 +25,23 @@ func TestCheckFormat(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if v, err := db.Get(ctx, []byte("Mformat")); err != nil || string(v) != "1" {
+	if v, err := db.Get(ctx, []byte("Mformat")); err != nil || string(v) != "2" {
 		t.Fatalf("format key %q, %v", v, err)
 	}
-	for _, tc := range []struct{ stored, want string }{{"2", "newer"}, {"0", "is this a fhirgate store"}, {"x", "is this a fhirgate store"}} {
+	// A format-1 store (its records lack the holds flags, which format 2
+	// reads as unknown) is upgraded in place.
+	var up store.Batch
+	up.Set([]byte("Mformat"), []byte("1"))
+	if err := db.Apply(ctx, &up); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.CheckFormat(ctx, db); err != nil {
+		t.Fatalf("format 1: %v", err)
+	}
+	if v, err := db.Get(ctx, []byte("Mformat")); err != nil || string(v) != "2" {
+		t.Fatalf("format 1 upgraded to %q, %v", v, err)
+	}
+	for _, tc := range []struct{ stored, want string }{{"3", "newer"}, {"0", "is this a fhirgate store"}, {"x", "is this a fhirgate store"}} {
 		var b store.Batch
 		b.Set([]byte("Mformat"), []byte(tc.stored))
 		if err := db.Apply(ctx, &b); err != nil {
