@@ -3,7 +3,7 @@
 // practitioners (deactivate with a reason, reactivate), and how to give a
 // person who lost their wallet their record back. Every action is an
 // AuditEvent on the gateway; the page says each outcome in words.
-import { h, clear, field, notice, badge, button, busy, fmtDateTime, shortHex, uid } from './ui.js';
+import { h, clear, field, notice, complain, badge, button, busy, fmtDateTime, shortHex, uid } from './ui.js';
 import { registration, refusal, statusWords, assertedList, historyList, personName, outcome as tell, KIND_WORDS } from './register.js';
 
 export const adminPages = {
@@ -135,8 +135,13 @@ function decision(ctx, r, name, outcome, reload, practitionerList) {
   }
   const verify = button('Verify', () => busy(verify, async () => {
     clear(msg);
-    const b = body();
-    if (typeof b === 'string') { clear(msg, notice('error', b)); return; }
+    const b = body(); // a complaint has put the focus on the field to correct
+    if (typeof b === 'string') {
+      const f = document.activeElement;
+      if (f?.matches('input, select, textarea')) complain(msg, f, b);
+      else clear(msg, notice('error', b));
+      return;
+    }
     try {
       await registration.verify(ctx.session.token, r.id, b.body);
       const words = r.kind === 'patient'
@@ -153,7 +158,7 @@ function decision(ctx, r, name, outcome, reload, practitionerList) {
   const reason = h('textarea', { id: `${p}-reason`, class: 'reject-reason', rows: 2, maxlength: 500 });
   const reject = button('Reject', () => busy(reject, async () => {
     clear(msg);
-    if (reason.value.trim().length < 3) { clear(msg, notice('error', 'Write the reason: the person sees it and can correct their request.')); reason.focus(); return; }
+    if (reason.value.trim().length < 3) { complain(msg, reason, 'Write the reason: the person sees it and can correct their request.'); return; }
     try {
       const why = reason.value.trim();
       await registration.reject(ctx.session.token, r.id, why);
@@ -212,7 +217,7 @@ function practitionerItem(ctx, x, outcome, reload) {
     const reason = h('textarea', { id: uid('why'), rows: 2, maxlength: 500, class: 'pract-reason' });
     const msg = h('div', { 'aria-live': 'polite' });
     const go = button(x.active ? `Deactivate ${name}` : `Reactivate ${name}`, () => busy(go, async () => {
-      if (reason.value.trim().length < 3) { clear(msg, notice('error', 'Write the reason: it is kept in the audit trail and the practitioner sees it.')); reason.focus(); return; }
+      if (reason.value.trim().length < 3) { complain(msg, reason, 'Write the reason: it is kept in the audit trail and the practitioner sees it.'); return; }
       try {
         await registration[act](ctx.session.token, x.record, reason.value.trim());
         await reload();

@@ -198,9 +198,10 @@ function renderSignIn(message) {
   }
 
   clear(main,
-    message ? notice('info', message) : null,
     h('section', { class: 'hero' },
       h('h1', null, 'Your health records, your decision'),
+      // why the last session ended: next after the heading, where the focus lands
+      message ? notice('info', message) : null,
       h('p', { class: 'lead' }, 'See your records, book appointments, share test reports with the doctors you choose, and see everyone who looked at them. Your wallet is your key: no password.'),
       h('ol', { class: 'steps' },
         h('li', null, h('strong', null, 'Connect your wallet'), ' (for example MetaMask).'),

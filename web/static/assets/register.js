@@ -3,7 +3,7 @@
 // request"), and the words every refusal of these flows is shown in. A
 // request asks an administrator to create or link the person's record; it
 // gives the wallet nothing until the administrator verifies it.
-import { h, clear, field, notice, badge, button, busy, fmtDateTime, fmtDate, uid } from './ui.js';
+import { h, clear, field, notice, complain, badge, button, busy, fmtDateTime, fmtDate, uid } from './ui.js';
 import { request, ApiError } from './api.js';
 
 // ------------------------------------------------------------------ API
@@ -199,8 +199,10 @@ async function renderRegister(main, ctx) {
   const formBox = h('div', { id: 'reg-form' });
   kinds.addEventListener('change', () => {
     const k = kinds.querySelector('input:checked')?.value;
+    // The focus stays on the choice (arrow keys move between the two; the
+    // form follows it, next with Tab): moving it into the form would pull
+    // a keyboard user out of the group at the first arrow key.
     clear(formBox, k === 'patient' ? patientForm(ctx) : practitionerForm(ctx));
-    formBox.querySelector('input')?.focus();
   });
   main.append(section('Ask to be registered', kinds, formBox));
 }
@@ -213,8 +215,13 @@ function submitForm(ctx, form, submit, msg, body) {
     e.preventDefault();
     busy(submit, async () => {
       clear(msg);
-      const b = body();
-      if (typeof b === 'string') { clear(msg, notice('error', b)); return; }
+      const b = body(); // a complaint has put the focus on the field to correct
+      if (typeof b === 'string') {
+        const f = document.activeElement;
+        if (f !== submit && form.contains(f)) complain(msg, f, b);
+        else clear(msg, notice('error', b));
+        return;
+      }
       try {
         await registration.submit(ctx.session.token, b);
         location.hash = 'request';
@@ -351,7 +358,11 @@ function requestCard(ctx, r, msg, reload, current) {
       clear(actions, ask);
       no.focus();
     }, { class: 'btn btn-danger', id: 'withdraw' });
-    const refresh = button('Check again', () => busy(refresh, reload), { class: 'btn', id: 'request-refresh' });
+    // The card is redrawn: the focus goes to the request's state (read out), not to the page.
+    const refresh = button('Check again', () => busy(refresh, async () => {
+      await reload();
+      document.querySelector('#request-current .reg-status')?.focus();
+    }), { class: 'btn', id: 'request-refresh' });
     actions.append(withdraw, refresh);
   } else if (r.status === 'verified' && current && !unlinked) {
     actions.append(button('Sign in again', () => ctx.signInAgain(), { class: 'btn btn-primary', id: 'signin-again' }));
@@ -360,7 +371,7 @@ function requestCard(ctx, r, msg, reload, current) {
   }
   return h('section', { class: 'card reg-request', id: 'request-current', dataset: { status: r.status } },
     h('h2', null, `${KIND_WORDS[r.kind] || r.kind}: ${personName(r.asserted?.name)}`),
-    h('p', { class: 'reg-status' }, badge(k, t), ' ', h('span', { id: 'request-status' }, sentence)),
+    h('p', { class: 'reg-status', role: 'status', tabindex: -1 }, badge(k, t), ' ', h('span', { id: 'request-status' }, sentence)),
     r.status === 'verified' && !unlinked ? h('p', null, 'Your wallet is now linked to your record. Sign in again: the portal then opens your pages.') : null,
     h('p', { class: 'hint' }, `Sent ${fmtDateTime(r.submitted)}.`),
     h('h3', null, 'What you told us'), assertedList(r),

@@ -51,6 +51,29 @@ export function notice(kind, ...content) {
 }
 
 /**
+ * complain shows what is wrong with control in box (an alert) and puts the
+ * focus on control, which names the complaint as its description: the
+ * keyboard user is at the field to correct, and a screen reader reads the
+ * complaint with it (the alert itself comes after the form's buttons).
+ * The next input takes the mark away.
+ */
+export function complain(box, control, text) {
+  const n = notice('error', text);
+  n.id = uid('err');
+  clear(box, n);
+  const own = (control.getAttribute('aria-describedby') || '').split(' ').filter((x) => x && !x.startsWith('err-'));
+  control.setAttribute('aria-describedby', [...own, n.id].join(' '));
+  control.setAttribute('aria-invalid', 'true');
+  control.addEventListener('input', () => {
+    control.removeAttribute('aria-invalid');
+    control.setAttribute('aria-describedby', own.join(' '));
+    if (!own.length) control.removeAttribute('aria-describedby');
+  }, { once: true });
+  control.focus();
+  return n;
+}
+
+/**
  * errorNotice shows an error in plain words (err.friendly, after prefix),
  * with the server's or wallet's own words (err.detail) folded under
  * "Technical details": never the visible text.
