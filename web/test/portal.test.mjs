@@ -25,6 +25,7 @@ import { addressOf } from './lib/devwallet.mjs';
 import { setup, fhir, DEV_KEYS, CAIP10 } from './lib/fixtures.mjs';
 import { harness, waitFor, assertLabelled, route, tomorrow, T } from './lib/harness.mjs';
 import { checkPage, timings as a11yTimings } from './lib/a11y.mjs';
+import { keyboard } from './lib/keyboard.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const BASE = (process.env.FHIRGATE_URL || '').replace(/\/+$/, '').replace(/\/fhir$/, '');
@@ -528,33 +529,7 @@ describe('fhirgate portal in Chromium', { concurrency: false }, () => {
     });
     assert.equal(kim.status, 201, kim.text);
     const { page } = await person(key);
-    const kb = page.keyboard;
-
-    /** focused describes the focused element, and whether its focus ring is drawn. */
-    const focused = () => page.evaluate(() => {
-      const el = document.activeElement;
-      const cs = getComputedStyle(el);
-      const ring = el.matches(':focus-visible') && (cs.boxShadow !== 'none' || (cs.outlineStyle !== 'none' && parseFloat(cs.outlineWidth) > 0 && !/rgba\(.*, 0\)|transparent/.test(cs.outlineColor)));
-      return { tag: el.tagName, id: el.id, text: (el.getAttribute('aria-label') || el.textContent || '').trim().slice(0, 80), ring, inView: el.getBoundingClientRect().left >= 0 };
-    });
-    /** tabTo presses Tab (Shift+Tab when back) until the focused element matches selector; its focus must show. */
-    const tabTo = async (selector, { back = false, max = 60 } = {}) => {
-      for (let i = 0; i < max; i++) {
-        await kb.press(back ? 'Shift+Tab' : 'Tab');
-        if (await page.evaluate((sel) => document.activeElement?.matches(sel), selector)) {
-          const f = await focused();
-          assert.ok(f.ring, `no visible focus indicator on ${f.tag} "${f.text}"`);
-          return f;
-        }
-      }
-      throw new Error(`${selector} not reached with ${back ? 'Shift+Tab' : 'Tab'} (focus on ${JSON.stringify(await focused())})`);
-    };
-    /** openPage goes to a page through the menu: Shift+Tab back to its link, Enter; focus lands on the heading. */
-    const openPage = async (route, heading) => {
-      await tabTo(`nav a[href="#${route}"]`, { back: true });
-      await kb.press('Enter');
-      await page.waitForFunction((h) => document.activeElement?.tagName === 'H1' && document.activeElement.textContent === h, heading, { timeout: T });
-    };
+    const { kb, focused, tabTo, openPage } = keyboard(page); // lib/keyboard.mjs: every stop's focus ring is asserted
 
     await page.goto(`${BASE}/`);
     // The skip link comes first and shows when focused.

@@ -29,6 +29,7 @@ import { fileURLToPath } from 'node:url';
 import { fhir, DEV_KEYS, DEV_ADMIN_KEY, REGULATOR_KEY, CAIP10 } from './lib/fixtures.mjs';
 import { harness, waitFor, assertLabelled, route, sessionToken, tomorrow, T } from './lib/harness.mjs';
 import { checkPage } from './lib/a11y.mjs';
+import { keyboard } from './lib/keyboard.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const BASE = (process.env.FHIRGATE_URL || '').replace(/\/+$/, '').replace(/\/fhir$/, '');
@@ -580,11 +581,122 @@ describe('registration in Chromium', { concurrency: false }, () => {
     await page.setViewportSize({ width: 1100, height: 860 });
   });
 
+  // The same flows with the keyboard alone (no click, no fill: Tab,
+  // Shift+Tab, typing, Enter, Space, arrows), with wallets of this step
+  // only: every stop shows its focus ring (lib/keyboard.mjs), a new page
+  // puts the focus on its heading, and every outcome is announced where
+  // the keyboard user is (it has the focus, is the focused field's
+  // description, or comes next).
+  step('keyboard only: a practitioner and a patient register, the administrator verifies one and rejects the other', async () => {
+    const doc = { given: 'Ravi', family: 'Keyes', name: 'Dr. Ravi Keyes', qualification: 'MBBS', licence: '1000000038' };
+    const pat = { given: 'Ana', family: 'Lindqvist', name: 'Ana Lindqvist', birthDate: '1979-03-08', email: 'ana.lindqvist@example.org' };
+    const reason = 'We have no record of you: please bring an identity document to the front desk.';
+    const open = async (key) => keyboard((await person(key)).page);
+    /** signInKb: from the top of the portal, the skip link first, Tab to sign in, Enter; the focus lands on heading (ready: the page is drawn). */
+    const signInKb = async (k, heading, ready) => {
+      await k.kb.press('Tab');
+      assert.equal((await k.focused()).id, 'skip', 'the skip link comes first');
+      await k.tabTo('#signin');
+      await k.kb.press('Enter');
+      await k.onHeading(heading);
+      await k.page.waitForSelector(ready, { timeout: T });
+      await k.onHeading(heading);
+    };
+    const typeInto = async (k, selector, text) => { await k.tabTo(selector); await k.kb.type(text); };
+
+    // 1. A practitioner: "I am a practitioner" by arrow key, the form, a complaint, the request.
+    const d = await open('0x' + randomBytes(32).toString('hex'));
+    await d.page.goto(`${BASE}/`);
+    await signInKb(d, 'Register', '#kind-patient');
+    await d.tabTo('#kind-patient'); // nothing is chosen yet: Tab enters the group at its first choice
+    await d.kb.press('ArrowDown'); // moves to "I am a practitioner" and chooses it
+    await d.page.waitForSelector('#reg-practitioner');
+    assert.ok(await d.page.isChecked('#kind-practitioner'));
+    assert.equal((await d.focused()).id, 'kind-practitioner', 'the focus stays on the choice (the form follows it)');
+    await typeInto(d, '#reg-given', doc.given); // (the title "Dr." is chosen already)
+    await typeInto(d, '#reg-family', doc.family);
+    await typeInto(d, '#reg-qualification', doc.qualification);
+    await d.tabTo('#reg-licence');
+    await d.kb.press('Enter'); // no licence number yet
+    await d.announced('Write your licence number.');
+    assert.equal((await d.focused()).id, 'reg-licence', 'the complaint puts the focus on the field to correct');
+    await checkPage(d.page, 'reg-keyboard-complaint');
+    await d.kb.type(doc.licence);
+    await d.kb.press('Enter');
+    await d.onHeading('Your request');
+    await d.announced('Waiting for the clinic to check your details.');
+
+    // 2. A patient: Space chooses "I am a patient"; the date typed; Enter in the last field sends.
+    const p = await open('0x' + randomBytes(32).toString('hex'));
+    await p.page.goto(`${BASE}/`);
+    await signInKb(p, 'Register', '#kind-patient');
+    await p.tabTo('#kind-patient');
+    await p.kb.press('Space');
+    await p.page.waitForSelector('#reg-patient');
+    assert.equal((await p.focused()).id, 'kind-patient');
+    await typeInto(p, '#reg-given', pat.given);
+    await typeInto(p, '#reg-family', pat.family);
+    await p.tabTo('#reg-birth');
+    // The date field's order (day or month first) follows the browser's
+    // language: type it one way, and the other if it read wrongly.
+    const [y, m, dd] = pat.birthDate.split('-');
+    await p.kb.type(`${dd}${m}${y}`);
+    if (await p.page.inputValue('#reg-birth') !== pat.birthDate) {
+      await p.kb.press('Shift+Tab');
+      await p.kb.press('Shift+Tab');
+      await p.kb.type(`${m}${dd}${y}`);
+    }
+    assert.equal(await p.page.inputValue('#reg-birth'), pat.birthDate);
+    await typeInto(p, '#reg-email', pat.email);
+    await p.kb.press('Enter');
+    await p.onHeading('Your request');
+    await p.announced('Waiting for the clinic to check your details.');
+    await checkPage(p.page, 'reg-keyboard-request');
+
+    // 3. The administrator: verifies the practitioner (creates the record), then rejects the patient with a typed reason.
+    const a = await open(DEV_ADMIN_KEY);
+    await a.page.goto(`${BASE}/`);
+    await signInKb(a, 'Requests', request(doc.name));
+    await a.page.waitForSelector(request(pat.name));
+    await a.tabTo(`${request(doc.name)} button.verify`, { max: 200 }); // "Create the record" is chosen already
+    await a.kb.press('Enter');
+    await a.announced(`Verified: ${doc.name} is now a practitioner on this gateway`);
+    await a.page.waitForSelector(request(doc.name), { state: 'detached', timeout: T });
+    await a.tabTo(`${request(pat.name)} button.reject`, { max: 200 });
+    await a.kb.press('Enter'); // no reason yet
+    await a.announced('Write the reason: the person sees it');
+    assert.ok(await a.isFocused(`${request(pat.name)} textarea.reject-reason`), 'the complaint puts the focus on the reason');
+    await a.kb.type(reason);
+    await a.tabTo(`${request(pat.name)} button.reject`);
+    await a.kb.press('Enter');
+    await a.announced(`Not accepted: ${pat.name}'s request was rejected`);
+    await checkPage(a.page, 'reg-keyboard-admin');
+
+    // 4. The patient checks again: the reason, read out. The practitioner checks again: signed out
+    //    (the wallet now speaks for the record), told why next to the heading, and signs in again.
+    await p.tabTo('#request-refresh');
+    await p.kb.press('Enter');
+    await p.announced(`Not accepted: ${reason}`);
+    await d.tabTo('#request-refresh');
+    await d.kb.press('Enter');
+    const ended = await d.page.waitForSelector('h1:text("Your health records, your decision"), #request-status:text("Verified: sign in again to start.")', { timeout: T });
+    if (await ended.evaluate((el) => el.tagName === 'H1')) {
+      await d.onHeading('Your health records, your decision');
+      await d.announced('Your session has ended: the clinic verified your request');
+      await d.tabTo('#signin');
+    } else {
+      await d.announced('Verified: sign in again to start.');
+      await d.tabTo('#signin-again');
+    }
+    await d.kb.press('Enter');
+    await d.onHeading('My appointments');
+  });
+
   step('keeps everything on the gateway: no CSP violation, no outside request, no PHI in URLs', async () => {
     assert.deepEqual(H.problems, []);
     for (const u of H.urls) {
       // (a practitioner's name is the care directory's, searched by patients: not PHI)
-      for (const phi of ['Haddad', 'Noor', '1990-07-21', 'noor.haddad', 'Vance', '1984-11-02', 'MRN-7712', 'Okoro', 'Biopsy', 'biopsy', DOCTOR.licence]) {
+      for (const phi of ['Haddad', 'Noor', '1990-07-21', 'Lindqvist', '1979-03-08', 'noor.haddad', 'Vance', '1984-11-02', 'MRN-7712', 'Okoro', 'Biopsy', 'biopsy', DOCTOR.licence]) {
         assert.ok(!decodeURIComponent(u).includes(phi), `PHI "${phi}" in a URL: ${u}`);
       }
     }
