@@ -192,8 +192,12 @@ function renderSignIn(message) {
       signedInAt: Date.now(),
     };
     saveSession(session);
-    location.hash = role === 'applicant' ? await firstApplicantPage(session.token) : Object.keys(pagesFor(session))[0];
-    await render();
+    const target = '#' + (role === 'applicant' ? await firstApplicantPage(session.token) : Object.keys(pagesFor(session))[0]);
+    if (location.hash !== target) {
+      location.hash = target; // the hashchange handler draws the page once, and focuses it
+      return;
+    }
+    await render(); // same route as before: no hashchange, draw it here
     focusMain();
   }
 
