@@ -38,6 +38,24 @@ func newAuditedServer(t testing.TB, bodyLimit int) (*Server, string) {
 // audit trail and a running recorder, and returns its token key.
 func auditedServer(t testing.TB, cfg Config) (*Server, *auth.Key) {
 	t.Helper()
+	a := newAuditedParts(t)
+	s := New(a.config(cfg))
+	s.SetReady(true)
+	return s, a.key
+}
+
+// auditedParts are what an audited server is built on (two servers on
+// the same parts are two replicas of one gateway).
+type auditedParts struct {
+	db   *pebble.DB
+	st   *store.Store
+	rec  *audit.Recorder
+	repo *audit.Repository
+	key  *auth.Key
+}
+
+func newAuditedParts(t testing.TB) *auditedParts {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	db, err := pebble.New(ctx, pebble.Config{Dir: dir + "/store", CacheBytes: 8 << 20})
@@ -61,10 +79,13 @@ func auditedServer(t testing.TB, cfg Config) (*Server, *auth.Key) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Store, cfg.Verifier, cfg.BaseURL, cfg.Indexer, cfg.Audit, cfg.Recorded = st, auth.NewVerifier(key), "http://test/fhir", search.Extract, rec, repo
-	s := New(cfg)
-	s.SetReady(true)
-	return s, key
+	return &auditedParts{db: db, st: st, rec: rec, repo: repo, key: key}
+}
+
+// config completes cfg with the parts.
+func (a *auditedParts) config(cfg Config) Config {
+	cfg.Store, cfg.Verifier, cfg.BaseURL, cfg.Indexer, cfg.Audit, cfg.Recorded = a.st, auth.NewVerifier(a.key), "http://test/fhir", search.Extract, a.rec, a.repo
+	return cfg
 }
 
 // auditEvents returns the AuditEvents matching query, as the trail serves

@@ -14,14 +14,10 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/fhirgate/fhirgate/audit"
 	"github.com/fhirgate/fhirgate/auth"
 	"github.com/fhirgate/fhirgate/auth/siwe"
-	"github.com/fhirgate/fhirgate/fhir/search"
 	"github.com/fhirgate/fhirgate/policy"
 	"github.com/fhirgate/fhirgate/registration"
-	"github.com/fhirgate/fhirgate/store"
-	"github.com/fhirgate/fhirgate/store/pebble"
 )
 
 // regWorld is two gateway replicas (two Servers, each with its own
@@ -39,35 +35,13 @@ type regWorld struct {
 
 func newRegWorld(t *testing.T) *regWorld {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	db, err := pebble.New(ctx, pebble.Config{Dir: dir + "/store", CacheBytes: 8 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	trail, err := audit.OpenTrail(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	repo, err := audit.OpenRepository(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := store.New(db, store.Options{Shared: search.Shared, Virtual: map[string]store.Virtual{"AuditEvent": audit.Journals(trail, repo)}})
-	t.Cleanup(func() { st.Close() })
-	rec := audit.NewRecorder(trail, audit.Options{})
-	go rec.Run(ctx)
-	t.Cleanup(func() { rec.Close(ctx) })
-	key, err := auth.LoadOrCreateKey(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := newAuditedParts(t)
 	replica := func() *Server {
-		s := New(Config{Store: st, Verifier: auth.NewVerifier(key), BaseURL: "http://test/fhir", Indexer: search.Extract,
-			Audit: rec, Recorded: repo, Registration: registration.New(db, nil)})
+		s := New(a.config(Config{Registration: registration.New(a.db, nil)}))
 		s.SetReady(true)
 		return s
 	}
+	key := a.key
 	w := &regWorld{t: t, s: replica(), s2: replica(), key: key, tok: map[string]string{}}
 	w.mint("system", auth.Grant{Subject: "client/ehr", Scope: "system/*.cruds"})
 	w.mint("linker", auth.Grant{Subject: "client/mpi", Scope: "system/*.cruds " + policy.ScopeIdentityLinking})
