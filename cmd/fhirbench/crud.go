@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,11 @@ type crudConfig struct {
 	seed        int64
 	minimal     bool
 	serverPID   int
+	// updatePhone: each update sends the record's own body with its
+	// first phone number changed (an EHR's update of one field), instead
+	// of another Patient's body (every field, so every index value,
+	// changes).
+	updatePhone bool
 	// hook, if set, is called before (begin) and after each phase.
 	hook func(phase string, begin bool)
 	// afterRead, if set, runs right after the read phase (on the data
@@ -75,6 +81,7 @@ func runCRUD(cfg crudConfig, log io.Writer) ([]*Result, error) {
 	if len(ids) == 0 {
 		return []*Result{create}, errors.New("crud: the create phase created nothing; first error: " + create.FirstErr)
 	}
+	bodies := createdBodies(workers)
 	uris := make([][]byte, len(ids))
 	for i, id := range ids {
 		uris[i] = []byte(t.path + "/Patient/" + id)
@@ -101,11 +108,18 @@ func runCRUD(cfg crudConfig, log io.Writer) ([]*Result, error) {
 			k %= len(ids)
 		}
 		src := pool[(k+w.n)%len(pool)]
+		if cfg.updatePhone {
+			src = pool[bodies[k]]
+		}
 		w.buf = append(w.buf[:0], patientPrefix...)
 		w.buf = append(w.buf, `"id":"`...)
 		w.buf = append(w.buf, ids[k]...)
 		w.buf = append(w.buf, `",`...)
-		w.buf = append(w.buf, src[len(patientPrefix):]...)
+		if cfg.updatePhone {
+			w.buf = appendNewPhone(w.buf, src[len(patientPrefix):], w.id*1_000_000+w.n)
+		} else {
+			w.buf = append(w.buf, src[len(patientPrefix):]...)
+		}
 		return t.send(w, "PUT", uris[k], w.buf)
 	})
 	return append(results, update), nil
@@ -116,17 +130,48 @@ func runCRUD(cfg crudConfig, log io.Writer) ([]*Result, error) {
 // those created in the warm-up and after the measured window).
 func createOp(t *target, uri []byte, pool [][]byte, clients int) opFunc {
 	return func(w *worker) (int, error) {
-		body := pool[(w.id+w.n*clients)%len(pool)]
-		status, err := t.send(w, "POST", uri, body)
+		bi := (w.id + w.n*clients) % len(pool)
+		status, err := t.send(w, "POST", uri, pool[bi])
 		if err == nil && status == 201 {
 			id, err := idFromLocation(w.resp.Header.Peek("Location"), "Patient")
 			if err != nil {
 				return 0, err
 			}
 			w.ids = append(w.ids, id)
+			w.bodies = append(w.bodies, bi)
 		}
 		return status, err
 	}
+}
+
+// phoneValue starts the first phone number of a synthetic Patient.
+var phoneValue = []byte(`"telecom":[{"system":"phone","value":"`)
+
+// appendNewPhone appends body with the value of its first phone number
+// replaced by one made of n (body as it is if it has none).
+func appendNewPhone(buf, body []byte, n int) []byte {
+	i := bytes.Index(body, phoneValue)
+	if i < 0 {
+		return append(buf, body...)
+	}
+	i += len(phoneValue)
+	j := bytes.IndexByte(body[i:], '"')
+	if j < 0 {
+		return append(buf, body...)
+	}
+	buf = append(buf, body[:i]...)
+	buf = fmt.Appendf(buf, "+1 206-%03d-%04d", n/10000%1000, n%10000)
+	return append(buf, body[i+j:]...)
+}
+
+// createdBodies are the pool indexes of the bodies the ids of createdIDs
+// were created with, in the same order.
+func createdBodies(workers []*worker) []int {
+	var bs []int
+	for _, w := range workers {
+		bs = append(bs, w.bodies...)
+	}
+	return bs
 }
 
 // createdIDs are the ids the workers of a create phase created.

@@ -54,6 +54,7 @@ type worker struct {
 	firstErr  string
 	results   int64    // search: matching entries returned
 	ids       []string // create: ids of the created resources
+	bodies    []int    // create: the pool index of each one's body
 	state     any      // per-worker state of an operation
 }
 

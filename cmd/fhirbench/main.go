@@ -189,14 +189,18 @@ phase starts with -warmup that is not counted. Get a token with
 	pool := f.Int("pool", 4096, "distinct Patient bodies to cycle through")
 	minimal := f.Bool("minimal", false, "send Prefer: return=minimal on writes (default: the server returns the resource)")
 	pid := f.Int("pid", 0, "gateway process id, to report its CPU time per operation (optional)")
+	update := f.String("update", "body", "what an update changes: body (another Patient's body: every field and index value) or phone (the record's own body with its first phone number changed, as an EHR's update of one field)")
 	if err := f.parse(args); err != nil {
 		return err
 	}
 	if err := required(f, "base", "token"); err != nil {
 		return err
 	}
+	if *update != "body" && *update != "phone" {
+		return fmt.Errorf("crud: -update %q: body or phone", *update)
+	}
 	_, err := runCRUD(crudConfig{base: *base, token: *token, clients: *f.clients, warmup: *f.warmup, duration: *f.duration,
-		pool: *pool, seed: *f.seed, minimal: *minimal, serverPID: *pid}, stdout)
+		pool: *pool, seed: *f.seed, minimal: *minimal, serverPID: *pid, updatePhone: *update == "phone"}, stdout)
 	return err
 }
 
