@@ -340,20 +340,11 @@ func (s *Server) regWithdraw(c *fiber.Ctx) error {
 
 // POST /registration/{id}/reject {"reason":"..."}.
 func (s *Server) regReject(c *fiber.Ctx) error {
-	p := principal(c)
-	by, err := regDecider(p)
+	by, r, _, err := s.regToDecide(c)
 	if err != nil {
 		return err
 	}
-	ctx := c.UserContext()
-	id := c.Params("id")
-	r, _, err := s.cfg.Registration.Get(ctx, id)
-	if err != nil {
-		return regErr(err)
-	}
-	if by == registration.ByLinking && r.Kind != registration.Patient {
-		return errRegLinkerKind
-	}
+	ctx, id := c.UserContext(), r.ID
 	body, err := regBody(c)
 	if err != nil {
 		return err
@@ -381,6 +372,24 @@ func (s *Server) regReject(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(r)
+}
+
+// regToDecide is the request of the route's id, for a principal who may
+// decide it (regDecider; an identity-linking system, patients' requests
+// only), with who decides and its planned link.
+func (s *Server) regToDecide(c *fiber.Ctx) (string, *registration.Request, *registration.Link, error) {
+	by, err := regDecider(principal(c))
+	if err != nil {
+		return "", nil, nil, err
+	}
+	r, link, err := s.cfg.Registration.Get(c.UserContext(), c.Params("id"))
+	if err != nil {
+		return "", nil, nil, regErr(err)
+	}
+	if by == registration.ByLinking && r.Kind != registration.Patient {
+		return "", nil, nil, errRegLinkerKind
+	}
+	return by, r, link, nil
 }
 
 // regEvent records ev as done by the request's principal and names it in
@@ -414,20 +423,11 @@ var errNothingToName = errors.New("no history entry to name the event in")
 
 // POST /registration/{id}/verify.
 func (s *Server) regVerify(c *fiber.Ctx) error {
-	p := principal(c)
-	by, err := regDecider(p)
+	by, r, link, err := s.regToDecide(c)
 	if err != nil {
 		return err
 	}
-	ctx := c.UserContext()
-	id := c.Params("id")
-	r, link, err := s.cfg.Registration.Get(ctx, id)
-	if err != nil {
-		return regErr(err)
-	}
-	if by == registration.ByLinking && r.Kind != registration.Patient {
-		return errRegLinkerKind
-	}
+	ctx, id := c.UserContext(), r.ID
 	switch r.Status {
 	case registration.Verified:
 		return s.regFinish(c, r, link, false) // a retry: finish, create nothing new
