@@ -49,91 +49,73 @@ func (s *Server) exportRoutes(f fiber.Router) {
 	if s.cfg.Export == nil {
 		return
 	}
-	f.Get("/$export", s.exportKickoff(bulk.System))
-	f.Get("/Patient/$export", s.exportKickoff(bulk.Patient))
-	f.Get("/Group/:id/$export", s.exportKickoff(bulk.Group))
+	for _, r := range []struct {
+		path  string
+		level bulk.Level
+	}{{"/$export", bulk.System}, {"/Patient/$export", bulk.Patient}, {"/Group/:id/$export", bulk.Group}} {
+		f.Get(r.path, s.exportKickoff(r.level))
+		f.Post(r.path, s.exportKickoff(r.level))
+	}
 	f.Get("/$export-poll-status/:job", s.exportStatus)
 	f.Delete("/$export-poll-status/:job", s.exportCancel)
 }
 
-// exportParams are the kick-off parameters served; the others the IG
-// defines are refused (or, with Prefer: handling=lenient, ignored).
+// exportUnsupported are the kick-off parameters the IG defines that this
+// server refuses (or, with Prefer: handling=lenient, ignores).
 var exportUnsupported = []string{"_typeFilter", "_elements", "patient", "includeAssociatedData", "organizeOutputBy", "allowPartialManifests"}
+
+// exportValueTypes are the value[x] each parameter of the IG's
+// OperationDefinitions takes in a POST kick-off's Parameters body.
+var exportValueTypes = map[string]string{
+	"_outputFormat": "valueString", "_since": "valueInstant", "_type": "valueString",
+	"_typeFilter": "valueString", "patient": "valueReference", "includeAssociatedData": "valueCode",
+	"_elements": "valueString", "organizeOutputBy": "valueString", "allowPartialManifests": "valueBoolean",
+}
+
+// Bounds of one kick-off (docs/limits.md): the Parameters body of a POST,
+// and its parameters (every repetition counted).
+const (
+	maxExportBody   = 256 << 10
+	maxExportParams = 1000
+)
+
+// exportParam is one kick-off parameter: from the query string of a GET
+// or the Parameters body of a POST, the one list both are read from.
+type exportParam struct {
+	name, value string
+}
 
 func (s *Server) exportKickoff(level bulk.Level) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		n := noteOf(c)
 		n.interaction = "operation"
 		raw := string(c.Request().URI().QueryString())
-		n.query = strings.TrimPrefix(c.Path(), "/fhir/") + "?" + raw
+		n.query = strings.TrimPrefix(c.Path(), "/fhir/")
+		if raw != "" {
+			n.query += "?" + raw
+		}
 		if !preferAsync(c) {
 			return errorf(fiber.StatusBadRequest, "invalid", "a bulk export runs asynchronously: send the header Prefer: respond-async")
 		}
-		params, err := url.ParseQuery(raw)
-		if err != nil {
-			return errorf(fiber.StatusBadRequest, "invalid", "the query string is malformed")
+		post := c.Method() == fiber.MethodPost
+		params, err := exportQuery(raw, post)
+		if err == nil && post {
+			var body []exportParam
+			body, err = exportBody(c)
+			params = append(params, body...)
+			n.query = strings.TrimPrefix(c.Path(), "/fhir/") + "?" + exportParamsString(params)
 		}
-		lenient := prefer(c, "handling") == "lenient"
+		if err != nil {
+			return err
+		}
 		p := principal(c)
 		req := bulk.Request{Level: level, Base: s.base(c)}
 		req.URL = req.Base + strings.TrimPrefix(c.Path(), "/fhir")
 		if raw != "" {
 			req.URL += "?" + raw
 		}
-		for name, vs := range params {
-			switch name {
-			case "_outputFormat":
-				// A '+' in the query is a space once decoded.
-				switch f := strings.ReplaceAll(vs[0], " ", "+"); f {
-				case mimeNDJSON, "application/ndjson", "ndjson":
-				default:
-					return errorAt(fiber.StatusBadRequest, "not-supported", "_outputFormat",
-						"_outputFormat "+strconv.Quote(truncate(f, 64))+" is not supported: use application/fhir+ndjson (or application/ndjson, ndjson)")
-				}
-			case "_type":
-				for _, v := range vs {
-					for _, typ := range strings.Split(v, ",") {
-						typ = strings.TrimSpace(typ)
-						switch {
-						case !fhir.IsResourceType(typ):
-							return errorAt(fiber.StatusBadRequest, "invalid", "_type", "_type: unknown resource type "+strconv.Quote(truncate(typ, 64)))
-						case s.store.IsVirtual(typ):
-							return errorAt(fiber.StatusBadRequest, "not-supported", "_type",
-								"_type: "+typ+" is not exported; search it ("+typ+"?date=...)")
-						}
-						if err := policy.CheckScope(p, policy.SearchType, typ); err != nil {
-							return err
-						}
-						if !slices.Contains(req.Types, typ) {
-							req.Types = append(req.Types, typ)
-						}
-					}
-				}
-			case "_since":
-				t, err := time.Parse(time.RFC3339Nano, strings.ReplaceAll(vs[0], " ", "+"))
-				if err != nil {
-					return errorAt(fiber.StatusBadRequest, "invalid", "_since", "_since must be an instant such as 2026-01-02T03:04:05Z")
-				}
-				req.Since = t
-			case "_format":
-			default:
-				if lenient {
-					continue
-				}
-				what := "is not a parameter of $export"
-				if slices.Contains(exportUnsupported, name) {
-					what = "is not supported by this server"
-				}
-				return errorAt(fiber.StatusBadRequest, "not-supported", name,
-					"the parameter "+strconv.Quote(truncate(name, 64))+" "+what+" (send Prefer: handling=lenient to have it ignored)")
-			}
-		}
-		if level == bulk.Group {
-			members, err := s.groupMembers(c)
-			if err != nil {
-				return err
-			}
-			req.Members = members
+		if err := s.exportRequest(c, p, &req, params, post); err != nil {
+			return err
 		}
 		id, err := s.cfg.Export.Kickoff(c.UserContext(), p, req)
 		if errors.Is(err, bulk.ErrBusy) {
@@ -149,6 +131,199 @@ func (s *Server) exportKickoff(level bulk.Level) fiber.Handler {
 		return c.Status(fiber.StatusAccepted).Send(fhir.OperationOutcome(issue("information", "informational",
 			"the export has started; poll the Content-Location URL for its status")))
 	}
+}
+
+// exportQuery reads a kick-off's query string into parameters, in their
+// order. A POST takes its parameters in its body: its query string may
+// only hold _format.
+func exportQuery(raw string, post bool) ([]exportParam, error) {
+	var out []exportParam
+	for pair := range strings.SplitSeq(raw, "&") {
+		if pair == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		name, err1 := url.QueryUnescape(k)
+		value, err2 := url.QueryUnescape(v)
+		if err1 != nil || err2 != nil {
+			return nil, errorf(fiber.StatusBadRequest, "invalid", "the query string is malformed")
+		}
+		if post && name != "_format" {
+			return nil, errorAt(fiber.StatusBadRequest, "invalid", name,
+				"a POST kick-off takes its parameters in a Parameters body, not in the URL ("+strconv.Quote(truncate(name, 64))+")")
+		}
+		if len(out) == maxExportParams {
+			return nil, errorf(fiber.StatusBadRequest, "too-costly", "more than "+strconv.Itoa(maxExportParams)+" kick-off parameters")
+		}
+		out = append(out, exportParam{name, value})
+	}
+	return out, nil
+}
+
+// exportBody reads a POST kick-off's Parameters body (export.html: each
+// parameter with the value[x] its OperationDefinition gives it).
+func exportBody(c *fiber.Ctx) ([]exportParam, error) {
+	if err := requireBody(c, mimeFHIRJSON, mimeJSON); err != nil {
+		return nil, err
+	}
+	body := c.Body()
+	switch {
+	case len(body) == 0:
+		return nil, errorf(fiber.StatusBadRequest, "required", "a POST kick-off needs a Parameters body")
+	case len(body) > maxExportBody:
+		return nil, errorf(fiber.StatusRequestEntityTooLarge, "too-costly",
+			"the Parameters body is "+strconv.Itoa(len(body))+" bytes; at most "+strconv.Itoa(maxExportBody)+" are allowed")
+	}
+	var in struct {
+		ResourceType string                       `json:"resourceType"`
+		Parameter    []map[string]json.RawMessage `json:"parameter"`
+	}
+	if err := json.Unmarshal(body, &in); err != nil {
+		return nil, errorf(fiber.StatusBadRequest, "invalid", "the body is not a Parameters resource in JSON")
+	}
+	if in.ResourceType != "Parameters" {
+		return nil, errorAt(fiber.StatusBadRequest, "invalid", "resourceType", "the body of a POST kick-off is a Parameters resource")
+	}
+	if len(in.Parameter) > maxExportParams {
+		return nil, errorf(fiber.StatusBadRequest, "too-costly", "more than "+strconv.Itoa(maxExportParams)+" kick-off parameters")
+	}
+	out := make([]exportParam, 0, len(in.Parameter))
+	for i, m := range in.Parameter {
+		at := "Parameters.parameter[" + strconv.Itoa(i) + "]"
+		var name string
+		if err := json.Unmarshal(m["name"], &name); err != nil || name == "" {
+			return nil, errorAt(fiber.StatusBadRequest, "required", at+".name", "every parameter needs a name")
+		}
+		at += " (" + truncate(name, 64) + ")"
+		var kind string
+		var value json.RawMessage
+		for k, v := range m {
+			switch {
+			case k == "name" || k == "id" || k == "extension":
+			case strings.HasPrefix(k, "value") && kind == "":
+				kind, value = k, v
+			default:
+				return nil, errorAt(fiber.StatusBadRequest, "invalid", at,
+					"the parameter "+strconv.Quote(truncate(name, 64))+" has an element "+strconv.Quote(truncate(k, 64))+" a kick-off does not take")
+			}
+		}
+		want, known := exportValueTypes[name]
+		if known && kind != want {
+			return nil, errorAt(fiber.StatusBadRequest, "invalid", at,
+				"the parameter "+name+" takes a "+want)
+		}
+		var str string
+		var err error
+		switch kind {
+		case "valueReference":
+			var ref struct {
+				Reference string `json:"reference"`
+			}
+			err = json.Unmarshal(value, &ref)
+			str = ref.Reference
+		case "valueBoolean":
+			var b bool
+			err = json.Unmarshal(value, &b)
+			str = strconv.FormatBool(b)
+		default:
+			err = json.Unmarshal(value, &str)
+		}
+		if known && (err != nil || str == "") {
+			return nil, errorAt(fiber.StatusBadRequest, "invalid", at, "the parameter "+name+" has no valid "+want)
+		}
+		out = append(out, exportParam{name, str})
+	}
+	return out, nil
+}
+
+// exportParamsString is the parameters as a query string (the audit
+// trail's record of a POST kick-off).
+func exportParamsString(params []exportParam) string {
+	var b strings.Builder
+	for i, p := range params {
+		if i > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(url.QueryEscape(p.name))
+		b.WriteByte('=')
+		b.WriteString(url.QueryEscape(p.value))
+	}
+	return truncate(b.String(), 4096)
+}
+
+// exportRequest turns the kick-off's parameters into req, with the same
+// meaning and refusals whether they came by GET or POST.
+func (s *Server) exportRequest(c *fiber.Ctx, p *policy.Principal, req *bulk.Request, params []exportParam, post bool) error {
+	lenient := prefer(c, "handling") == "lenient"
+	seen := map[string]bool{}
+	for _, prm := range params {
+		name, v := prm.name, prm.value
+		once := func() error {
+			if seen[name] {
+				return errorAt(fiber.StatusBadRequest, "invalid", name, "the parameter "+name+" is given more than once")
+			}
+			seen[name] = true
+			return nil
+		}
+		switch name {
+		case "_outputFormat":
+			if err := once(); err != nil {
+				return err
+			}
+			// A '+' in the query is a space once decoded.
+			switch f := strings.ReplaceAll(v, " ", "+"); f {
+			case mimeNDJSON, "application/ndjson", "ndjson":
+			default:
+				return errorAt(fiber.StatusBadRequest, "not-supported", "_outputFormat",
+					"_outputFormat "+strconv.Quote(truncate(f, 64))+" is not supported: use application/fhir+ndjson (or application/ndjson, ndjson)")
+			}
+		case "_type":
+			for typ := range strings.SplitSeq(v, ",") {
+				typ = strings.TrimSpace(typ)
+				switch {
+				case !fhir.IsResourceType(typ):
+					return errorAt(fiber.StatusBadRequest, "invalid", "_type", "_type: unknown resource type "+strconv.Quote(truncate(typ, 64)))
+				case s.store.IsVirtual(typ):
+					return errorAt(fiber.StatusBadRequest, "not-supported", "_type",
+						"_type: "+typ+" is not exported; search it ("+typ+"?date=...)")
+				}
+				if err := policy.CheckScope(p, policy.SearchType, typ); err != nil {
+					return err
+				}
+				if !slices.Contains(req.Types, typ) {
+					req.Types = append(req.Types, typ)
+				}
+			}
+		case "_since":
+			if err := once(); err != nil {
+				return err
+			}
+			t, err := time.Parse(time.RFC3339Nano, strings.ReplaceAll(v, " ", "+"))
+			if err != nil {
+				return errorAt(fiber.StatusBadRequest, "invalid", "_since", "_since must be an instant such as 2026-01-02T03:04:05Z")
+			}
+			req.Since = t
+		case "_format":
+		default:
+			if lenient {
+				continue
+			}
+			what := "is not a parameter of $export"
+			if slices.Contains(exportUnsupported, name) {
+				what = "is not supported by this server"
+			}
+			return errorAt(fiber.StatusBadRequest, "not-supported", name,
+				"the parameter "+strconv.Quote(truncate(name, 64))+" "+what+" (send Prefer: handling=lenient to have it ignored)")
+		}
+	}
+	if req.Level == bulk.Group {
+		members, err := s.groupMembers(c)
+		if err != nil {
+			return err
+		}
+		req.Members = members
+	}
+	return nil
 }
 
 // preferAsync reports whether the Prefer header asks for respond-async.

@@ -118,7 +118,17 @@ func (w *exportWorld) open() {
 // call is one request through the handler stack, the body read out (a
 // download is streamed).
 func (w *exportWorld) call(who, method, uri string, headers ...string) (int, *fasthttp.ResponseHeader, []byte) {
+	return w.callBody(who, method, uri, "", headers...)
+}
+
+// callBody is call with a request body (a FHIR JSON one when not empty,
+// unless the headers name another Content-Type).
+func (w *exportWorld) callBody(who, method, uri, reqBody string, headers ...string) (int, *fasthttp.ResponseHeader, []byte) {
 	var req fasthttp.Request
+	if reqBody != "" {
+		req.Header.SetContentType("application/fhir+json")
+		req.SetBodyString(reqBody)
+	}
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
@@ -140,7 +150,28 @@ func (w *exportWorld) call(who, method, uri string, headers ...string) (int, *fa
 // kickoff starts an export as who and returns its status URL's path.
 func (w *exportWorld) kickoff(who, uri string) string {
 	w.t.Helper()
-	status, h, body := w.call(who, "GET", uri, "Prefer", "respond-async", "Accept", "application/fhir+json")
+	return w.kickoffWith(who, "GET", uri, "")
+}
+
+// kickoffPost starts an export as who with a POST of a Parameters body
+// holding params (name, value[x] as JSON, ...).
+func (w *exportWorld) kickoffPost(who, uri string, params ...string) string {
+	w.t.Helper()
+	return w.kickoffWith(who, "POST", uri, parametersBody(params...))
+}
+
+// parametersBody is a Parameters resource of (name, "valueX":json) pairs.
+func parametersBody(params ...string) string {
+	var ps []string
+	for i := 0; i+1 < len(params); i += 2 {
+		ps = append(ps, `{"name":"`+params[i]+`",`+params[i+1]+`}`)
+	}
+	return `{"resourceType":"Parameters","parameter":[` + strings.Join(ps, ",") + `]}`
+}
+
+func (w *exportWorld) kickoffWith(who, method, uri, reqBody string) string {
+	w.t.Helper()
+	status, h, body := w.callBody(who, method, uri, reqBody, "Prefer", "respond-async", "Accept", "application/fhir+json")
 	if status != 202 {
 		w.t.Fatalf("kick-off %s as %s: %d %s", uri, who, status, body)
 	}
@@ -488,4 +519,71 @@ func TestExportFails(t *testing.T) {
 		return
 	}
 	t.Fatal("the export neither completed nor failed")
+}
+
+// TestExportPostKickoff: a POST of a Parameters body starts the same
+// export a GET does, with the same refusals, and refuses what is
+// malformed naming the parameter.
+func TestExportPostKickoff(t *testing.T) {
+	w := newExportWorld(t, bulk.Config{})
+	obs := w.observation("system", w.patient, "posted")
+	status := w.kickoffPost("system", "/fhir/$export", "_type", `"valueString":"Observation"`,
+		"_outputFormat", `"valueString":"application/fhir+ndjson"`, "_since", `"valueInstant":"2000-01-01T00:00:00Z"`)
+	m := w.wait("system", status)
+	if m.Request != "http://test/fhir/$export" {
+		t.Errorf("manifest request %q", m.Request)
+	}
+	if got := refsOf(w.download("system", m)); !slices.Equal(got, []string{obs}) {
+		t.Errorf("POST export: %v, want %v", got, []string{obs})
+	}
+
+	async := []string{"Prefer", "respond-async"}
+	lenient := []string{"Prefer", "respond-async, handling=lenient"}
+	big := parametersBody("_type", `"valueString":"`+strings.Repeat("Patient,", 40_000)+`Patient"`)
+	tests := []struct {
+		name, uri, body string
+		headers         []string
+		status          int
+		want            []string // in the body
+	}{
+		{"unknown type", "/fhir/$export", parametersBody("_type", `"valueString":"Patient,Nonsense"`), async, 400, []string{"Nonsense", `"_type"`}},
+		{"since as a string", "/fhir/Patient/$export", parametersBody("_since", `"valueString":"2026-01-01T00:00:00Z"`), async, 400, []string{"_since", "valueInstant"}},
+		{"bad since", "/fhir/Patient/$export", parametersBody("_since", `"valueInstant":"yesterday"`), async, 400, []string{"_since"}},
+		{"since twice", "/fhir/$export", parametersBody("_since", `"valueInstant":"2026-01-01T00:00:00Z"`, "_since", `"valueInstant":"2026-01-01T00:00:00Z"`), async, 400, []string{"more than once"}},
+		{"bad format", "/fhir/$export", parametersBody("_outputFormat", `"valueString":"text/csv"`), async, 400, []string{"_outputFormat"}},
+		{"unknown parameter", "/fhir/$export", parametersBody("foo", `"valueString":"1"`), async, 400, []string{"foo", "not a parameter"}},
+		{"unknown parameter, lenient", "/fhir/$export", parametersBody("foo", `"valueString":"1"`, "_type", `"valueString":"Patient"`), lenient, 202, nil},
+		{"unsupported, lenient", "/fhir/$export", parametersBody("includeAssociatedData", `"valueCode":"LatestProvenanceResources"`), lenient, 202, nil},
+		{"unsupported", "/fhir/$export", parametersBody("includeAssociatedData", `"valueCode":"LatestProvenanceResources"`), async, 400, []string{"includeAssociatedData", "not supported"}},
+		{"no name", "/fhir/$export", `{"resourceType":"Parameters","parameter":[{"valueString":"Patient"}]}`, async, 400, []string{"parameter[0].name"}},
+		{"a part", "/fhir/$export", parametersBody("_type", `"part":[]`), async, 400, []string{"part"}},
+		{"two values", "/fhir/$export", parametersBody("_type", `"valueString":"Patient","valueCode":"Patient"`), async, 400, []string{"_type"}},
+		{"not Parameters", "/fhir/$export", `{"resourceType":"Patient"}`, async, 400, []string{"resourceType"}},
+		{"not JSON", "/fhir/$export", `{"resourceType":`, async, 400, []string{"Parameters"}},
+		{"no body", "/fhir/$export", "", async, 415, []string{"Content-Type"}},
+		{"parameters in the URL", "/fhir/$export?_type=Patient", parametersBody(), async, 400, []string{"Parameters body"}},
+		{"too big", "/fhir/$export", big, async, 413, []string{"at most"}},
+		{"no Prefer", "/fhir/$export", parametersBody(), nil, 400, []string{"respond-async"}},
+		{"group absent", "/fhir/Group/nope/$export", parametersBody(), async, 404, []string{"not found"}},
+		{"empty", "/fhir/Patient/$export", parametersBody(), async, 202, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, h, body := w.callBody("system", "POST", tt.uri, tt.body, tt.headers...)
+			if code != tt.status {
+				t.Errorf("%d %s, want %d", code, body, tt.status)
+			}
+			for _, want := range tt.want {
+				if !strings.Contains(string(body), want) {
+					t.Errorf("%s: no %q", body, want)
+				}
+			}
+			if code >= 400 && !strings.Contains(string(body), `"resourceType":"OperationOutcome"`) {
+				t.Errorf("not an OperationOutcome: %s", body)
+			}
+			if code == 202 { // done with it (the caller's bound on running exports)
+				w.call("system", "DELETE", strings.TrimPrefix(string(h.Peek("Content-Location")), "http://test"))
+			}
+		})
+	}
 }
