@@ -51,6 +51,9 @@ type Request struct {
 	// Members are the patients of the Group ("Patient/<id>"), for a group
 	// export.
 	Members []string `json:"members,omitempty"`
+	// Patients limits a Patient or Group export to these patients
+	// ("Patient/<id>", the patient parameter); empty: no limit.
+	Patients []string `json:"patients,omitempty"`
 	// Types limits the export to these types (_type); empty: every type
 	// the caller's scopes allow.
 	Types []string `json:"types,omitempty"`

@@ -34,6 +34,7 @@ type runner struct {
 	pats     map[string]bool // patients of the open block
 	count    int             // resources in buf
 	mem      map[string]bool // group members
+	only     map[string]bool // the patient parameter's patients; nil: all
 }
 
 // run exports job id from where its record says it stands, then audits
@@ -51,6 +52,12 @@ func (x *Exporter) run(ctx context.Context, id string, lease *store.Lease) error
 		r.mem = make(map[string]bool, len(j.Req.Members))
 		for _, m := range j.Req.Members {
 			r.mem[m] = true
+		}
+	}
+	if len(j.Req.Patients) > 0 {
+		r.only = make(map[string]bool, len(j.Req.Patients))
+		for _, p := range j.Req.Patients {
+			r.only[p] = true
 		}
 	}
 	start := time.Now()
@@ -129,7 +136,7 @@ func (r *runner) add(ctx context.Context, v *store.Version) error {
 	for _, c := range v.Compartments {
 		if strings.HasPrefix(c, "Patient/") {
 			pats = append(pats, c)
-			if j.Req.Level == Patient || r.mem[c] {
+			if (j.Req.Level == Patient || r.mem[c]) && (r.only == nil || r.only[c]) {
 				inScope = true
 			}
 		}

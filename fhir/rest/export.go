@@ -62,7 +62,7 @@ func (s *Server) exportRoutes(f fiber.Router) {
 
 // exportUnsupported are the kick-off parameters the IG defines that this
 // server refuses (or, with Prefer: handling=lenient, ignores).
-var exportUnsupported = []string{"_typeFilter", "_elements", "patient", "includeAssociatedData", "organizeOutputBy", "allowPartialManifests"}
+var exportUnsupported = []string{"_typeFilter", "_elements", "includeAssociatedData", "organizeOutputBy", "allowPartialManifests"}
 
 // exportValueTypes are the value[x] each parameter of the IG's
 // OperationDefinitions takes in a POST kick-off's Parameters body.
@@ -194,7 +194,6 @@ func exportBody(c *fiber.Ctx) ([]exportParam, error) {
 		if err := json.Unmarshal(m["name"], &name); err != nil || name == "" {
 			return nil, errorAt(fiber.StatusBadRequest, "required", at+".name", "every parameter needs a name")
 		}
-		at += " (" + truncate(name, 64) + ")"
 		var kind string
 		var value json.RawMessage
 		for k, v := range m {
@@ -210,7 +209,7 @@ func exportBody(c *fiber.Ctx) ([]exportParam, error) {
 		want, known := exportValueTypes[name]
 		if known && kind != want {
 			return nil, errorAt(fiber.StatusBadRequest, "invalid", at,
-				"the parameter "+name+" takes a "+want)
+				"the parameter "+strconv.Quote(name)+" takes a "+want)
 		}
 		var str string
 		var err error
@@ -229,7 +228,7 @@ func exportBody(c *fiber.Ctx) ([]exportParam, error) {
 			err = json.Unmarshal(value, &str)
 		}
 		if known && (err != nil || str == "") {
-			return nil, errorAt(fiber.StatusBadRequest, "invalid", at, "the parameter "+name+" has no valid "+want)
+			return nil, errorAt(fiber.StatusBadRequest, "invalid", at, "the parameter "+strconv.Quote(name)+" has no valid "+want)
 		}
 		out = append(out, exportParam{name, str})
 	}
@@ -256,6 +255,7 @@ func exportParamsString(params []exportParam) string {
 func (s *Server) exportRequest(c *fiber.Ctx, p *policy.Principal, req *bulk.Request, params []exportParam, post bool) error {
 	lenient := prefer(c, "handling") == "lenient"
 	seen := map[string]bool{}
+	var patients []string
 	for _, prm := range params {
 		name, v := prm.name, prm.value
 		once := func() error {
@@ -303,6 +303,19 @@ func (s *Server) exportRequest(c *fiber.Ctx, p *policy.Principal, req *bulk.Requ
 				return errorAt(fiber.StatusBadRequest, "invalid", "_since", "_since must be an instant such as 2026-01-02T03:04:05Z")
 			}
 			req.Since = t
+		case "patient":
+			switch {
+			case !post:
+				return errorAt(fiber.StatusBadRequest, "not-supported", "patient",
+					"the parameter patient is taken by a POST kick-off only (a Parameters body with valueReference Patient/<id>)")
+			case req.Level == bulk.System:
+				return errorAt(fiber.StatusBadRequest, "invalid", "patient",
+					"the parameter patient applies to Patient/$export and Group/[id]/$export, not to a system export")
+			case len(patients) == maxExportPatients:
+				return errorAt(fiber.StatusBadRequest, "too-costly", "patient",
+					"more than "+strconv.Itoa(maxExportPatients)+" patients; export a Group instead")
+			}
+			patients = append(patients, v)
 		case "_format":
 		default:
 			if lenient {
@@ -322,6 +335,52 @@ func (s *Server) exportRequest(c *fiber.Ctx, p *policy.Principal, req *bulk.Requ
 			return err
 		}
 		req.Members = members
+	}
+	for _, ref := range patients {
+		pid, ok := strings.CutPrefix(strings.TrimPrefix(ref, req.Base+"/"), "Patient/")
+		if !ok || !fhir.ValidID(pid) {
+			return errorAt(fiber.StatusBadRequest, "invalid", "patient",
+				"patient: "+strconv.Quote(truncate(ref, 80))+" is not a reference Patient/<id>")
+		}
+		ref = "Patient/" + pid
+		if slices.Contains(req.Patients, ref) {
+			continue
+		}
+		if err := s.exportablePatient(c, p, pid, req); err != nil {
+			return err
+		}
+		req.Patients = append(req.Patients, ref)
+	}
+	return nil
+}
+
+// maxExportPatients bounds the patient parameters of one kick-off (each
+// is a read and a decision before the export starts); more patients are
+// a Group's to name.
+const maxExportPatients = 500
+
+// exportablePatient answers the same for a patient that does not exist,
+// one the caller may not read and one outside the Group: nobody learns
+// from a kick-off that a record exists that they could not read.
+func (s *Server) exportablePatient(c *fiber.Ctx, p *policy.Principal, id string, req *bulk.Request) error {
+	ref := "Patient/" + id
+	refused := errorAt(fiber.StatusBadRequest, "not-found", "patient",
+		"patient: "+ref+" is not a patient this export can hold (no such patient, not one you may read, or not a member of the Group)")
+	v, err := s.store.Current(c.UserContext(), "Patient", id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return refused
+	case err != nil:
+		return err
+	case v.Deleted, req.Level == bulk.Group && !slices.Contains(req.Members, ref):
+		return refused
+	}
+	d := s.note(c, policy.Read, targetOf(&v), s.decider.Decide(p, policy.Read, targetOf(&v), policy.Glass{}))
+	switch {
+	case d.Unavailable:
+		return errConsentUnavailable
+	case !d.Allow:
+		return refused
 	}
 	return nil
 }

@@ -587,3 +587,87 @@ func TestExportPostKickoff(t *testing.T) {
 		})
 	}
 }
+
+// TestExportPatientParameter: patient (POST only) limits a Patient or
+// Group export to those patients; a patient the caller may not read gets
+// exactly the answer of one that does not exist.
+func TestExportPatientParameter(t *testing.T) {
+	w := newExportWorld(t, bulk.Config{})
+	mine := w.observation("system", w.patient, "mine")
+	w.observation("system", w.other, "other's")
+	foreign := w.create("other system", "Patient", `{"resourceType":"Patient","name":[{"family":"Ngata"}]}`)
+	async := []string{"Prefer", "respond-async"}
+	ref := func(r string) string { return `"valueReference":{"reference":"` + r + `"}` }
+
+	status := w.kickoffPost("system", "/fhir/Patient/$export", "patient", ref(w.patient), "patient", ref("http://test/fhir/"+w.patient))
+	got := refsOf(w.download("system", w.wait("system", status)))
+	want := []string{mine, w.patient}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("patient=%s: %v, want %v", w.patient, got, want)
+	}
+
+	// The refusal of an absent patient, the id aside, is every other's.
+	refusal := func(who, uri, patient string) string {
+		t.Helper()
+		code, _, body := w.callBody(who, "POST", uri, parametersBody("patient", ref(patient)), async...)
+		if code != 400 {
+			t.Fatalf("patient=%s as %s: %d %s, want 400", patient, who, code, body)
+		}
+		return strings.ReplaceAll(string(body), patient, "Patient/X")
+	}
+	absent := refusal("system", "/fhir/Patient/$export", "Patient/nope")
+	if !strings.Contains(absent, `"patient"`) {
+		t.Errorf("the refusal does not name the parameter: %s", absent)
+	}
+	group := w.create("system", "Group", `{"resourceType":"Group","type":"person","actual":true,"member":[{"entity":{"reference":"`+w.other+`"}}]}`)
+	for _, c := range []struct{ who, uri, patient string }{
+		{"system", "/fhir/Patient/$export", foreign},              // another client's, not granted
+		{"doctor", "/fhir/Patient/$export", w.patient},            // no consent
+		{"patient", "/fhir/Patient/$export", w.other},             // another patient
+		{"system", "/fhir/" + group + "/$export", w.patient},      // not a member
+		{"doctor", "/fhir/Patient/$export", "Patient/nope"},       // absent, for a practitioner
+		{"patient", "/fhir/Patient/$export", "Patient/nope-nope"}, // absent, for a patient
+	} {
+		if got := refusal(c.who, c.uri, c.patient); got != absent {
+			t.Errorf("patient=%s as %s at %s:\n%s\nwant the absent one's:\n%s", c.patient, c.who, c.uri, got, absent)
+		}
+	}
+
+	// Allowed: their own for a patient, a consented one for a
+	// practitioner, a member for a Group.
+	w.grant(w.patient, w.tokSubject("doctor"), "*.rs")
+	for _, c := range []struct{ who, uri, patient string }{
+		{"patient", "/fhir/Patient/$export", w.patient},
+		{"doctor", "/fhir/Patient/$export", w.patient},
+		{"system", "/fhir/" + group + "/$export", w.other},
+	} {
+		m := w.wait(c.who, w.kickoffPost(c.who, c.uri, "patient", ref(c.patient)))
+		for r, line := range w.download(c.who, m) {
+			if r != c.patient && !strings.Contains(line, c.patient) {
+				t.Errorf("patient=%s as %s: exported %s", c.patient, c.who, r)
+			}
+		}
+	}
+
+	many := make([]string, 0, 2*501)
+	for i := range 501 {
+		many = append(many, "patient", ref(fmt.Sprintf("Patient/p%d", i)))
+	}
+	for _, c := range []struct {
+		name, method, uri, body string
+		status                  int
+		want                    string
+	}{
+		{"in a GET", "GET", "/fhir/Patient/$export?patient=" + w.patient, "", 400, "POST"},
+		{"system level", "POST", "/fhir/$export", parametersBody("patient", ref(w.patient)), 400, "not to a system export"},
+		{"not a patient", "POST", "/fhir/Patient/$export", parametersBody("patient", ref(mine)), 400, "not a reference Patient/<id>"},
+		{"as a string", "POST", "/fhir/Patient/$export", parametersBody("patient", `"valueString":"`+w.patient+`"`), 400, "valueReference"},
+		{"too many", "POST", "/fhir/Patient/$export", parametersBody(many...), 400, "more than 500 patients"},
+	} {
+		code, _, body := w.callBody("system", c.method, c.uri, c.body, async...)
+		if code != c.status || !strings.Contains(string(body), c.want) || !strings.Contains(string(body), `patient`) {
+			t.Errorf("%s: %d %s, want %d with %q naming patient", c.name, code, body, c.status, c.want)
+		}
+	}
+}
