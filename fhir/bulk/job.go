@@ -57,6 +57,10 @@ type Request struct {
 	// Types limits the export to these types (_type); empty: every type
 	// the caller's scopes allow.
 	Types []string `json:"types,omitempty"`
+	// TypeFilters are the _typeFilter searches ("Type?params", checked
+	// at the kick-off): a resource of a type they name is exported only
+	// if it matches one of them.
+	TypeFilters []string `json:"typeFilters,omitempty"`
 	// Since keeps resources changed at or after it (_since); zero: all.
 	Since time.Time `json:"since,omitzero"`
 	// URL is the kick-off request as the manifest's request names it.

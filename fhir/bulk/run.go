@@ -35,6 +35,7 @@ type runner struct {
 	count    int             // resources in buf
 	mem      map[string]bool // group members
 	only     map[string]bool // the patient parameter's patients; nil: all
+	filters  []typeFilter    // the _typeFilter of the type being read; nil: none
 }
 
 // run exports job id from where its record says it stands, then audits
@@ -108,7 +109,11 @@ func (r *runner) export(ctx context.Context) error {
 	}
 	for j.TypeIdx < len(j.Types) {
 		typ := j.Types[j.TypeIdx]
-		err := r.x.st.EachAsOf(ctx, typ, j.After, j.TxTime, func(v *store.Version) error { return r.add(ctx, v) })
+		var err error
+		if r.filters, err = r.filtersOf(ctx, typ); err != nil {
+			return err
+		}
+		err = r.x.st.EachAsOf(ctx, typ, j.After, j.TxTime, func(v *store.Version) error { return r.add(ctx, v) })
 		if err != nil {
 			return err
 		}
@@ -150,6 +155,11 @@ func (r *runner) add(ctx context.Context, v *store.Version) error {
 	}
 	if !d.Allow {
 		return nil
+	}
+	if r.filters != nil {
+		if ok, err := matches(r.filters, v); !ok || err != nil {
+			return err
+		}
 	}
 	if j.Cur == nil {
 		j.Cur = &file{N: len(j.Files) + 1, Type: v.Type}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/fhirgate/fhirgate/fhir"
 	"github.com/fhirgate/fhirgate/fhir/bulk"
+	"github.com/fhirgate/fhirgate/fhir/search"
 	"github.com/fhirgate/fhirgate/policy"
 	"github.com/fhirgate/fhirgate/store"
 )
@@ -62,7 +63,7 @@ func (s *Server) exportRoutes(f fiber.Router) {
 
 // exportUnsupported are the kick-off parameters the IG defines that this
 // server refuses (or, with Prefer: handling=lenient, ignores).
-var exportUnsupported = []string{"_typeFilter", "_elements", "includeAssociatedData", "organizeOutputBy", "allowPartialManifests"}
+var exportUnsupported = []string{"_elements", "includeAssociatedData", "organizeOutputBy", "allowPartialManifests"}
 
 // exportValueTypes are the value[x] each parameter of the IG's
 // OperationDefinitions takes in a POST kick-off's Parameters body.
@@ -255,7 +256,7 @@ func exportParamsString(params []exportParam) string {
 func (s *Server) exportRequest(c *fiber.Ctx, p *policy.Principal, req *bulk.Request, params []exportParam, post bool) error {
 	lenient := prefer(c, "handling") == "lenient"
 	seen := map[string]bool{}
-	var patients []string
+	var patients, filters []string
 	for _, prm := range params {
 		name, v := prm.name, prm.value
 		once := func() error {
@@ -316,6 +317,11 @@ func (s *Server) exportRequest(c *fiber.Ctx, p *policy.Principal, req *bulk.Requ
 					"more than "+strconv.Itoa(maxExportPatients)+" patients; export a Group instead")
 			}
 			patients = append(patients, v)
+		case "_typeFilter":
+			if len(filters) == maxTypeFilters {
+				return errorAt(fiber.StatusBadRequest, "too-costly", "_typeFilter", "more than "+strconv.Itoa(maxTypeFilters)+" _typeFilter values")
+			}
+			filters = append(filters, v)
 		case "_format":
 		default:
 			if lenient {
@@ -327,6 +333,11 @@ func (s *Server) exportRequest(c *fiber.Ctx, p *policy.Principal, req *bulk.Requ
 			}
 			return errorAt(fiber.StatusBadRequest, "not-supported", name,
 				"the parameter "+strconv.Quote(truncate(name, 64))+" "+what+" (send Prefer: handling=lenient to have it ignored)")
+		}
+	}
+	for _, f := range filters {
+		if err := s.typeFilter(c, p, req, f, lenient); err != nil {
+			return err
 		}
 	}
 	if req.Level == bulk.Group {
@@ -350,6 +361,72 @@ func (s *Server) exportRequest(c *fiber.Ctx, p *policy.Principal, req *bulk.Requ
 			return err
 		}
 		req.Patients = append(req.Patients, ref)
+	}
+	return nil
+}
+
+// maxTypeFilters bounds the _typeFilter values of one kick-off: each is
+// a search every resource of its type is checked against.
+const maxTypeFilters = 32
+
+// typeFilterResults are search parameters that shape a search's answer,
+// not which resources match: nothing a _typeFilter can mean.
+var typeFilterResults = []string{"_count", "_sort", "_total", "_summary", "_elements", "_include", "_revinclude",
+	"_page", "_contained", "_containedType", "_format", "_pretty"}
+
+// typeFilter checks one _typeFilter (Type?search-parameters) as a search
+// of Type would be checked, and adds it to req. Its type must be one the
+// export reads (in _type when that is given). Chained parameters and _has
+// are refused: they would decide by resources the export does not read.
+func (s *Server) typeFilter(c *fiber.Ctx, p *policy.Principal, req *bulk.Request, f string, lenient bool) error {
+	refuse := func(status int, code, msg string) error {
+		return errorAt(status, code, "_typeFilter", "_typeFilter "+strconv.Quote(truncate(f, 100))+": "+msg)
+	}
+	typ, query, ok := strings.Cut(f, "?")
+	switch {
+	case !ok:
+		return refuse(fiber.StatusBadRequest, "invalid", "a _typeFilter is Type?search-parameters")
+	case len(f) > search.MaxQueryLength:
+		return refuse(fiber.StatusBadRequest, "too-costly", "longer than "+strconv.Itoa(search.MaxQueryLength)+" bytes")
+	case !fhir.IsResourceType(typ):
+		return refuse(fiber.StatusBadRequest, "invalid", "unknown resource type")
+	case len(req.Types) > 0 && !slices.Contains(req.Types, typ):
+		return refuse(fiber.StatusBadRequest, "invalid", typ+" is not one of the _type the export reads")
+	case s.store.IsVirtual(typ):
+		return refuse(fiber.StatusBadRequest, "not-supported", typ+" is not exported")
+	}
+	if err := policy.CheckScope(p, policy.SearchType, typ); err != nil {
+		return err
+	}
+	params, err := url.ParseQuery(query)
+	if err != nil {
+		return refuse(fiber.StatusBadRequest, "invalid", "the search parameters are malformed")
+	}
+	for key := range params {
+		name, _, _ := strings.Cut(key, ":")
+		if slices.Contains(typeFilterResults, name) {
+			return refuse(fiber.StatusBadRequest, "not-supported", key+" shapes a search's answer; a _typeFilter only selects")
+		}
+	}
+	q, err := search.ParseQuery(typ, params, search.Options{Base: req.Base, Strict: !lenient, Now: s.now()})
+	var se *search.Error
+	switch {
+	case errors.As(err, &se) && se.Limit:
+		return refuse(fiber.StatusBadRequest, "too-costly", se.Error())
+	case errors.As(err, &se):
+		return refuse(fiber.StatusBadRequest, "invalid", se.Error())
+	case err != nil:
+		return err
+	}
+	for _, cl := range q.Store.Clauses {
+		for _, pr := range cl.Preds {
+			if pr.Op == store.OpChain || pr.Op == store.OpHas {
+				return refuse(fiber.StatusBadRequest, "not-supported", "chained parameters and _has are not supported in a _typeFilter")
+			}
+		}
+	}
+	if !slices.Contains(req.TypeFilters, f) {
+		req.TypeFilters = append(req.TypeFilters, f)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -288,7 +289,8 @@ func TestExportKickoffRefusals(t *testing.T) {
 		{"unknown type", "system", "/fhir/$export?_type=Patient,Nonsense", async, 400, "Nonsense"},
 		{"audit trail", "system", "/fhir/$export?_type=AuditEvent", async, 400, "not exported"},
 		{"bad since", "system", "/fhir/Patient/$export?_since=yesterday", async, 400, "_since"},
-		{"typeFilter", "system", "/fhir/$export?_typeFilter=Observation%3Fstatus%3Dfinal", async, 400, "not supported"},
+		{"elements", "system", "/fhir/$export?_elements=id", async, 400, "not supported"},
+		{"patient in a GET", "system", "/fhir/Patient/$export?patient=Patient/x", async, 400, "POST"},
 		{"unknown parameter", "system", "/fhir/$export?foo=1", async, 400, "not a parameter"},
 		{"type beyond scope", "observer", "/fhir/$export?_type=Patient", async, 403, "scope"},
 		{"group absent", "system", "/fhir/Group/nope/$export", async, 404, "not found"},
@@ -298,9 +300,12 @@ func TestExportKickoffRefusals(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			code, _, body := w.call(tt.who, "GET", tt.uri, tt.headers...)
+			code, h, body := w.call(tt.who, "GET", tt.uri, tt.headers...)
 			if code != tt.status || !strings.Contains(string(body), tt.want) {
 				t.Errorf("%s: %d %s, want %d with %q", tt.uri, code, body, tt.status, tt.want)
+			}
+			if code == 202 { // done with it (the caller's bound on running exports)
+				w.call(tt.who, "DELETE", strings.TrimPrefix(string(h.Peek("Content-Location")), "http://test"))
 			}
 			if code >= 400 && !strings.Contains(string(body), `"resourceType":"OperationOutcome"`) {
 				t.Errorf("%s: not an OperationOutcome: %s", tt.uri, body)
@@ -669,5 +674,82 @@ func TestExportPatientParameter(t *testing.T) {
 		if code != c.status || !strings.Contains(string(body), c.want) || !strings.Contains(string(body), `patient`) {
 			t.Errorf("%s: %d %s, want %d with %q naming patient", c.name, code, body, c.status, c.want)
 		}
+	}
+}
+
+// TestExportTypeFilter: _typeFilter keeps, of the types it names, the
+// resources that match one of its searches (several for one type are
+// OR-ed); it is checked as a search is, at the kick-off.
+func TestExportTypeFilter(t *testing.T) {
+	w := newExportWorld(t, bulk.Config{})
+	a := w.observation("system", w.patient, "alpha")
+	b := w.observation("system", w.other, "beta")
+	w.observation("system", w.patient, "gamma")
+	cond := w.create("system", "Condition", `{"resourceType":"Condition","subject":{"reference":"`+w.patient+`"},"code":{"text":"flu"}}`)
+	enc := url.QueryEscape
+	tests := []struct {
+		name, uri string
+		want      []string
+	}{
+		{"one filter", "/fhir/$export?_type=Observation&_typeFilter=" + enc("Observation?code:text=alpha"), []string{a}},
+		{"OR-ed", "/fhir/$export?_type=Observation&_typeFilter=" + enc("Observation?code:text=alpha") + "&_typeFilter=" + enc("Observation?code:text=beta"), []string{a, b}},
+		{"two parameters AND-ed", "/fhir/$export?_type=Observation&_typeFilter=" + enc("Observation?code:text=alpha,beta&subject="+w.other), []string{b}},
+		{"an unfiltered type", "/fhir/$export?_type=Observation,Condition&_typeFilter=" + enc("Observation?code:text=beta"), []string{b, cond}},
+		{"no _type", "/fhir/Patient/$export?_typeFilter=" + enc("Patient?_id="+strings.TrimPrefix(w.other, "Patient/")) + "&_typeFilter=" + enc("Observation?code:text=none") + "&_typeFilter=" + enc("Condition?code:text=none"), []string{w.other}},
+		{"_lastUpdated", "/fhir/$export?_type=Condition&_typeFilter=" + enc("Condition?_lastUpdated=gt2000-01-01"), []string{cond}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := refsOf(w.download("system", w.wait("system", w.kickoff("system", tt.uri))))
+			slices.Sort(tt.want)
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("%s: %v, want %v", tt.uri, got, tt.want)
+			}
+		})
+	}
+	t.Run("POST", func(t *testing.T) {
+		m := w.wait("system", w.kickoffPost("system", "/fhir/$export", "_type", `"valueString":"Observation"`,
+			"_typeFilter", `"valueString":"Observation?code:text=gamma,alpha"`, "_typeFilter", `"valueString":"Observation?code:text=beta"`))
+		if got := w.download("system", m); len(got) != 3 {
+			t.Errorf("POST _typeFilter: %v", refsOf(got))
+		}
+	})
+
+	async := []string{"Prefer", "respond-async"}
+	refusals := []struct {
+		name, uri string
+		headers   []string
+		status    int
+		want      string
+	}{
+		{"unknown parameter", "/fhir/$export?_typeFilter=" + enc("Observation?nonsense=1"), async, 400, "nonsense"},
+		{"not in _type", "/fhir/$export?_type=Patient&_typeFilter=" + enc("Observation?status=final"), async, 400, "not one of the _type"},
+		{"unknown type", "/fhir/$export?_typeFilter=" + enc("Nonsense?status=final"), async, 400, "unknown resource type"},
+		{"no query", "/fhir/$export?_typeFilter=Observation", async, 400, "Type?search-parameters"},
+		{"bad value", "/fhir/$export?_typeFilter=" + enc("Observation?date=yesterday"), async, 400, "date"},
+		{"a result parameter", "/fhir/$export?_typeFilter=" + enc("Observation?_count=5"), async, 400, "_count"},
+		{"chained", "/fhir/$export?_typeFilter=" + enc("Observation?subject:Patient.name=Rivera"), async, 400, "chained"},
+		{"_has", "/fhir/$export?_typeFilter=" + enc("Patient?_has:Observation:subject:code=x"), async, 400, "_has"},
+		{"audit trail", "/fhir/$export?_typeFilter=" + enc("AuditEvent?subtype=read"), async, 400, "not exported"},
+		{"beyond scope", "/fhir/$export?_type=Observation&_typeFilter=" + enc("Patient?name=x"), async, 400, "not one of the _type"},
+		{"too many", "/fhir/$export" + strings.Repeat("&_typeFilter="+enc("Patient?name=x"), 33), async, 400, "more than 32"},
+		{"lenient: unknown search parameter ignored", "/fhir/$export?_type=Patient&_typeFilter=" + enc("Patient?nonsense=1"), []string{"Prefer", "respond-async, handling=lenient"}, 202, ""},
+	}
+	for _, tt := range refusals {
+		t.Run(tt.name, func(t *testing.T) {
+			code, h, body := w.call("system", "GET", strings.Replace(tt.uri, "$export&", "$export?", 1), tt.headers...)
+			if code != tt.status || !strings.Contains(string(body), tt.want) {
+				t.Errorf("%d %s, want %d with %q", code, body, tt.status, tt.want)
+			}
+			if code == 400 && !strings.Contains(string(body), `"expression":["_typeFilter"]`) {
+				t.Errorf("the refusal does not name _typeFilter: %s", body)
+			}
+			if code == 202 {
+				w.call("system", "DELETE", strings.TrimPrefix(string(h.Peek("Content-Location")), "http://test"))
+			}
+		})
+	}
+	if code, _, body := w.call("observer", "GET", "/fhir/$export?_typeFilter="+enc("Patient?name=x"), async...); code != 403 {
+		t.Errorf("a _typeFilter beyond the caller's scopes: %d %s", code, body)
 	}
 }
