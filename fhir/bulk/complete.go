@@ -28,7 +28,9 @@ type manifest struct {
 	Request             string         `json:"request"`
 	RequiresAccessToken bool           `json:"requiresAccessToken"`
 	Output              []manifestFile `json:"output"`
-	Error               []manifestFile `json:"error"`
+	// Deleted lists the files of deletions (an export with _since).
+	Deleted []manifestFile `json:"deleted,omitempty"`
+	Error   []manifestFile `json:"error"`
 }
 
 // auditBatch bounds the events of one audit commit.
@@ -49,8 +51,13 @@ func (r *runner) complete(ctx context.Context) error {
 		if f.Count == 0 {
 			continue
 		}
-		m.Output = append(m.Output, manifestFile{Type: f.Type, URL: fileURL(j.Req.Base, j.ID, f.N), Count: f.Count,
-			Extension: map[string]string{"sha256": f.SHA256}})
+		mf := manifestFile{Type: f.Type, URL: fileURL(j.Req.Base, j.ID, f.N), Count: f.Count,
+			Extension: map[string]string{"sha256": f.SHA256}}
+		if j.DelFrom > 0 && f.N >= j.DelFrom {
+			m.Deleted = append(m.Deleted, mf)
+		} else {
+			m.Output = append(m.Output, mf)
+		}
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)

@@ -320,7 +320,7 @@ func (x *Exporter) replace(ctx context.Context, raw []byte, j *job, lease *store
 	return b, x.e.Apply(ctx, &batch)
 }
 
-// purge deletes a job's blocks and patients, then its record (a job in
+// purge deletes a job's blocks, patients and deletions, then its record (a job in
 // state deleting; any replica may finish what another began).
 func (x *Exporter) purge(ctx context.Context, j *job) error {
 	var keys [][]byte
@@ -336,18 +336,20 @@ func (x *Exporter) purge(ctx context.Context, j *job) error {
 	if err := x.deleteKeys(ctx, keys); err != nil {
 		return err
 	}
-	p := store.PrefixRange(dataPrefix('p', j.ID))
-	for {
-		keys = keys[:0]
-		p.Limit = 1000
-		if err := x.e.Scan(ctx, p, func(k, _ []byte) bool { keys = append(keys, bytes.Clone(k)); return true }); err != nil {
-			return err
-		}
-		if len(keys) == 0 {
-			break
-		}
-		if err := x.deleteKeys(ctx, keys); err != nil {
-			return err
+	for _, tag := range []byte{'p', 'd'} {
+		p := store.PrefixRange(dataPrefix(tag, j.ID))
+		for {
+			keys = keys[:0]
+			p.Limit = 1000
+			if err := x.e.Scan(ctx, p, func(k, _ []byte) bool { keys = append(keys, bytes.Clone(k)); return true }); err != nil {
+				return err
+			}
+			if len(keys) == 0 {
+				break
+			}
+			if err := x.deleteKeys(ctx, keys); err != nil {
+				return err
+			}
 		}
 	}
 	var b store.Batch

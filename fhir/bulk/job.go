@@ -99,6 +99,11 @@ type job struct {
 	// Files are the completed files; Cur the one being written.
 	Files []file `json:"files,omitempty"`
 	Cur   *file  `json:"cur,omitempty"`
+	// DelFrom is the number of the first deleted file (a _since export
+	// lists deletions after its output files; 0: not begun); DelDone
+	// says they are all written.
+	DelFrom int  `json:"delFrom,omitempty"`
+	DelDone bool `json:"delDone,omitempty"`
 	// Manifest is the completion manifest, served as these bytes; its
 	// SHA-256 is in the export's AuditEvent.
 	Manifest    []byte `json:"manifest,omitempty"`
@@ -123,6 +128,7 @@ type file struct {
 //	'j' id                   -> the job record (JSON)
 //	'b' id 0x00 file block   -> one block of an NDJSON file (numbers 4 bytes big-endian)
 //	'p' id 0x00 ref          -> "" : a patient whose data the export holds
+//	'd' id 0x00 Type/id      -> "" : a deletion the export lists (_since)
 var prefix = store.ExtensionPrefix("bulk")
 
 func jobKey(id string) []byte { return append(append(append([]byte(nil), prefix...), 'j'), id...) }
@@ -142,6 +148,8 @@ func blockKey(id string, fileN, block int) []byte {
 }
 
 func patientKey(id, ref string) []byte { return append(dataPrefix('p', id), ref...) }
+
+func deletedKey(id, ref string) []byte { return append(dataPrefix('d', id), ref...) }
 
 // owns reports whether p may see job j: the principal who kicked it off
 // (same subject and role), or an administrator.

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,6 +37,7 @@ type runner struct {
 	mem      map[string]bool // group members
 	only     map[string]bool // the patient parameter's patients; nil: all
 	filters  []typeFilter    // the _typeFilter of the type being read; nil: none
+	dels     []string        // deletions of the open block ("Type/id"; _since)
 }
 
 // run exports job id from where its record says it stands, then audits
@@ -124,7 +126,56 @@ func (r *runner) export(ctx context.Context) error {
 			return err
 		}
 	}
-	return nil
+	return r.exportDeleted(ctx)
+}
+
+// deletedBatch is how many deletions one scan of exportDeleted reads, and
+// how many a block of the types' scan holds before it is committed.
+const deletedBatch = 1000
+
+// exportDeleted writes the deletions the types' scan kept (export with
+// _since) into the deleted files: one transaction Bundle per line, its
+// entry the DELETE of one resource (export.html#response---complete-status,
+// "deleted"). The files follow the output ones (from DelFrom); a resumed
+// run goes on after the last deletion committed (After).
+func (r *runner) exportDeleted(ctx context.Context) error {
+	j := r.j
+	if j.Req.Since.IsZero() || j.DelDone {
+		return nil
+	}
+	if err := r.wait(); err != nil { // the types' last block holds deletions
+		return err
+	}
+	if j.DelFrom == 0 {
+		j.DelFrom = len(j.Files) + 1
+	}
+	pre := dataPrefix('d', j.ID)
+	for {
+		rg := store.PrefixRange(pre)
+		if j.After != "" {
+			rg.Start = append(append(slices.Clone(pre), j.After...), 0)
+		}
+		rg.Limit = deletedBatch
+		var refs []string
+		if err := r.x.e.Scan(ctx, rg, func(k, _ []byte) bool {
+			refs = append(refs, string(k[len(pre):]))
+			return true
+		}); err != nil {
+			return err
+		}
+		for _, ref := range refs {
+			line := `{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"DELETE","url":` +
+				strconv.Quote(ref) + `}}]}`
+			if err := r.put(ctx, &store.Version{Type: "Bundle", ID: ref, Body: []byte(line)}, nil); err != nil {
+				return err
+			}
+		}
+		if len(refs) < deletedBatch {
+			break
+		}
+	}
+	j.DelDone, j.After = true, ""
+	return r.flush(ctx, true)
 }
 
 // add writes v to the open block if the caller may have it.
@@ -133,7 +184,8 @@ func (r *runner) add(ctx context.Context, v *store.Version) error {
 	if err := ctx.Err(); err != nil {
 		return err // stopping: the job stays for a takeover
 	}
-	if v.Deleted || (!j.Req.Since.IsZero() && v.LastUpdated.Before(j.Req.Since)) {
+	// A deletion is listed for an export with _since only (one after it).
+	if (v.Deleted && j.Req.Since.IsZero()) || (!j.Req.Since.IsZero() && v.LastUpdated.Before(j.Req.Since)) {
 		return nil
 	}
 	var pats []string
@@ -156,11 +208,32 @@ func (r *runner) add(ctx context.Context, v *store.Version) error {
 	if !d.Allow {
 		return nil
 	}
+	if v.Deleted {
+		// Listed if the caller could have had it: in scope and allowed
+		// (a tombstone keeps its compartments and creator); a _typeFilter
+		// cannot be checked on it (it has no body) and does not narrow it.
+		r.dels = append(r.dels, v.Type+"/"+v.ID)
+		for _, p := range pats {
+			r.pats[p] = true
+		}
+		j.After = v.ID
+		if len(r.dels) >= deletedBatch {
+			return r.flush(ctx, false)
+		}
+		return nil
+	}
 	if r.filters != nil {
 		if ok, err := matches(r.filters, v); !ok || err != nil {
 			return err
 		}
 	}
+	return r.put(ctx, v, pats)
+}
+
+// put appends v's body as a line of the open file (opening one) and
+// commits the block when it is full.
+func (r *runner) put(ctx context.Context, v *store.Version, pats []string) error {
+	j := r.j
 	if j.Cur == nil {
 		j.Cur = &file{N: len(j.Files) + 1, Type: v.Type}
 		r.h = sha256.New()
@@ -200,6 +273,14 @@ func (r *runner) flush(ctx context.Context, closeFile bool) error {
 		j.Cur.Bytes += int64(len(r.buf))
 		j.Written += int64(r.count)
 	}
+	if r.count == 0 {
+		for p := range r.pats { // of deletions only
+			ops = append(ops, store.Op{Key: patientKey(j.ID, p), Value: []byte{}})
+		}
+	}
+	for _, ref := range r.dels {
+		ops = append(ops, store.Op{Key: deletedKey(j.ID, ref), Value: []byte{}})
+	}
 	if j.Cur != nil {
 		if closeFile {
 			j.Cur.SHA256 = hex.EncodeToString(r.h.Sum(nil))
@@ -222,6 +303,7 @@ func (r *runner) flush(ctx context.Context, closeFile bool) error {
 	}
 	r.count = 0
 	clear(r.pats)
+	r.dels = r.dels[:0]
 	return nil
 }
 

@@ -192,8 +192,13 @@ type exportManifest struct {
 		Count     int
 		Extension struct{ SHA256 string }
 	} `json:"output"`
-	Error []any `json:"error"`
-	raw   []byte
+	Error   []any `json:"error"`
+	Deleted []struct {
+		Type, URL string
+		Count     int
+		Extension struct{ SHA256 string }
+	} `json:"deleted"`
+	raw []byte
 }
 
 // wait polls the status URL as who until the manifest comes.
@@ -751,5 +756,106 @@ func TestExportTypeFilter(t *testing.T) {
 	}
 	if code, _, body := w.call("observer", "GET", "/fhir/$export?_typeFilter="+enc("Patient?name=x"), async...); code != 403 {
 		t.Errorf("a _typeFilter beyond the caller's scopes: %d %s", code, body)
+	}
+}
+
+// TestExportDeleted: an export with _since lists, in its deleted files
+// (one transaction Bundle with one DELETE entry per line), the resources
+// deleted after _since that the caller could have had; hashed like the
+// output files, and each patient's trail records the export.
+func TestExportDeleted(t *testing.T) {
+	w := newExportWorld(t, bulk.Config{FileResources: 2})
+	del := func(who, ref string) {
+		t.Helper()
+		if code, _, body := w.call(who, "DELETE", "/fhir/"+ref); code != 200 && code != 204 {
+			t.Fatalf("delete %s as %s: %d %s", ref, who, code, body)
+		}
+	}
+	before := w.observation("system", w.patient, "deleted before")
+	del("system", before)
+	var gone []string
+	for i := range 3 {
+		gone = append(gone, w.observation("system", w.patient, fmt.Sprint("gone", i)))
+	}
+	othersGone := w.observation("system", w.other, "other's, gone")
+	foreign := w.observation("other system", w.patient, "another client's")
+	kept := w.observation("system", w.patient, "kept")
+	time.Sleep(5 * time.Millisecond)
+	since := time.Now().UTC().Format(time.RFC3339Nano)
+	time.Sleep(5 * time.Millisecond)
+	for _, r := range append(slices.Clone(gone), othersGone) {
+		del("system", r)
+	}
+	del("other system", foreign)
+	late := w.observation("system", w.patient, "created and deleted after")
+	del("system", late)
+
+	deleted := func(who string, m exportManifest) []string {
+		t.Helper()
+		var out []string
+		for _, f := range m.Deleted {
+			code, _, body := w.call(who, "GET", strings.TrimPrefix(f.URL, "http://test"))
+			if code != 200 || f.Type != "Bundle" {
+				t.Fatalf("deleted file %s (%s): %d %s", f.URL, f.Type, code, body)
+			}
+			if sum := sha256.Sum256(body); hex.EncodeToString(sum[:]) != f.Extension.SHA256 {
+				t.Errorf("deleted file %s: sha256 differs from the manifest's", f.URL)
+			}
+			lines := strings.Split(strings.TrimSuffix(string(body), "\n"), "\n")
+			if len(lines) != f.Count {
+				t.Errorf("deleted file %s: %d lines, count %d", f.URL, len(lines), f.Count)
+			}
+			for _, l := range lines {
+				var b struct {
+					ResourceType, Type string
+					Entry              []struct{ Request struct{ Method, URL string } }
+				}
+				if err := json.Unmarshal([]byte(l), &b); err != nil || b.ResourceType != "Bundle" || b.Type != "transaction" ||
+					len(b.Entry) != 1 || b.Entry[0].Request.Method != "DELETE" {
+					t.Fatalf("deleted line %q (%v)", l, err)
+				}
+				out = append(out, b.Entry[0].Request.URL)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+
+	m := w.wait("system", w.kickoff("system", "/fhir/$export?_type=Observation&_since="+since))
+	want := append(slices.Clone(gone), othersGone, late)
+	slices.Sort(want)
+	if got := deleted("system", m); !slices.Equal(got, want) {
+		t.Errorf("deleted: %v, want %v (not %s, deleted before _since, nor %s, not the caller's)", got, want, before, foreign)
+	}
+	if len(m.Deleted) != 3 { // at most 2 lines a file
+		t.Errorf("deleted files: %s", m.raw)
+	}
+	if got := refsOf(w.download("system", m)); len(got) != 0 {
+		t.Errorf("output after _since: %v (%s was written before)", got, kept)
+	}
+	sum := sha256.Sum256(m.raw)
+	evs := auditEvents(t, w.s, "patient="+w.other)
+	if !slices.ContainsFunc(evs, func(e map[string]any) bool {
+		d, _ := e["outcomeDesc"].(string)
+		return strings.Contains(d, hex.EncodeToString(sum[:]))
+	}) {
+		t.Errorf("the export of %s's deletion is not in their trail", w.other)
+	}
+
+	// A patient's own: their deletions, not the other patient's.
+	m = w.wait("patient", w.kickoff("patient", "/fhir/Patient/$export?_type=Observation&_since="+url.QueryEscape(since)))
+	want = append(slices.Clone(gone), late, foreign)
+	slices.Sort(want)
+	if got := deleted("patient", m); !slices.Equal(got, want) {
+		t.Errorf("the patient's deleted: %v, want %v", got, want)
+	}
+
+	// Without _since: no deleted list, and nothing deleted exported.
+	m = w.wait("system", w.kickoff("system", "/fhir/$export?_type=Observation"))
+	if m.Deleted != nil || strings.Contains(string(m.raw), `"deleted"`) {
+		t.Errorf("deleted without _since: %s", m.raw)
+	}
+	if got := refsOf(w.download("system", m)); !slices.Equal(got, []string{kept}) {
+		t.Errorf("output without _since: %v, want %v", got, []string{kept})
 	}
 }
