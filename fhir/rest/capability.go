@@ -127,7 +127,7 @@ func (s *Server) capabilityStatement(c *fiber.Ctx) *fhirjson.Value {
 			)))),
 			kv("description", str(s.securityDescription())),
 		)),
-		kv("resource", resourceCapabilities()),
+		kv("resource", s.resourceCapabilities()),
 		kv("interaction", codes("transaction", "batch", "history-system")),
 		kv("searchParam", fhirjson.Arr(
 			fhirjson.Obj(kv("name", str("_count")), kv("type", str("number"))),
@@ -139,6 +139,9 @@ func (s *Server) capabilityStatement(c *fiber.Ctx) *fhirjson.Value {
 			fhirjson.Obj(kv("name", str("_revinclude")), kv("type", str("string"))),
 		)),
 	)
+	if s.cfg.Export != nil {
+		rest.Set("operation", fhirjson.Arr(fhirjson.Obj(kv("name", str("export")), kv("definition", str(bulkDataIG+"/OperationDefinition/export")))))
+	}
 	cs := fhirjson.Obj(
 		kv("resourceType", str("CapabilityStatement")),
 		kv("status", str("active")),
@@ -151,7 +154,43 @@ func (s *Server) capabilityStatement(c *fiber.Ctx) *fhirjson.Value {
 		kv("patchFormat", fhirjson.Arr(str("application/json-patch+json"))),
 		kv("rest", fhirjson.Arr(rest)),
 	)
+	if s.cfg.Export != nil {
+		cs.Set("instantiates", fhirjson.Arr(str(bulkDataIG+"/CapabilityStatement/bulk-data")))
+	}
 	return &cs
+}
+
+// bulkDataIG is the canonical base of the Bulk Data Access IG, whose
+// export operations the server offers when it has an exporter.
+const bulkDataIG = "http://hl7.org/fhir/uv/bulkdata"
+
+// resourceCapabilities are the per-type entries, with the Bulk Data
+// export operations of Patient and Group when the exporter is configured.
+func (s *Server) resourceCapabilities() fhirjson.Value {
+	all := resourceCapabilities()
+	if s.cfg.Export == nil {
+		return all
+	}
+	all = all.Clone()
+	for i := range all.Items {
+		r := &all.Items[i]
+		def := ""
+		switch r.GetString("type") {
+		case "Patient":
+			def = "patient-export"
+		case "Group":
+			def = "group-export"
+		default:
+			continue
+		}
+		op := fhirjson.Obj(kv("name", str("export")), kv("definition", str(bulkDataIG+"/OperationDefinition/"+def)))
+		if ops := r.Get("operation"); ops != nil {
+			ops.Items = append(ops.Items, op)
+		} else {
+			r.Set("operation", fhirjson.Arr(op))
+		}
+	}
+	return all
 }
 
 func (s *Server) securityDescription() string {

@@ -859,3 +859,63 @@ func TestExportDeleted(t *testing.T) {
 		t.Errorf("output without _since: %v, want %v", got, []string{kept})
 	}
 }
+
+// TestExportCapabilityStatement: the CapabilityStatement instantiates the
+// Bulk Data IG's and lists its three export operations only when the
+// exporter is configured.
+func TestExportCapabilityStatement(t *testing.T) {
+	type op struct{ Name, Definition string }
+	var cs struct {
+		Instantiates []string
+		Rest         []struct {
+			Operation []op
+			Resource  []struct {
+				Type      string
+				Operation []op
+			}
+		}
+	}
+	read := func(s *Server) {
+		t.Helper()
+		res := serveWith(s, "GET", "/fhir/metadata", "", "", nil)
+		cs.Instantiates, cs.Rest = nil, nil
+		if err := json.Unmarshal(res.Body(), &cs); err != nil || res.StatusCode() != 200 || len(cs.Rest) != 1 {
+			t.Fatalf("metadata: %d %v %.300s", res.StatusCode(), err, res.Body())
+		}
+	}
+	opsOf := func(typ string) []op {
+		for _, r := range cs.Rest[0].Resource {
+			if r.Type == typ {
+				return r.Operation
+			}
+		}
+		return nil
+	}
+	const ig = "http://hl7.org/fhir/uv/bulkdata"
+	everything := op{"everything", "http://hl7.org/fhir/OperationDefinition/Patient-everything"}
+
+	read(newExportWorld(t, bulk.Config{}).s)
+	if !slices.Equal(cs.Instantiates, []string{ig + "/CapabilityStatement/bulk-data"}) {
+		t.Errorf("instantiates %v", cs.Instantiates)
+	}
+	if !slices.Equal(cs.Rest[0].Operation, []op{{"export", ig + "/OperationDefinition/export"}}) {
+		t.Errorf("rest.operation %v", cs.Rest[0].Operation)
+	}
+	if got := opsOf("Patient"); !slices.Equal(got, []op{everything, {"export", ig + "/OperationDefinition/patient-export"}}) {
+		t.Errorf("Patient operations %v", got)
+	}
+	if got := opsOf("Group"); !slices.Equal(got, []op{{"export", ig + "/OperationDefinition/group-export"}}) {
+		t.Errorf("Group operations %v", got)
+	}
+	if got := opsOf("Observation"); got != nil {
+		t.Errorf("Observation operations %v", got)
+	}
+
+	// Without an exporter: none of it (and the shared table is untouched).
+	read(newAccessWorld(t).s)
+	if cs.Instantiates != nil || cs.Rest[0].Operation != nil || opsOf("Group") != nil ||
+		!slices.Equal(opsOf("Patient"), []op{everything}) {
+		t.Errorf("without an exporter: instantiates %v, operation %v, Patient %v, Group %v",
+			cs.Instantiates, cs.Rest[0].Operation, opsOf("Patient"), opsOf("Group"))
+	}
+}
