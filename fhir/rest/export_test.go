@@ -70,6 +70,10 @@ func newExportWorld(t *testing.T, cfg bulk.Config) *exportWorld {
 	doc := w.create("system", "Practitioner", `{"resourceType":"Practitioner","active":true,"name":[{"family":"Santos"}]}`)
 	mint("patient", auth.Grant{Role: policy.RolePatient, FHIRUser: w.patient, Scope: "patient/*.cruds"})
 	mint("doctor", auth.Grant{Role: policy.RolePractitioner, FHIRUser: doc, Scope: "user/*.cruds"})
+	mint("other patient", auth.Grant{Role: policy.RolePatient, FHIRUser: w.other, Scope: "patient/*.cruds"})
+	nogrant := w.create("system", "Practitioner", `{"resourceType":"Practitioner","active":true,"name":[{"family":"Nash"}]}`)
+	mint("stranger", auth.Grant{Role: policy.RolePractitioner, FHIRUser: nogrant, Scope: "user/*.cruds"})
+	mint("regulator", auth.Grant{Subject: "client/reg", Role: policy.RoleRegulator, Scope: siwe.DefaultScopes[policy.RoleRegulator]})
 	return w
 }
 
@@ -917,5 +921,120 @@ func TestExportCapabilityStatement(t *testing.T) {
 		!slices.Equal(opsOf("Patient"), []op{everything}) {
 		t.Errorf("without an exporter: instantiates %v, operation %v, Patient %v, Group %v",
 			cs.Instantiates, cs.Rest[0].Operation, opsOf("Patient"), opsOf("Group"))
+	}
+}
+
+// TestExportRoles: what each kind of principal may kick off, and what it
+// gets: exactly what a search by it would return; and another
+// principal's job (status, files, cancel) answers everyone but its owner
+// and an administrator exactly as a job that does not exist.
+func TestExportRoles(t *testing.T) {
+	w := newExportWorld(t, bulk.Config{})
+	obsP := w.observation("system", w.patient, "patient's")
+	obsO := w.observation("system", w.other, "other's")
+	group := w.create("system", "Group", `{"resourceType":"Group","type":"person","actual":true,"member":[{"entity":{"reference":"`+w.patient+`"}},{"entity":{"reference":"`+w.other+`"}}]}`)
+	w.grant(w.patient, w.tokSubject("doctor"), "*.rs")
+	sorted := func(refs ...string) []string { slices.Sort(refs); return refs }
+	everyone := sorted(obsP, obsO, w.patient, w.other)
+	patients := sorted(obsP, w.patient)
+	others := sorted(obsO, w.other)
+	const types = "?_type=Observation,Patient"
+	levels := []string{"/fhir/$export" + types, "/fhir/Patient/$export" + types, "/fhir/" + group + "/$export" + types}
+	tests := []struct {
+		who    string
+		status [3]int      // per level: system, Patient, Group
+		want   [3][]string // the export when 202
+	}{
+		{"", [3]int{401, 401, 401}, [3][]string{}},
+		{"system", [3]int{202, 202, 202}, [3][]string{everyone, everyone, everyone}},
+		{"other system", [3]int{202, 202, 404}, [3][]string{nil, nil}},
+		// A member may read the Group (it is in their compartment): their
+		// own records only.
+		{"patient", [3]int{202, 202, 202}, [3][]string{patients, patients, patients}},
+		{"other patient", [3]int{202, 202, 202}, [3][]string{others, others, others}},
+		{"doctor", [3]int{202, 202, 404}, [3][]string{patients, patients}},
+		{"stranger", [3]int{202, 202, 404}, [3][]string{nil, nil}},
+		{"admin", [3]int{403, 403, 403}, [3][]string{}},
+		{"regulator", [3]int{403, 403, 403}, [3][]string{}},
+	}
+	async := []string{"Prefer", "respond-async"}
+	for _, tt := range tests {
+		for i, uri := range levels {
+			name := tt.who
+			if name == "" {
+				name = "anonymous"
+			}
+			for _, method := range []string{"GET", "POST"} {
+				t.Run(name+" "+method+" "+strings.TrimSuffix(uri, types), func(t *testing.T) {
+					u, params := uri, ""
+					if method == "POST" {
+						u, params = strings.TrimSuffix(uri, types), parametersBody("_type", `"valueString":"Observation,Patient"`)
+					}
+					code, h, body := w.callBody(tt.who, method, u, params, async...)
+					if code != tt.status[i] {
+						t.Fatalf("%d %s, want %d", code, body, tt.status[i])
+					}
+					if code != 202 {
+						if !strings.Contains(string(body), `"resourceType":"OperationOutcome"`) {
+							t.Errorf("not an OperationOutcome: %s", body)
+						}
+						return
+					}
+					status := strings.TrimPrefix(string(h.Peek("Content-Location")), "http://test")
+					if got := refsOf(w.download(tt.who, w.wait(tt.who, status))); !slices.Equal(got, tt.want[i]) {
+						t.Errorf("exported %v, want %v", got, tt.want[i])
+					}
+				})
+			}
+		}
+	}
+	// The Group another principal may not read is the absent one.
+	_, _, absentGroup := w.call("stranger", "GET", "/fhir/Group/nope/$export"+types, async...)
+	if _, _, b := w.call("stranger", "GET", levels[2], async...); !bytes.Equal(b, absentGroup) {
+		t.Errorf("a Group the practitioner may not read: %s, want %s", b, absentGroup)
+	}
+	// Without _type, a principal whose scopes reach no exported type gets
+	// an empty export (the audit trail is searched, not exported).
+	m := w.wait("regulator", w.kickoff("regulator", "/fhir/$export"))
+	if len(m.Output) != 0 {
+		t.Errorf("regulator's export: %s", m.raw)
+	}
+
+	// Someone else's job: the answers for one that does not exist.
+	status := w.kickoff("system", "/fhir/$export?_type=Observation")
+	m = w.wait("system", status)
+	file := strings.TrimPrefix(m.Output[0].URL, "http://test")
+	job := strings.TrimPrefix(status, "/fhir/$export-poll-status/")
+	const nojob = "0123456789abcdef0123456789abcdef"
+	for _, who := range []string{"other system", "patient", "other patient", "doctor", "stranger", "regulator"} {
+		for _, c := range []struct{ method, uri, absent string }{
+			{"GET", status, "/fhir/$export-poll-status/" + nojob},
+			{"GET", file, strings.Replace(file, job, nojob, 1)},
+			{"DELETE", status, "/fhir/$export-poll-status/" + nojob},
+		} {
+			code, _, body := w.call(who, c.method, c.uri)
+			acode, _, abody := w.call(who, c.method, c.absent)
+			if code != 404 || acode != 404 || !bytes.Equal(body, abody) {
+				t.Errorf("%s %s as %s: %d %s; absent: %d %s", c.method, c.uri, who, code, body, acode, abody)
+			}
+		}
+	}
+	for _, c := range []struct{ method, uri string }{{"GET", status}, {"GET", file}, {"DELETE", status}} {
+		if code, _, _ := w.call("", c.method, c.uri); code != 401 {
+			t.Errorf("%s %s without a token: %d", c.method, c.uri, code)
+		}
+	}
+	// An administrator sees every job (and may cancel it); the owner too.
+	if code, _, _ := w.call("admin", "GET", status); code != 200 {
+		t.Errorf("status as admin: %d", code)
+	}
+	if code, _, _ := w.call("system", "GET", file); code != 200 {
+		t.Errorf("download as the owner: %d", code)
+	}
+	if code, _, body := w.call("admin", "DELETE", status); code != 202 {
+		t.Errorf("cancel as admin: %d %s", code, body)
+	}
+	if code, _, _ := w.call("system", "GET", status); code != 404 {
+		t.Errorf("status after the admin's cancel: %d", code)
 	}
 }
