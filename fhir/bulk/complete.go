@@ -75,7 +75,7 @@ func (r *runner) complete(ctx context.Context) error {
 	j.Patients = n
 	j.State = stateComplete
 	j.Expires = r.x.cfg.Now().Add(r.x.cfg.Expiry)
-	return r.commit(ctx, nil)
+	return r.commit(ctx, nil, false)
 }
 
 // audit records the export's AuditEvents and returns how many patients

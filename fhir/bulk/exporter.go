@@ -246,12 +246,16 @@ func (x *Exporter) File(ctx context.Context, p *policy.Principal, id string, n i
 	}
 	f := j.Files[n-1]
 	write := func(w io.Writer) error {
+		var out []byte
 		for blk := range f.Blocks {
 			b, err := x.e.Get(ctx, blockKey(id, f.N, blk))
 			if err != nil {
 				return err // deleted meanwhile (cancelled or expired)
 			}
-			if _, err := w.Write(b); err != nil {
+			if out, err = decompress(f.Enc, out[:0], b); err != nil {
+				return err
+			}
+			if _, err := w.Write(out); err != nil {
 				return err
 			}
 		}

@@ -121,6 +121,10 @@ type file struct {
 	SHA256 string `json:"sha256,omitempty"` // hex, once complete
 	// Hash is the SHA-256 state of an open file (resumable).
 	Hash []byte `json:"hash,omitempty"`
+	// Enc is how its blocks are kept: "zstd" (each block one zstd frame),
+	// or "" (as served; jobs of gateways before blocks were compressed).
+	// Bytes, SHA256 and Hash are of the NDJSON as served.
+	Enc string `json:"enc,omitempty"`
 }
 
 // Keys under store.ExtensionPrefix("bulk"):

@@ -30,6 +30,7 @@ type runner struct {
 	h     hash.Hash
 	buf   []byte // the open block
 	spare []byte // the block of the commit in flight
+	z     []byte // the compressed block of the commit in flight (or the last)
 	// inflight ends with the result of the commit in flight.
 	inflight chan error
 	pats     map[string]bool // patients of the open block
@@ -235,7 +236,7 @@ func (r *runner) add(ctx context.Context, v *store.Version) error {
 func (r *runner) put(ctx context.Context, v *store.Version, pats []string) error {
 	j := r.j
 	if j.Cur == nil {
-		j.Cur = &file{N: len(j.Files) + 1, Type: v.Type}
+		j.Cur = &file{N: len(j.Files) + 1, Type: v.Type, Enc: encZstd}
 		r.h = sha256.New()
 	}
 	r.buf = append(r.buf, v.Body...)
@@ -263,7 +264,10 @@ func (r *runner) put(ctx context.Context, v *store.Version, pats []string) error
 func (r *runner) flush(ctx context.Context, closeFile bool) error {
 	j := r.j
 	var ops []store.Op
+	zip := false
 	if r.count > 0 {
+		// ops[0]: compressed by commit, off the reading goroutine.
+		zip = j.Cur.Enc == encZstd
 		ops = append(ops, store.Op{Key: blockKey(j.ID, j.Cur.N, j.Cur.Blocks), Value: r.buf})
 		for p := range r.pats {
 			ops = append(ops, store.Op{Key: patientKey(j.ID, p), Value: []byte{}})
@@ -298,7 +302,7 @@ func (r *runner) flush(ctx context.Context, closeFile bool) error {
 	if len(ops) == 0 && !closeFile {
 		return nil
 	}
-	if err := r.commit(ctx, ops); err != nil {
+	if err := r.commit(ctx, ops, zip); err != nil {
 		return err
 	}
 	r.count = 0
@@ -312,8 +316,8 @@ func (r *runner) flush(ctx context.Context, closeFile bool) error {
 // One commit is in flight at a time, each conditional on the record the
 // one before wrote, so they apply in order or not at all. The block
 // buffer in ops is not touched until the commit ended (two buffers take
-// turns).
-func (r *runner) commit(ctx context.Context, ops []store.Op) error {
+// turns). With zip, ops[0]'s value is compressed before it is written.
+func (r *runner) commit(ctx context.Context, ops []store.Op, zip bool) error {
 	if err := r.wait(); err != nil {
 		return err
 	}
@@ -328,7 +332,15 @@ func (r *runner) commit(ctx context.Context, ops []store.Op) error {
 	r.raw = b // the condition of the next commit
 	done := make(chan error, 1)
 	r.inflight = done
-	go func() { done <- r.x.e.Apply(ctx, &batch) }()
+	z := r.z[:0]
+	go func() {
+		if zip {
+			z = compress(z, batch.Ops[0].Value)
+			batch.Ops[0].Value = z
+			r.z = z // read by the next commit, after wait
+		}
+		done <- r.x.e.Apply(ctx, &batch)
+	}()
 	r.buf, r.spare = r.spare[:0], r.buf
 	return nil
 }
