@@ -47,6 +47,7 @@ type serveConfig struct {
 	readCacheMB         int
 	blockCacheMB        int
 	debugAddr           string
+	export              exportConfig
 }
 
 func serve(args []string, stdout, stderr io.Writer) int {
@@ -77,6 +78,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.chain.consentAddr, "consent-registry-address", "", "ConsentRegistry contract (default: deploy once)")
 	fs.Uint64Var(&cfg.chain.confirmations, "eth-confirmations", 1, "confirmations before a transaction counts as done")
 	fs.DurationVar(&cfg.anchorInterval, "anchor-interval", 5*time.Second, "a checkpoint of the audit log is anchored this often (or every 10,000 leaves)")
+	cfg.export.register(fs)
 	fs.Uint64Var(&cfg.consentConfs, "consent-confirmations", 1, "confirmations before a consent change is enforced")
 	fs.DurationVar(&cfg.consentMaxLag, "consent-max-lag", 30*time.Second, "refuse consent-based access when the consent mirror is this far behind the chain")
 	if err := parse(fs, args); err != nil {
@@ -245,7 +247,7 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io
 	// and wait for the commits in flight, before the store closes.
 	defer func() { stopAudit(); recorder.Close(context.Background()) }()
 	go recorder.Run(auditCtx)
-	exporter, stopExport := startExport(st, decider, recorder, log)
+	exporter, stopExport := startExport(st, decider, recorder, cfg.export, log)
 	defer stopExport() // before the recorder and the store close
 
 	if cfg.debugAddr != "" {
