@@ -48,7 +48,8 @@ func TestCluster(t *testing.T) {
 	// Every replica is given the same flags, --admins too (per replica
 	// configuration, as docker-compose.yml gives it).
 	args := []string{"--store", rds.URL(), "--store-prefix", prefix, "--eth-rpc", node.WS, "--eth-public-rpc", node.HTTP,
-		"--base-url", base, "--anchor-interval", "1s", "--eth-block-period", "1s", "--admins", chain.DevAccounts()[9].Address.Hex()}
+		"--base-url", base, "--anchor-interval", "1s", "--eth-block-period", "1s", "--admins", chain.DevAccounts()[9].Address.Hex(),
+		"--export-file-resources", fmt.Sprint(clusterExportFileResources), "--export-block-bytes", fmt.Sprint(clusterExportBlockBytes)}
 
 	// Three replicas starting at once on an empty store: one deploys the
 	// contracts and creates the keys, the others use them.
@@ -334,6 +335,12 @@ func TestCluster(t *testing.T) {
 			t.Fatalf("verify: %d %s", code, out.String())
 		}
 	})
+
+	// Bulk Data export across the replicas (cluster_export_test.go); the
+	// second kills a replica and starts it again.
+	ex := newExportCluster(t, gws, base, rds.URL(), prefix, ehr, admin)
+	t.Run("ExportAnyReplicaAnswers", ex.testExportAnyReplicaAnswers)
+	t.Run("ExportTakenOverWhenItsReplicaDies", ex.testExportTakenOver)
 
 	// The replica that anchors (holds the anchoring lease) is the one
 	// killed: anchoring must go on from another.
