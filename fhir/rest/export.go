@@ -444,19 +444,24 @@ func (s *Server) exportablePatient(c *fiber.Ctx, p *policy.Principal, id string,
 	refused := errorAt(fiber.StatusBadRequest, "not-found", "patient",
 		"patient: "+ref+" is not a patient this export can hold (no such patient, not one you may read, or not a member of the Group)")
 	v, err := s.store.Current(c.UserContext(), "Patient", id)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return refused
-	case err != nil:
+	absent := errors.Is(err, store.ErrNotFound) || err == nil && v.Deleted
+	if err != nil && !absent {
 		return err
-	case v.Deleted, req.Level == bulk.Group && !slices.Contains(req.Members, ref):
-		return refused
 	}
-	d := s.note(c, policy.Read, targetOf(&v), s.decider.Decide(p, policy.Read, targetOf(&v), policy.Glass{}))
+	t := policy.Target{Type: "Patient", ID: id, Patients: []string{ref}}
+	if !absent {
+		t = targetOf(&v)
+	}
+	// Decided for an absent patient too (as if it were one of its own):
+	// a decision that cannot be made now (503) must not tell them apart.
+	d := s.decider.Decide(p, policy.Read, t, policy.Glass{})
 	switch {
 	case d.Unavailable:
 		return errConsentUnavailable
-	case !d.Allow:
+	case absent, req.Level == bulk.Group && !slices.Contains(req.Members, ref):
+		return refused
+	}
+	if s.note(c, policy.Read, t, d); !d.Allow {
 		return refused
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -663,6 +664,18 @@ func TestExportPatientParameter(t *testing.T) {
 			}
 		}
 	}
+
+	// The consent mirror behind: a practitioner's kick-off cannot be
+	// decided, for a patient that exists as for one that does not.
+	w.decider.Health = func() error { return errors.New("behind the chain") }
+	_, _, behind := w.callBody("doctor", "POST", "/fhir/Patient/$export", parametersBody("patient", ref("Patient/nope")), async...)
+	for _, pat := range []string{w.other, w.patient} {
+		code, _, body := w.callBody("doctor", "POST", "/fhir/Patient/$export", parametersBody("patient", ref(pat)), async...)
+		if code != 503 || !bytes.Equal(body, behind) {
+			t.Errorf("patient=%s with the consent mirror behind: %d %s, want 503 %s", pat, code, body, behind)
+		}
+	}
+	w.decider.Health = nil
 
 	many := make([]string, 0, 2*501)
 	for i := range 501 {
