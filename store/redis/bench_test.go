@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -198,7 +199,9 @@ func searchPage(t *testing.T, ctx context.Context, db *DB, c *counter) {
 // commit script at a create's size (the batch TestRoundTrips records: 1
 // condition, the version, its current pointer, histories, index keys and
 // list, a log append), from 64 concurrent clients, each commit fsynced
-// (appendfsync always).
+// (appendfsync always). It reports Redis's CPU (all its threads, from
+// INFO cpu) and its used_memory growth per commit; the script's own time
+// per call (commandstats) is logged.
 //
 //	go test -run XXX -bench CommitScript -benchtime 5s ./store/redis
 func BenchmarkCommitScript(b *testing.B) {
@@ -215,6 +218,21 @@ func BenchmarkCommitScript(b *testing.B) {
 		b.Fatal(err)
 	}
 	shape := rec.last
+	cpu := func() float64 { // Redis's CPU seconds, all threads (INFO cpu)
+		var sum float64
+		for _, f := range []string{"used_cpu_sys", "used_cpu_user"} {
+			v, _ := db.Info(ctx, "cpu", f)
+			x, _ := strconv.ParseFloat(v, 64)
+			sum += x
+		}
+		return sum
+	}
+	mem := func() float64 {
+		v, _ := db.Info(ctx, "memory", "used_memory")
+		x, _ := strconv.ParseFloat(v, 64)
+		return x
+	}
+	cpu0, mem0 := cpu(), mem()
 	var seq atomic.Int64
 	b.SetParallelism(max(1, 64/runtimeProcs()))
 	b.ResetTimer()
@@ -240,6 +258,8 @@ func BenchmarkCommitScript(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "commits/s")
+	b.ReportMetric((cpu()-cpu0)*1e6/float64(b.N), "redis-cpu-µs/commit")
+	b.ReportMetric((mem()-mem0)/float64(b.N), "redis-B/commit")
 	b.ReportMetric(float64(len(shape.Conds)+len(shape.Ops)+len(shape.Appends)), "keys/commit")
 	used, _ := db.Info(ctx, "memory", "used_memory")
 	stat, _ := db.Info(ctx, "commandstats", "cmdstat_evalsha")

@@ -6,11 +6,16 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/fhirgate/fhirgate/internal/redistest"
 	"github.com/fhirgate/fhirgate/store"
@@ -222,8 +227,11 @@ func TestTTL(t *testing.T) {
 	if err := db.Apply(ctx, &store.Batch{Ops: []store.Op{{Key: []byte("n/3"), Value: []byte("z"), TTL: time.Hour}}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.c.ZScore(ctx, prefix+"z", "n/1").Result(); err == nil {
-		t.Fatal("expired key still in the order set")
+	if _, err := db.c.ZScore(ctx, prefix+"on", "/1").Result(); !errors.Is(err, goredis.Nil) {
+		t.Fatalf("expired key still in the order set (%v)", err)
+	}
+	if _, err := db.c.ZScore(ctx, prefix+"on", "/2").Result(); err != nil {
+		t.Fatalf("n/2 not in the order set P \"on\": %v", err)
 	}
 }
 
@@ -288,5 +296,324 @@ func TestPrefixesAreDisjoint(t *testing.T) {
 	b.Scan(ctx, store.Range{}, func(k, v []byte) bool { n++; return true })
 	if n != 1 { // its own format version
 		t.Fatalf("b scans %d keys", n)
+	}
+}
+
+// TestEmptyValues: a key whose value is empty has no string (layout 2),
+// and reads the same as any other through Get, GetMany, Scan and a
+// commit's conditions, across every transition between empty, not
+// empty, TTL, expired and deleted.
+func TestEmptyValues(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	prefix := redistest.Prefix(t)
+	db := open(t, srv, prefix)
+	defer db.Close()
+	apply := func(b *store.Batch) {
+		t.Helper()
+		if err := db.Apply(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// want checks every read path of the keys e/a..e/d against want
+	// ("-" for absent).
+	want := func(step string, want map[string]string) {
+		t.Helper()
+		keys := []string{"e/a", "e/b", "e/c", "e/d"}
+		var bs [][]byte
+		for _, k := range keys {
+			bs = append(bs, []byte(k))
+		}
+		many, err := db.GetMany(ctx, bs)
+		if err != nil {
+			t.Fatalf("%s: GetMany: %v", step, err)
+		}
+		var scanned []string
+		if err := db.Scan(ctx, store.PrefixRange([]byte("e/")), func(k, v []byte) bool {
+			scanned = append(scanned, string(k)+"="+string(v))
+			return true
+		}); err != nil {
+			t.Fatalf("%s: Scan: %v", step, err)
+		}
+		var wantScan []string
+		for i, k := range keys {
+			w := want[k]
+			v, err := db.Get(ctx, []byte(k))
+			switch {
+			case w == "-" && !errors.Is(err, store.ErrNotFound):
+				t.Errorf("%s: Get %s = %q, %v, want absent", step, k, v, err)
+			case w != "-" && (err != nil || string(v) != w || v == nil):
+				t.Errorf("%s: Get %s = %q, %v, want %q", step, k, v, err, w)
+			}
+			if (w == "-") != (many[i] == nil) || (w != "-" && string(many[i]) != w) {
+				t.Errorf("%s: GetMany %s = %q (nil %v), want %q", step, k, many[i], many[i] == nil, w)
+			}
+			if w != "-" {
+				wantScan = append(wantScan, k+"="+w)
+			}
+			// A condition sees what Get sees.
+			c := &store.Batch{}
+			if w == "-" {
+				c.Require([]byte(k), nil)
+			} else {
+				c.Require([]byte(k), []byte(w))
+			}
+			if err := db.Apply(ctx, c); err != nil {
+				t.Errorf("%s: condition on %s = %q: %v", step, k, w, err)
+			}
+			c = &store.Batch{}
+			c.Require([]byte(k), []byte(w+"?"))
+			if err := db.Apply(ctx, c); !errors.Is(err, store.ErrConflict) {
+				t.Errorf("%s: condition on %s = %q?: %v, want a conflict", step, k, w, err)
+			}
+		}
+		if fmt.Sprint(scanned) != fmt.Sprint(wantScan) {
+			t.Errorf("%s: scan %v, want %v", step, scanned, wantScan)
+		}
+	}
+	hasString := func(k string) int64 {
+		n, _ := db.c.Exists(ctx, prefix+"k"+k).Result()
+		return n
+	}
+	b := &store.Batch{}
+	b.Set([]byte("e/a"), nil)
+	b.Set([]byte("e/b"), []byte("x"))
+	b.Ops = append(b.Ops, store.Op{Key: []byte("e/c"), Value: nil, TTL: time.Hour})
+	apply(b)
+	want("written", map[string]string{"e/a": "", "e/b": "x", "e/c": "", "e/d": "-"})
+	if hasString("e/a") != 0 || hasString("e/b") != 1 || hasString("e/c") != 1 {
+		t.Errorf("strings: e/a %d (want none), e/b %d, e/c %d (TTL keys keep theirs)", hasString("e/a"), hasString("e/b"), hasString("e/c"))
+	}
+	b = &store.Batch{}
+	b.Set([]byte("e/a"), []byte("y")) // empty -> not empty
+	b.Set([]byte("e/b"), nil)         // not empty -> empty: its string goes
+	b.Set([]byte("e/c"), nil)         // TTL -> empty, no TTL
+	apply(b)
+	want("swapped", map[string]string{"e/a": "y", "e/b": "", "e/c": "", "e/d": "-"})
+	if hasString("e/b") != 0 || hasString("e/c") != 0 {
+		t.Errorf("strings after emptying: e/b %d, e/c %d", hasString("e/b"), hasString("e/c"))
+	}
+	b = &store.Batch{}
+	b.Delete([]byte("e/a"))
+	b.Delete([]byte("e/b"))
+	b.Ops = append(b.Ops, store.Op{Key: []byte("e/d"), Value: []byte("z"), TTL: 50 * time.Millisecond})
+	apply(b)
+	want("deleted", map[string]string{"e/a": "-", "e/b": "-", "e/c": "", "e/d": "z"})
+	time.Sleep(120 * time.Millisecond)
+	want("expired", map[string]string{"e/a": "-", "e/b": "-", "e/c": "", "e/d": "-"})
+	b = &store.Batch{}
+	b.Set([]byte("e/d"), nil) // an expired TTL key written again, empty
+	b.Set([]byte("e/b"), nil) // a deleted key written again, empty
+	apply(b)
+	want("rewritten", map[string]string{"e/a": "-", "e/b": "", "e/c": "", "e/d": ""})
+	n, _ := db.c.Exists(ctx, prefix+"k"+"e/b", prefix+"k"+"e/d").Result()
+	if n != 0 {
+		t.Errorf("%d strings for empty values", n)
+	}
+}
+
+// TestScanPartitions: scans over keys of many partitions (the store's
+// tagged keys with their type, other tags, keys without a terminator,
+// the empty key) give what a sorted list gives, for random ranges,
+// directions and limits, after random writes and deletes (some emptying
+// a partition).
+func TestScanPartitions(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	db := open(t, srv, redistest.Prefix(t))
+	defer db.Close()
+	rng := rand.New(rand.NewPCG(1, 2))
+	term := "\x00\x01"
+	var universe []string
+	for _, tag := range []string{"c", "i", "v", "h", "L", "M", "X", "k", "c\x00", "i\x00\x02"} {
+		universe = append(universe, tag)
+		for _, typ := range []string{"", "A", "Ab", "B"} {
+			universe = append(universe, tag+typ, tag+typ+term)
+			for _, rest := range []string{"", "a", "a" + term, "a" + term + "x" + term, "b\x00\xff" + term, "\xff"} {
+				universe = append(universe, tag+typ+term+rest)
+			}
+		}
+	}
+	model := map[string]string{"Mformat": "2"}
+	for round := range 6 {
+		var b store.Batch
+		for range 40 {
+			k := universe[rng.IntN(len(universe))]
+			switch rng.IntN(3) {
+			case 0:
+				b.Delete([]byte(k))
+				delete(model, k)
+			case 1:
+				b.Set([]byte(k), nil)
+				model[k] = ""
+			default:
+				v := fmt.Sprint(rng.IntN(100))
+				b.Set([]byte(k), []byte(v))
+				model[k] = v
+			}
+		}
+		if err := db.Apply(ctx, &b); err != nil {
+			t.Fatal(err)
+		}
+		sorted := make([]string, 0, len(model))
+		for k := range model {
+			sorted = append(sorted, k)
+		}
+		slices.Sort(sorted)
+		bound := func() []byte {
+			switch rng.IntN(4) {
+			case 0:
+				return nil
+			case 1:
+				return []byte(sorted[rng.IntN(len(sorted))])
+			default:
+				return []byte(universe[rng.IntN(len(universe))])
+			}
+		}
+		for range 60 {
+			r := store.Range{Start: bound(), End: bound(), Reverse: rng.IntN(2) == 0, Limit: rng.IntN(4) * rng.IntN(10)}
+			var want []string
+			for _, k := range sorted {
+				if (r.Start == nil || k >= string(r.Start)) && (r.End == nil || k < string(r.End)) {
+					want = append(want, fmt.Sprintf("%q=%s", k, model[k]))
+				}
+			}
+			if r.Reverse {
+				slices.Reverse(want)
+			}
+			if r.Limit > 0 && len(want) > r.Limit {
+				want = want[:r.Limit]
+			}
+			var got []string
+			if err := db.Scan(ctx, r, func(k, v []byte) bool {
+				got = append(got, fmt.Sprintf("%q=%s", k, v))
+				return true
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("round %d: scan [%q, %q) reverse %v limit %d:\n got %v\nwant %v", round, r.Start, r.End, r.Reverse, r.Limit, got, want)
+			}
+		}
+	}
+}
+
+// TestLayout: a new keyspace is stamped with layout 2; a layout-1
+// keyspace (its order set P "z") and one of an unknown layout are
+// refused at open, naming the layout; other prefixes are not concerned.
+func TestLayout(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	prefix := redistest.Prefix(t)
+	db := open(t, srv, prefix)
+	if v, err := db.c.Get(ctx, prefix+"f").Result(); err != nil || v != "2" {
+		t.Fatalf("layout of a new keyspace: %q %v", v, err)
+	}
+	db.Close()
+	open(t, srv, prefix).Close() // and it opens again
+	old := redistest.Prefix(t) + "old:"
+	c := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
+	defer c.Close()
+	c.Set(ctx, old+"kMformat", "2", 0)
+	c.ZAdd(ctx, old+"z", goredis.Z{Member: "Mformat"})
+	_, err := Open(ctx, Config{URL: srv.URL(), Prefix: old})
+	if !errors.Is(err, ErrLayout) || !strings.Contains(err.Error(), "layout 1") {
+		t.Fatalf("Open of a layout-1 keyspace: %v", err)
+	}
+	odd := redistest.Prefix(t) + "odd:"
+	c.Set(ctx, odd+"f", "7", 0)
+	_, err = Open(ctx, Config{URL: srv.URL(), Prefix: odd})
+	if !errors.Is(err, ErrLayout) || !strings.Contains(err.Error(), `"7"`) {
+		t.Fatalf("Open of a layout-7 keyspace: %v", err)
+	}
+	open(t, srv, redistest.Prefix(t)+"new:").Close()
+}
+
+// TestBatchShapes: the commit script writes a batch's final state with
+// few commands (one MSET, one ZADD per partition, chunks of 512): a key
+// written several times in one batch ends as its last op says, an
+// append's index key overrides an op on it, and batches larger than a
+// chunk, mixing values, empty values and deletes, read back whole.
+func TestBatchShapes(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	db := open(t, srv, redistest.Prefix(t))
+	defer db.Close()
+	model := map[string]string{"Mformat": "2"}
+	check := func(step string) {
+		t.Helper()
+		var got []string
+		if err := db.Scan(ctx, store.Range{}, func(k, v []byte) bool {
+			got = append(got, fmt.Sprintf("%q=%q", k, v))
+			return true
+		}); err != nil {
+			t.Fatal(err)
+		}
+		var want []string
+		for _, k := range slices.Sorted(maps.Keys(model)) {
+			want = append(want, fmt.Sprintf("%q=%q", k, model[k]))
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("%s: scan\n got %.600v\nwant %.600v", step, got, want)
+		}
+		for k, w := range model {
+			if v, err := db.Get(ctx, []byte(k)); err != nil || string(v) != w {
+				t.Fatalf("%s: Get %q = %q, %v, want %q", step, k, v, err, w)
+			}
+		}
+	}
+	b := &store.Batch{}
+	b.Set([]byte("a"), []byte("1"))
+	b.Delete([]byte("a"))
+	b.Set([]byte("b"), nil)
+	b.Set([]byte("b"), []byte("2"))
+	b.Set([]byte("c"), []byte("3"))
+	b.Set([]byte("c"), nil)
+	b.Delete([]byte("d"))
+	b.Set([]byte("d"), nil)
+	b.Set([]byte("ix"), []byte("op"))
+	b.Appends = []store.Append{{Data: []byte("leaf0"), IndexKey: []byte("ix")}, {Data: nil}}
+	if err := db.Apply(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	model["b"], model["c"], model["d"] = "2", "", ""
+	model["ix"] = string(binary.BigEndian.AppendUint64(nil, 0))
+	model[string(store.LogKey(0))] = "leaf0"
+	model[string(store.LogKey(1))] = ""
+	model[string(store.LogSizeKey)] = string(binary.BigEndian.AppendUint64(nil, 2))
+	check("repeated keys")
+	for round := range 3 {
+		b := &store.Batch{}
+		for i := range 1300 {
+			k := fmt.Sprintf("iT\x00\x01p\x00\x01%05d", i)
+			switch (i + round) % 3 {
+			case 0:
+				b.Set([]byte(k), nil)
+				model[k] = ""
+			case 1:
+				b.Set([]byte(k), []byte(k))
+				model[k] = k
+			default:
+				b.Delete([]byte(k))
+				delete(model, k)
+			}
+		}
+		if err := db.Apply(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		check(fmt.Sprintf("round %d of 1,300 keys", round))
+	}
+	b = &store.Batch{}
+	for i := range 1300 {
+		k := fmt.Sprintf("iT\x00\x01p\x00\x01%05d", i)
+		b.Delete([]byte(k))
+		delete(model, k)
+	}
+	if err := db.Apply(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	check("all deleted")
+	if n, err := db.c.ZScore(ctx, db.prefix+"p", "iT\x00\x01").Result(); err == nil {
+		t.Errorf("an emptied partition is still listed (score %v)", n)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -102,11 +103,63 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		d.c.Close()
 		return nil, err
 	}
+	if err := d.checkLayout(ctx); err != nil {
+		d.c.Close()
+		return nil, err
+	}
 	if err := store.CheckFormat(ctx, d); err != nil {
 		d.c.Close()
 		return nil, err
 	}
 	return d, nil
+}
+
+// layoutVersion is the version of this engine's own Redis layout (see
+// scripts.go), kept in P "f": distinct from the store's format version
+// (store.FormatVersion, an engine key like any other), which says how
+// records are encoded whatever the engine.
+const layoutVersion = "2"
+
+// ErrLayout: the keyspace was written in a Redis layout this engine does
+// not read.
+var ErrLayout = errors.New("redis: unknown keyspace layout")
+
+// checkLayout stamps a new keyspace with layoutVersion and refuses one in
+// another layout. Layout 1 (one order set P "z" of every key, a string
+// for every key, no P "f") is refused, not migrated: it was never
+// released beyond test deployments; its data can be copied key by key
+// (Scan on a layout-1 build, Apply on this one) into a new prefix.
+func (d *DB) checkLayout(ctx context.Context) error {
+	fk := d.prefix + "f"
+	for range 3 {
+		v, err := d.c.Get(ctx, fk).Result()
+		if errors.Is(err, goredis.Nil) {
+			n, err := d.c.Exists(ctx, d.prefix+"z").Result()
+			if err != nil {
+				return fmt.Errorf("redis: read the keyspace layout: %w", classify(err, false))
+			}
+			if n > 0 {
+				return fmt.Errorf("%w: keyspace %q is in layout 1 (one order set %q of every key), this gateway reads layout %s: "+
+					"start it on a new prefix (or database) and copy the data with a gateway of the previous release, or keep the previous release", ErrLayout, d.prefix, d.prefix+"z", layoutVersion)
+			}
+			ok, err := d.c.SetNX(ctx, fk, layoutVersion, 0).Result()
+			if err != nil {
+				return fmt.Errorf("redis: write the keyspace layout: %w", classify(err, false))
+			}
+			if !ok {
+				continue // another replica stamped it first: read it
+			}
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("redis: read the keyspace layout: %w", classify(err, false))
+		}
+		if v != layoutVersion {
+			return fmt.Errorf("%w: keyspace %q is in layout %q, this gateway reads layout %s", ErrLayout, d.prefix, v, layoutVersion)
+		}
+		return nil
+	}
+	return fmt.Errorf("redis: the keyspace layout keeps changing under us")
 }
 
 func or(d, def time.Duration) time.Duration {
@@ -174,7 +227,9 @@ func (d *DB) Close() error { return d.c.Close() }
 
 func (d *DB) vkey(k []byte) string { return d.prefix + "k" + string(k) }
 
-// Get implements store.Engine: one GET.
+// Get implements store.Engine: one GET, and when it finds no string
+// (the key is absent or its value empty: see the layout in scripts.go)
+// one script that reads it again at one instant.
 func (d *DB) Get(ctx context.Context, key []byte) ([]byte, error) {
 	var b []byte
 	err := read(ctx, func() error {
@@ -183,7 +238,14 @@ func (d *DB) Get(ctx context.Context, key []byte) ([]byte, error) {
 		return err
 	})
 	if errors.Is(err, goredis.Nil) {
-		return nil, store.ErrNotFound
+		vs, err := d.getSlow(ctx, [][]byte{key})
+		if err != nil {
+			return nil, err
+		}
+		if vs[0] == nil {
+			return nil, store.ErrNotFound
+		}
+		return vs[0], nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("redis: get: %w", classify(err, false))
@@ -194,13 +256,44 @@ func (d *DB) Get(ctx context.Context, key []byte) ([]byte, error) {
 	return b, nil
 }
 
+// getSlow reads keys at one instant with the get script: nil for an
+// absent key.
+func (d *DB) getSlow(ctx context.Context, keys [][]byte) ([][]byte, error) {
+	args := make([]any, 0, 1+len(keys))
+	args = append(args, d.prefix)
+	for _, k := range keys {
+		args = append(args, k)
+	}
+	var vals []any
+	err := read(ctx, func() error {
+		var err error
+		vals, err = getScript.Run(ctx, d.c, nil, args...).Slice()
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("redis: get: %w", classify(err, false))
+	}
+	if len(vals) != len(keys) {
+		return nil, fmt.Errorf("redis: get: %d values for %d keys", len(vals), len(keys))
+	}
+	out := make([][]byte, len(keys))
+	for i, v := range vals {
+		if s, ok := v.(string); ok {
+			out[i] = append([]byte{}, s...)
+		}
+	}
+	return out, nil
+}
+
 // mgetChunk bounds the keys of one MGET: Redis serves nobody else while
 // it runs one (about 0.1 µs per key), and its reply is held whole.
 const mgetChunk = 1024
 
-// GetMany implements store.MultiGetter: one MGET per mgetChunk keys. Each
-// MGET reads its keys at one instant (between two commits); keys in
-// different chunks may be read across a commit, as separate Gets would.
+// GetMany implements store.MultiGetter: one MGET per mgetChunk keys, and
+// for a chunk where some key has no string (absent, or an empty value)
+// the get script on the whole chunk instead. Each chunk is read at one
+// instant (between two commits); keys in different chunks may be read
+// across a commit, as separate Gets would.
 func (d *DB) GetMany(ctx context.Context, keys [][]byte) ([][]byte, error) {
 	out := make([][]byte, len(keys))
 	for lo := 0; lo < len(keys); lo += mgetChunk {
@@ -220,6 +313,14 @@ func (d *DB) GetMany(ctx context.Context, keys [][]byte) ([][]byte, error) {
 		}
 		if len(vals) != len(part) {
 			return nil, fmt.Errorf("redis: mget: %d values for %d keys", len(vals), len(part))
+		}
+		if slices.Contains(vals, nil) {
+			vs, err := d.getSlow(ctx, part)
+			if err != nil {
+				return nil, err
+			}
+			copy(out[lo:], vs)
+			continue
 		}
 		for i, v := range vals {
 			if s, ok := v.(string); ok {
@@ -254,12 +355,13 @@ const (
 // it may between two reads of a scan on any shared store). fn is called
 // with no connection held, so it may call back into the engine.
 func (d *DB) Scan(ctx context.Context, r store.Range, fn func(k, v []byte) bool) error {
-	lo, hi := "-", "+"
+	var sk, ek []byte
+	sm, em := "-", "+"
 	if r.Start != nil {
-		lo = "[" + string(r.Start)
+		sk, sm = r.Start, "["
 	}
 	if r.End != nil {
-		hi = "(" + string(r.End)
+		ek, em = r.End, "("
 	}
 	dir := "f"
 	if r.Reverse {
@@ -274,7 +376,7 @@ func (d *DB) Scan(ctx context.Context, r store.Range, fn func(k, v []byte) bool)
 		var res []any
 		err := read(ctx, func() error {
 			var err error
-			res, err = scanScript.Run(ctx, d.c, nil, d.prefix, lo, hi, dir, n).Slice()
+			res, err = scanScript.Run(ctx, d.c, nil, d.prefix, nonNil(sk), sm, nonNil(ek), em, dir, n).Slice()
 			return err
 		})
 		if err != nil {
@@ -297,9 +399,9 @@ func (d *DB) Scan(ctx context.Context, r store.Range, fn func(k, v []byte) bool)
 		}
 		last, _ := res[1].(string)
 		if r.Reverse {
-			hi = "(" + last
+			ek, em = []byte(last), "("
 		} else {
-			lo = "(" + last
+			sk, sm = []byte(last), "("
 		}
 		page = min(2*page, maxScanPage)
 	}
