@@ -476,7 +476,8 @@ func (c *exportCluster) testExportTakenOver(t *testing.T) {
 	// kick-off, unless another one's sweep was faster) once it has
 	// written something.
 	runner, written := -1, 0
-	for deadline := time.Now().Add(20 * time.Second); written <= 0; time.Sleep(2 * time.Millisecond) {
+	// 10: past the Patients (one file), inside the first Observation file.
+	for deadline := time.Now().Add(20 * time.Second); written < 10; time.Sleep(2 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the job wrote nothing in 20 s")
 		}
@@ -497,10 +498,31 @@ func (c *exportCluster) testExportTakenOver(t *testing.T) {
 		t.Fatalf("the job was not running when its replica was killed (%d %v): export more", code, err)
 	}
 	atKill := progress(h.Get("X-Progress"))
-	t.Logf("replica %d killed running the job: %d resources written (%d seen before the kill) of %d", runner, atKill, written, len(d.written))
 	if atKill >= len(d.written) {
 		t.Fatalf("the job had written everything when its replica was killed: export more")
 	}
+	// Where the job stands in the store (package bulk's record): a file
+	// open with blocks committed is resumed with its SHA-256 state.
+	var rec struct {
+		State   string
+		Written int
+		Files   []struct{ N int }
+		Cur     *struct{ N, Count, Blocks int }
+	}
+	raw, err := c.db.Get(context.Background(), append(store.ExtensionPrefix("bulk"), append([]byte{'j'}, job...)...))
+	if err != nil {
+		t.Fatalf("the job's record: %v", err)
+	}
+	mustJSON(t, raw, &rec)
+	if rec.State != "running" || rec.Written != atKill {
+		t.Errorf("the job's record after the kill: %s", raw)
+	}
+	where := fmt.Sprintf("between files (%d done)", len(rec.Files))
+	if rec.Cur != nil {
+		where = fmt.Sprintf("inside file %d (%d resources in %d blocks)", rec.Cur.N, rec.Cur.Count, rec.Cur.Blocks)
+	}
+	t.Logf("replica %d killed running the job: %d of %d resources written (%d seen before the kill), %s",
+		runner, atKill, len(d.written), written, where)
 	var took int
 	at := within(t, 20*time.Second, "another replica to take the job's lease", func() bool {
 		took = c.holder(t, job)
