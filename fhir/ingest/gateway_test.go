@@ -325,3 +325,48 @@ func TestResumeAfterKill(t *testing.T) {
 		}
 	}
 }
+
+// TestImportBulkNDJSONInDependencyOrder: Bulk Data NDJSON as Synthea's
+// bulk exporter writes it (one type a file, conditional references to
+// the care directory) loads whole whatever the files' lexical order: the
+// directory's tiers go first, so no reference is left as a search.
+func TestImportBulkNDJSONInDependencyOrder(t *testing.T) {
+	g, tok := startGateway(t)
+	a := api{t, g.URL, tok}
+	dir := filepath.Join(t.TempDir(), "bulk")
+	const npi, syn = "http://hl7.org/fhir/sid/us-npi", "https://github.com/synthetichealth/synthea"
+	var enc, prac, role strings.Builder
+	for i := range 6 {
+		fmt.Fprintf(&prac, `{"resourceType":"Practitioner","id":"pr%d","identifier":[{"system":"%s","value":"99%d"}],"active":true}`+"\n", i, npi, i)
+		fmt.Fprintf(&role, `{"resourceType":"PractitionerRole","id":"role%d","practitioner":{"reference":"Practitioner?identifier=%s|99%d"},"organization":{"reference":"Organization?identifier=%s|org1"}}`+"\n", i, npi, i, syn)
+		fmt.Fprintf(&enc, `{"resourceType":"Encounter","id":"e%d","status":"finished","class":{"code":"AMB"},"subject":{"reference":"Patient/p1"},`+
+			`"participant":[{"individual":{"reference":"Practitioner?identifier=%s|99%d"}}],"location":[{"location":{"reference":"Location?identifier=%s|loc1"}}],`+
+			`"serviceProvider":{"reference":"Organization?identifier=%s|org1"}}`+"\n", i, npi, i, syn, syn)
+	}
+	writeFile(t, filepath.Join(dir, "Encounter.000.ndjson"), enc.String())
+	writeFile(t, filepath.Join(dir, "Location.000.ndjson"), `{"resourceType":"Location","id":"l1","identifier":[{"system":"`+syn+`","value":"loc1"}],"managingOrganization":{"reference":"Organization?identifier=`+syn+`|org1"}}`+"\n")
+	writeGz(t, filepath.Join(dir, "Organization.000.ndjson.gz"), `{"resourceType":"Organization","id":"o1","identifier":[{"system":"`+syn+`","value":"org1"}],"name":"Clinic"}`+"\n")
+	writeFile(t, filepath.Join(dir, "Patient.000.ndjson"), `{"resourceType":"Patient","id":"p1"}`+"\n")
+	writeFile(t, filepath.Join(dir, "Practitioner.000.ndjson"), prac.String())
+	writeFile(t, filepath.Join(dir, "PractitionerRole.000.ndjson"), role.String())
+
+	var progress bytes.Buffer
+	opt := Options{URL: g.URL, Token: tok, State: filepath.Join(dir, "..", "state"), Progress: &progress, Batch: 1, Concurrency: 8}
+	sum, err := Run(context.Background(), opt, []string{dir})
+	if err != nil || sum.Failed != 0 || sum.Created != 21 {
+		t.Fatalf("import: %v, %+v\n%s", err, sum, progress.String())
+	}
+	for _, typ := range []string{"Encounter", "Location", "PractitionerRole"} {
+		st, page := a.get(typ + "?_count=100")
+		if st != 200 {
+			t.Fatalf("%s: %d", typ, st)
+		}
+		b, _ := json.Marshal(page["entry"])
+		if strings.Contains(string(b), `?identifier`) {
+			t.Errorf("%s: a reference is still a search: %s", typ, b)
+		}
+	}
+	if st, page := a.get("Encounter?practitioner=Practitioner/pr3"); st != 200 || page["total"] != float64(1) {
+		t.Errorf("Encounter?practitioner=Practitioner/pr3: %d %v", st, page["total"])
+	}
+}

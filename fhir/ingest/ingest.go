@@ -147,8 +147,7 @@ func Run(ctx context.Context, opt Options, paths []string) (Summary, error) {
 	drawn := make(chan struct{})
 	go func() { im.rep.run(done); close(drawn) }()
 
-	first, rest := directoryFirst(srcs)
-	for _, phase := range [][]source{first, rest} {
+	for _, phase := range tiers(srcs) {
 		im.runPhase(ctx, phase)
 	}
 	close(done)

@@ -99,19 +99,66 @@ func listSources(paths []string) ([]source, error) {
 	return out, nil
 }
 
-// directoryFirst orders the sources in two phases: Synthea's hospital and
-// practitioner bundles (the care directory that patient bundles refer to
-// by conditional references) must be stored before any patient bundle.
-func directoryFirst(srcs []source) (first, rest []source) {
+// Conditional references (Encounter.participant.individual as
+// Practitioner?identifier=...) resolve only to what is already stored,
+// so the resources they point to are loaded first, in tiers, each tier
+// complete before the next starts (files of one tier go concurrently):
+// a file's tier comes from Synthea's bundle names (hospitalInformation,
+// practitionerInformation) or from the resourceType of its first
+// resource (Bulk Data NDJSON holds one type a file). Synthea's output,
+// bundles or bulk NDJSON, refers by identifier to Organizations,
+// Locations and Practitioners; PractitionerRoles refer to both of the
+// latter. Everything else comes last.
+var tierOfType = map[string]int{
+	"Organization": 0, "Endpoint": 0,
+	"Location": 1, "Practitioner": 1, "Medication": 1, "Substance": 1,
+	"PractitionerRole": 2, "HealthcareService": 2,
+}
+
+const lastTier = 3
+
+// tiers orders the sources into loading phases (see tierOfType),
+// keeping their order within each.
+func tiers(srcs []source) [][]source {
+	out := make([][]source, lastTier+1)
 	for _, s := range srcs {
-		b := filepath.Base(s.path)
-		if strings.HasPrefix(b, "hospitalInformation") || strings.HasPrefix(b, "practitionerInformation") {
-			first = append(first, s)
-		} else {
-			rest = append(rest, s)
-		}
+		t := s.tier()
+		out[t] = append(out[t], s)
 	}
-	return first, rest
+	return out
+}
+
+func (s source) tier() int {
+	b := filepath.Base(s.path)
+	switch {
+	case strings.HasPrefix(b, "hospitalInformation"):
+		return 0
+	case strings.HasPrefix(b, "practitionerInformation"):
+		return 1
+	case s.json:
+		return lastTier
+	}
+	if t, ok := tierOfType[s.firstType()]; ok {
+		return t
+	}
+	return lastTier
+}
+
+// firstType is the resourceType of an NDJSON file's first resource, or ""
+// (unreadable, empty: its failures are reported when it is loaded).
+func (s source) firstType() string {
+	r, err := s.open()
+	if err != nil {
+		return ""
+	}
+	defer r.Close()
+	var head struct {
+		ResourceType string `json:"resourceType"`
+	}
+	if json.NewDecoder(r).Decode(&head) != nil {
+		return ""
+	}
+	return head.ResourceType
 }
 
 func (s source) open() (io.ReadCloser, error) {

@@ -1,6 +1,8 @@
 package ingest
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -126,5 +128,43 @@ func TestIsImportable(t *testing.T) {
 	want := []string{"Patient.ndjson ndjson ", "Obs.NDJSON.gz ndjson gz", "b.json json ", "b.json.gz json gz"}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Error(d)
+	}
+}
+
+func TestTiers(t *testing.T) {
+	dir := t.TempDir()
+	put := func(name, first string) source {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(first), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, isJSON, gz := isImportable(name)
+		return source{path: p, name: name, json: isJSON, gz: gz}
+	}
+	tests := []struct {
+		src  source
+		want int
+	}{
+		{put("Organization.000.ndjson", `{"resourceType":"Organization"}`+"\n"), 0},
+		{put("hospitalInformation1.json", `{"resourceType":"Bundle"}`), 0},
+		{put("x.ndjson", "\n\n"+`{"resourceType":"Practitioner","id":"a"}`+"\n"), 1},
+		{put("practitionerInformation1.json", `{"resourceType":"Bundle"}`), 1},
+		{put("Location.ndjson", `{"id":"l","resourceType":"Location"}`), 1},
+		{put("PractitionerRole.000.ndjson", `{"resourceType":"PractitionerRole"}`), 2},
+		{put("Encounter.000.ndjson", `{"resourceType":"Encounter"}`), lastTier},
+		{put("Organization.json", `{"resourceType":"Organization"}`), lastTier}, // a JSON file: a Bundle or one resource
+		{put("broken.ndjson", `{"resourceType":`), lastTier},
+		{put("empty.ndjson", ""), lastTier},
+	}
+	var srcs []source
+	for _, tt := range tests {
+		if got := tt.src.tier(); got != tt.want {
+			t.Errorf("%s: tier %d, want %d", tt.src.name, got, tt.want)
+		}
+		srcs = append(srcs, tt.src)
+	}
+	ph := tiers(srcs)
+	if len(ph) != lastTier+1 || len(ph[0]) != 2 || ph[0][0].name != "Organization.000.ndjson" || len(ph[lastTier]) != 4 {
+		t.Errorf("phases: %v", ph)
 	}
 }
