@@ -20,8 +20,12 @@ const maxBlock = 256 << 20
 
 var codec = sync.OnceValues(func() (*zstd.Encoder, *zstd.Decoder) {
 	// EncodeAll and DecodeAll are safe for concurrent use; each call
-	// takes one of the coder's (GOMAXPROCS) states.
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithLowerEncoderMem(true))
+	// takes one of the coder's states (two encoders: one per export
+	// worker by default).
+	// A 1 MiB window: NDJSON repeats itself within a few resources, and
+	// each of the encoder's states keeps a window of history in memory.
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithLowerEncoderMem(true),
+		zstd.WithWindowSize(1<<20), zstd.WithEncoderConcurrency(2))
 	if err != nil {
 		panic(err) // only for invalid options
 	}
