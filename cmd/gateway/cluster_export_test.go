@@ -375,7 +375,7 @@ func (c *exportCluster) testExportAnyReplicaAnswers(t *testing.T) {
 	if !m.RequiresAccessToken || m.Request != c.base+d.query() || m.Error == nil || len(m.Error) != 0 {
 		t.Errorf("manifest: %s", m.raw)
 	}
-	if len(m.Output) < 8 { // 102 Patients and Observations... in files of 40
+	if len(m.Output) != 10 { // 2 Patients, 100 each of three types, in files of 40
 		t.Errorf("%d files for %d resources in files of %d", len(m.Output), len(d.written), clusterExportFileResources)
 	}
 	for i := range c.gws { // the same manifest everywhere
