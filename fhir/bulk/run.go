@@ -165,6 +165,9 @@ func (r *runner) exportDeleted(ctx context.Context) error {
 			return err
 		}
 		for _, ref := range refs {
+			if err := ctx.Err(); err != nil {
+				return err // stopping: the job stays for a takeover
+			}
 			line := `{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"DELETE","url":` +
 				strconv.Quote(ref) + `}}]}`
 			if err := r.put(ctx, &store.Version{Type: "Bundle", ID: ref, Body: []byte(line)}, nil); err != nil {
