@@ -204,6 +204,8 @@ func (x *Exporter) Status(ctx context.Context, p *policy.Principal, id string) (
 	typ := "starting"
 	if j.TypeIdx < len(j.Types) {
 		typ = j.Types[j.TypeIdx]
+	} else if !j.Req.Since.IsZero() && !j.DelDone {
+		typ = "listing deletions"
 	} else if len(j.Types) > 0 {
 		typ = "auditing"
 	}
