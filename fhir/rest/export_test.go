@@ -1095,7 +1095,9 @@ func TestExportDeletedResumes(t *testing.T) {
 	for _, f := range m.Deleted {
 		_, _, body := w.call("system", "GET", strings.TrimPrefix(f.URL, "http://test"))
 		for _, l := range strings.Split(strings.TrimSuffix(string(body), "\n"), "\n") {
-			var b struct{ Entry []struct{ Request struct{ URL string } } }
+			var b struct {
+				Entry []struct{ Request struct{ URL string } }
+			}
 			if err := json.Unmarshal([]byte(l), &b); err != nil || len(b.Entry) != 1 {
 				t.Fatalf("deleted line %q: %v", l, err)
 			}
