@@ -310,8 +310,9 @@ func runSuite(cfg suiteConfig, stdout, stderr io.Writer) error {
 			return rd, err
 		}
 		cc := crudConfig{base: gw.base, token: tok, clients: cfg.clients, warmup: cfg.warmup, duration: cfg.duration,
-			pool: cfg.pool, seed: cfg.seed, serverPID: gw.pid}
-		routes := map[string][2]string{"create": {"POST", "/fhir/:type"}, "create-nolog": {"POST", "/fhir/:type"}, "read": {"GET", "/fhir/:type/:id"}, "update": {"PUT", "/fhir/:type/:id"},
+			pool: cfg.pool, seed: cfg.seed, serverPID: gw.pid, fieldUpdates: true}
+		routes := map[string][2]string{"create": {"POST", "/fhir/:type"}, "create-nolog": {"POST", "/fhir/:type"}, "read": {"GET", "/fhir/:type/:id"},
+			"update": {"PUT", "/fhir/:type/:id"}, "update-field": {"PUT", "/fhir/:type/:id"},
 			"read-practitioner": {"GET", "/fhir/:type/:id"}, "read-system-same": {"GET", "/fhir/:type/:id"}}
 		var before metricsText
 		var perf *exec.Cmd
@@ -535,7 +536,8 @@ var suiteRows = []struct{ name, what string }{
 	{"read", "GET /Patient/{id} (authenticated)"},
 	{"read-practitioner", "GET /Patient/{id} by a practitioner: SIWE token, consent-checked, audited; the K patients who granted"},
 	{"read-system-same", "GET /Patient/{id}, system token, the same K patients"},
-	{"update", "PUT /Patient/{id} (validated, indexed, synced)"},
+	{"update-field", "PUT /Patient/{id}: its own body, one phone number changed (an EHR's update of one field)"},
+	{"update", "PUT /Patient/{id}: another Patient's body (every field and index value changes)"},
 }
 
 func writeSuiteReport(w io.Writer, cfg suiteConfig, rounds []round, info suiteInfo) {
@@ -643,6 +645,8 @@ func writeSuiteReport(w io.Writer, cfg suiteConfig, rounds []round, info suiteIn
 		{"create", "engine", "creates/s ÷ store/pebble Apply/s"},
 		{"create", "create-nolog", "logging+anchoring cost: creates/s (log on) ÷ creates/s (log+anchor off, `--no-log`)"},
 		{"update", "raw-pebble", "updates/s ÷ raw synced Pebble commits/s"},
+		{"update-field", "create", "one-field updates/s ÷ creates/s"},
+		{"update", "create", "whole-body updates/s ÷ creates/s"},
 		{"read", "raw-http", "reads/s ÷ bare fiber req/s (own process)"},
 		{"read", "raw-http-in", "reads/s ÷ bare fiber req/s (inside fhirbench)"},
 		{"read-practitioner", "read-system-same", "practitioner reads/s ÷ system reads/s of the same K patients (the consent layer)"},
@@ -658,7 +662,7 @@ func writeSuiteReport(w io.Writer, cfg suiteConfig, rounds []round, info suiteIn
 	fmt.Fprintf(w, "\nInside the gateway (its /metrics, medians):\n\n")
 	fmt.Fprintln(w, "| phase | mean latency in gateway | mean store commit | commits/s | GC/s |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|")
-	for _, ph := range []string{"create", "create-nolog", "read", "read-practitioner", "read-system-same", "update"} {
+	for _, ph := range []string{"create", "create-nolog", "read", "read-practitioner", "read-system-same", "update-field", "update"} {
 		var sm, cm, cs, gc []float64
 		for _, rd := range rounds {
 			if pm, ok := rd.metrics[ph]; ok {
@@ -718,7 +722,7 @@ func writeSuiteReport(w io.Writer, cfg suiteConfig, rounds []round, info suiteIn
 	// CPU ceilings: what the machine could do if nothing but fhirbench and
 	// the server ran, from the CPU time each operation cost.
 	fmt.Fprintf(w, "\nCPU ceilings (%d CPUs ÷ CPU time per operation, client + server; what the phase could reach on an otherwise idle machine if CPU were the only limit):\n\n", runtime.NumCPU())
-	for _, ph := range []string{"raw-http", "raw-http-in", "raw-pebble", "engine", "create", "create-nolog", "read", "read-practitioner", "read-system-same", "update"} {
+	for _, ph := range []string{"raw-http", "raw-http-in", "raw-pebble", "engine", "create", "create-nolog", "read", "read-practitioner", "read-system-same", "update-field", "update"} {
 		per := median(across(rounds, ph, func(r *Result) float64 {
 			if r.OK == 0 {
 				return 0
