@@ -227,11 +227,11 @@ func TestTTL(t *testing.T) {
 	if err := db.Apply(ctx, &store.Batch{Ops: []store.Op{{Key: []byte("n/3"), Value: []byte("z"), TTL: time.Hour}}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.c.ZScore(ctx, prefix+"on", "/1").Result(); !errors.Is(err, goredis.Nil) {
+	if _, err := db.c.ZScore(ctx, prefix+"o", "n/1").Result(); !errors.Is(err, goredis.Nil) {
 		t.Fatalf("expired key still in the order set (%v)", err)
 	}
-	if _, err := db.c.ZScore(ctx, prefix+"on", "/2").Result(); err != nil {
-		t.Fatalf("n/2 not in the order set P \"on\": %v", err)
+	if _, err := db.c.ZScore(ctx, prefix+"o", "n/2").Result(); err != nil {
+		t.Fatalf("n/2 not in the order set P \"o\": %v", err)
 	}
 }
 
@@ -412,12 +412,11 @@ func TestEmptyValues(t *testing.T) {
 	}
 }
 
-// TestScanPartitions: scans over keys of many partitions (the store's
-// tagged keys with their type, other tags, keys without a terminator,
-// the empty key) give what a sorted list gives, for random ranges,
-// directions and limits, after random writes and deletes (some emptying
-// a partition).
-func TestScanPartitions(t *testing.T) {
+// TestScanModel: scans over keys shaped as the store's (table tags,
+// terminated string parts) and others, with values empty or not, give
+// what a sorted list gives, for random ranges, directions and limits,
+// after random writes and deletes.
+func TestScanModel(t *testing.T) {
 	ctx := context.Background()
 	srv := redistest.Start(t)
 	db := open(t, srv, redistest.Prefix(t))
@@ -498,9 +497,8 @@ func TestScanPartitions(t *testing.T) {
 	}
 }
 
-// TestLayout: a new keyspace is stamped with layout 2; a layout-1
-// keyspace (its order set P "z") and one of an unknown layout are
-// refused at open, naming the layout; other prefixes are not concerned.
+// TestLayout: a new keyspace is stamped with layout 2 and opens again;
+// one of an unknown layout is refused at open, naming the layout.
 func TestLayout(t *testing.T) {
 	ctx := context.Background()
 	srv := redistest.Start(t)
@@ -510,27 +508,140 @@ func TestLayout(t *testing.T) {
 		t.Fatalf("layout of a new keyspace: %q %v", v, err)
 	}
 	db.Close()
-	open(t, srv, prefix).Close() // and it opens again
-	old := redistest.Prefix(t) + "old:"
+	open(t, srv, prefix).Close()
 	c := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
 	defer c.Close()
-	c.Set(ctx, old+"kMformat", "2", 0)
-	c.ZAdd(ctx, old+"z", goredis.Z{Member: "Mformat"})
-	_, err := Open(ctx, Config{URL: srv.URL(), Prefix: old})
-	if !errors.Is(err, ErrLayout) || !strings.Contains(err.Error(), "layout 1") {
-		t.Fatalf("Open of a layout-1 keyspace: %v", err)
-	}
 	odd := redistest.Prefix(t) + "odd:"
 	c.Set(ctx, odd+"f", "7", 0)
-	_, err = Open(ctx, Config{URL: srv.URL(), Prefix: odd})
+	_, err := Open(ctx, Config{URL: srv.URL(), Prefix: odd})
 	if !errors.Is(err, ErrLayout) || !strings.Contains(err.Error(), `"7"`) {
 		t.Fatalf("Open of a layout-7 keyspace: %v", err)
 	}
-	open(t, srv, redistest.Prefix(t)+"new:").Close()
+}
+
+// TestMigrateLayout1: a keyspace as layout 1 wrote it (a string for every
+// key, every key in P "z", TTL keys in P "e"), larger than a migration
+// step, opened by two replicas at once, reads the same after the
+// migration through Get, GetMany and Scan, keeps no string for empty
+// values, and takes commits (with TTLs) as a new one does.
+func TestMigrateLayout1(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	prefix := redistest.Prefix(t)
+	c := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
+	defer c.Close()
+	model := map[string]string{}
+	pipe := c.Pipeline()
+	put := func(k, v string, ttl time.Duration) {
+		pipe.Set(ctx, prefix+"k"+k, v, ttl)
+		pipe.ZAdd(ctx, prefix+"z", goredis.Z{Member: k})
+		if ttl > 0 {
+			pipe.ZAdd(ctx, prefix+"e", goredis.Z{Score: float64(time.Now().Add(ttl).UnixMilli()), Member: k})
+		}
+	}
+	put("Mformat", "2", 0)
+	model["Mformat"] = "2"
+	for i := range 2*migratePage + 500 {
+		k := fmt.Sprintf("iT\x00\x01p\x00\x01%05d", i)
+		v := ""
+		if i%3 == 0 {
+			v = k
+		}
+		put(k, v, 0)
+		model[k] = v
+	}
+	put("n/live", "x", time.Hour)
+	put("n/live-empty", "", time.Hour)
+	put("n/gone", "y", 20*time.Millisecond)
+	model["n/live"], model["n/live-empty"] = "x", ""
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+
+	var wg sync.WaitGroup
+	dbs := make([]*DB, 2)
+	errs := make([]error, 2)
+	for i := range dbs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dbs[i], errs[i] = Open(ctx, Config{URL: srv.URL(), Prefix: prefix})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("replica %d: Open of a layout-1 keyspace: %v", i, err)
+		}
+		defer dbs[i].Close()
+	}
+	db := dbs[0]
+	if v, _ := c.Get(ctx, prefix+"f").Result(); v != "2" {
+		t.Fatalf("layout after the migration: %q", v)
+	}
+	if n, _ := c.Exists(ctx, prefix+"z").Result(); n != 0 {
+		t.Fatal("P z left after the migration")
+	}
+	if n, _ := c.Exists(ctx, prefix+"k"+"iT\x00\x01p\x00\x0100001").Result(); n != 0 {
+		t.Error("an empty value kept its string")
+	}
+	check := func(step string) {
+		t.Helper()
+		var got []string
+		if err := db.Scan(ctx, store.Range{}, func(k, v []byte) bool {
+			got = append(got, fmt.Sprintf("%q=%q", k, v))
+			return true
+		}); err != nil {
+			t.Fatal(err)
+		}
+		var want []string
+		keys := slices.Sorted(maps.Keys(model))
+		for _, k := range keys {
+			want = append(want, fmt.Sprintf("%q=%q", k, model[k]))
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("%s: scan\n got %.400v\nwant %.400v", step, got, want)
+		}
+		bs := [][]byte{[]byte("n/gone")}
+		for _, k := range keys {
+			bs = append(bs, []byte(k))
+		}
+		vs, err := db.GetMany(ctx, bs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if vs[0] != nil {
+			t.Errorf("%s: an expired key reads %q", step, vs[0])
+		}
+		for i, k := range keys {
+			if vs[i+1] == nil || string(vs[i+1]) != model[k] {
+				t.Fatalf("%s: GetMany %q = %q, want %q", step, k, vs[i+1], model[k])
+			}
+		}
+		if _, err := db.Get(ctx, []byte("n/gone")); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("%s: Get of an expired key: %v", step, err)
+		}
+	}
+	check("migrated")
+	b := &store.Batch{}
+	b.Set([]byte("iT\x00\x01p\x00\x0100000"), nil) // had a value
+	b.Set([]byte("iT\x00\x01p\x00\x0100001"), []byte("v"))
+	b.Set([]byte("n/live-empty"), nil)
+	b.Ops = append(b.Ops, store.Op{Key: []byte("n/next"), Value: []byte("z"), TTL: time.Hour})
+	if err := db.Apply(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	model["iT\x00\x01p\x00\x0100000"], model["iT\x00\x01p\x00\x0100001"], model["n/live-empty"], model["n/next"] = "", "v", "", "z"
+	check("written after")
+	if _, err := c.ZScore(ctx, prefix+"o", "n/gone").Result(); !errors.Is(err, goredis.Nil) {
+		t.Errorf("the expired key is still a member after a commit with a TTL (%v)", err)
+	}
+	open(t, srv, prefix).Close() // a third open finds layout 2
 }
 
 // TestBatchShapes: the commit script writes a batch's final state with
-// few commands (one MSET, one ZADD per partition, chunks of 512): a key
+// few commands (one MSET, one ZADD, chunks of 512): a key
 // written several times in one batch ends as its last op says, an
 // append's index key overrides an op on it, and batches larger than a
 // chunk, mixing values, empty values and deletes, read back whole.
@@ -613,7 +724,4 @@ func TestBatchShapes(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("all deleted")
-	if n, err := db.c.ZScore(ctx, db.prefix+"p", "iT\x00\x01").Result(); err == nil {
-		t.Errorf("an emptied partition is still listed (score %v)", n)
-	}
 }

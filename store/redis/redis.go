@@ -103,7 +103,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		d.c.Close()
 		return nil, err
 	}
-	if err := d.checkLayout(ctx); err != nil {
+	if err := d.checkLayout(ctx, cfg.Logger); err != nil {
 		d.c.Close()
 		return nil, err
 	}
@@ -124,12 +124,16 @@ const layoutVersion = "2"
 // not read.
 var ErrLayout = errors.New("redis: unknown keyspace layout")
 
-// checkLayout stamps a new keyspace with layoutVersion and refuses one in
-// another layout. Layout 1 (one order set P "z" of every key, a string
-// for every key, no P "f") is refused, not migrated: it was never
-// released beyond test deployments; its data can be copied key by key
-// (Scan on a layout-1 build, Apply on this one) into a new prefix.
-func (d *DB) checkLayout(ctx context.Context) error {
+// migratePage is the number of keys one migration step moves: Redis
+// serves nobody else during a step (a few ms).
+const migratePage = 1000
+
+// checkLayout stamps a new keyspace with layoutVersion, migrates one in
+// layout 1 (its order set P "z", no P "f") in place, and refuses one in
+// any other layout. Layout 1 must not be written while it migrates: every
+// replica of the earlier release must be stopped first (as for a store
+// format upgrade, docs/operator-guide.md "Upgrading").
+func (d *DB) checkLayout(ctx context.Context, log *slog.Logger) error {
 	fk := d.prefix + "f"
 	for range 3 {
 		v, err := d.c.Get(ctx, fk).Result()
@@ -139,8 +143,7 @@ func (d *DB) checkLayout(ctx context.Context) error {
 				return fmt.Errorf("redis: read the keyspace layout: %w", classify(err, false))
 			}
 			if n > 0 {
-				return fmt.Errorf("%w: keyspace %q is in layout 1 (one order set %q of every key), this gateway reads layout %s: "+
-					"start it on a new prefix (or database) and copy the data with a gateway of the previous release, or keep the previous release", ErrLayout, d.prefix, d.prefix+"z", layoutVersion)
+				return d.migrate(ctx, log)
 			}
 			ok, err := d.c.SetNX(ctx, fk, layoutVersion, 0).Result()
 			if err != nil {
@@ -155,11 +158,34 @@ func (d *DB) checkLayout(ctx context.Context) error {
 			return fmt.Errorf("redis: read the keyspace layout: %w", classify(err, false))
 		}
 		if v != layoutVersion {
-			return fmt.Errorf("%w: keyspace %q is in layout %q, this gateway reads layout %s", ErrLayout, d.prefix, v, layoutVersion)
+			return fmt.Errorf("%w: keyspace %q is in layout %q, this gateway reads layout %s: run a gateway release that reads it", ErrLayout, d.prefix, v, layoutVersion)
 		}
 		return nil
 	}
 	return fmt.Errorf("redis: the keyspace layout keeps changing under us")
+}
+
+// migrate moves a layout-1 keyspace to layout 2, one page per script.
+func (d *DB) migrate(ctx context.Context, log *slog.Logger) error {
+	log.Warn("redis: migrating the keyspace from layout 1 to layout 2 (every replica of the earlier release must be stopped)", "prefix", d.prefix)
+	start, moved := time.Now(), int64(0)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		res, err := migrateScript.Run(ctx, d.c, nil, d.prefix, migratePage, layoutVersion).Int64Slice()
+		if err != nil {
+			return fmt.Errorf("redis: migrate the keyspace to layout %s (%d keys moved; opening again resumes): %w", layoutVersion, moved, classify(err, true))
+		}
+		if len(res) != 2 {
+			return fmt.Errorf("redis: migrate the keyspace: malformed reply")
+		}
+		moved += res[0]
+		if res[1] == 1 {
+			log.Info("redis: keyspace migrated to layout 2", "prefix", d.prefix, "keys", moved, "took", time.Since(start).Round(time.Millisecond))
+			return nil
+		}
+	}
 }
 
 func or(d, def time.Duration) time.Duration {
@@ -355,13 +381,12 @@ const (
 // it may between two reads of a scan on any shared store). fn is called
 // with no connection held, so it may call back into the engine.
 func (d *DB) Scan(ctx context.Context, r store.Range, fn func(k, v []byte) bool) error {
-	var sk, ek []byte
-	sm, em := "-", "+"
+	lo, hi := "-", "+"
 	if r.Start != nil {
-		sk, sm = r.Start, "["
+		lo = "[" + string(r.Start)
 	}
 	if r.End != nil {
-		ek, em = r.End, "("
+		hi = "(" + string(r.End)
 	}
 	dir := "f"
 	if r.Reverse {
@@ -376,7 +401,7 @@ func (d *DB) Scan(ctx context.Context, r store.Range, fn func(k, v []byte) bool)
 		var res []any
 		err := read(ctx, func() error {
 			var err error
-			res, err = scanScript.Run(ctx, d.c, nil, d.prefix, nonNil(sk), sm, nonNil(ek), em, dir, n).Slice()
+			res, err = scanScript.Run(ctx, d.c, nil, d.prefix, lo, hi, dir, n).Slice()
 			return err
 		})
 		if err != nil {
@@ -399,9 +424,9 @@ func (d *DB) Scan(ctx context.Context, r store.Range, fn func(k, v []byte) bool)
 		}
 		last, _ := res[1].(string)
 		if r.Reverse {
-			ek, em = []byte(last), "("
+			hi = "(" + last
 		} else {
-			sk, sm = []byte(last), "("
+			lo = "(" + last
 		}
 		page = min(2*page, maxScanPage)
 	}

@@ -1,93 +1,45 @@
 package redis
 
-import (
-	"strconv"
-	"strings"
+import goredis "github.com/redis/go-redis/v9"
 
-	goredis "github.com/redis/go-redis/v9"
-)
-
-// Layout (format 2) under the configured prefix P (one Redis database may
-// hold several keyspaces, one per prefix):
+// Layout 2 under the configured prefix P (one Redis database may hold
+// several keyspaces, one per prefix):
 //
 //	P "f"     string: the layout version, "2" (layoutVersion)
 //	P "k" K   string: the value of engine key K, when it is not empty or
 //	          was written with a TTL; a key whose value is empty has no
 //	          string (see below)
-//	P "o" Q   sorted set, one per partition Q of the keys (partitionLua):
-//	          K minus its first len(Q) bytes for every present key K of
-//	          the partition, score 0, so that ZRANGEBYLEX walks them in
-//	          bytewise order (Redis compares members with memcmp)
-//	P "p"     sorted set: the names of the partitions that hold keys,
-//	          score 0, in order (only when partitioning is on)
+//	P "o"     sorted set: every present engine key K, score 0, so that
+//	          ZRANGEBYLEX walks keys in bytewise order (Redis compares
+//	          members with memcmp)
 //	P "e"     sorted set: keys written with a TTL, scored by their expiry
 //	          (ms); commits that write TTL keys also drop from the order
-//	          the expired ones, so single-use keys do not pile up
+//	          set the expired ones, so single-use keys do not pile up
 //
-// A key K is present when its member is in its partition's order set,
-// and then its value is the string P "k" K if there is one, else the
-// empty string unless K is in P "e" (a TTL key Redis has expired: absent).
-// Most keys a create writes have an empty value (index keys, the type
-// history key: 16 of 21), and they cost only their member: no string,
-// no dict entry in the keyspace, no SET in the AOF. Invariants the
-// scripts keep: a string implies a member (so a ZADD that adds a new
-// member knows there is no string to delete), and a key in P "e" has a
-// member (deletes drop both).
+// A key K is present when it is a member of P "o", and then its value is
+// the string P "k" K if there is one, else the empty string unless K is
+// in P "e" (a TTL key that Redis has expired: absent). Most keys a create
+// writes have an empty value (its 15 index keys and its type history key,
+// 16 of 21), and they cost only their member: no string, no entry in the
+// keyspace's dict, no SET in the AOF. Invariants the scripts keep: a
+// string implies a member (so a ZADD that adds a new member knows there is
+// no string to delete), and a key in P "e" is a member (deletes drop both).
 //
-// Format 1 (until 2026-12) kept a string for every key and one order set
-// P "z" of all keys; Open refuses such a keyspace (checkLayout).
+// Layout 1 (until 2026-12-07) kept a string for every key and the order
+// set under P "z"; Open migrates such a keyspace in place (checkLayout,
+// migrateSrc).
 //
-// The value strings and the order sets are both needed: a sorted set holds
-// no value besides a float score (and ZRANGEBYLEX needs every score equal),
-// and a Get must stay one GET. Cost: BENCHMARKS.md §8.
-
-// partitionLua is part(k): the partition of engine key k, a prefix of k.
-// The order sets are split so that each is smaller (fewer skip-list
-// levels to walk per insert) and its members shorter (fewer bytes that
-// memcmp compares, since the keys of one set share the part cut off).
+// The value strings and the order set are both needed: a sorted set holds
+// no value besides a float score (and ZRANGEBYLEX needs every score
+// equal), and a Get must stay one GET.
 //
-// Scans must walk partitions in key order, so part must be monotonic:
-// k1 < k2 implies part(k1) <= part(k2). It is: part(k) is the shortest
-// prefix of k that ends with the n-th 0x00 0x01 terminator after the
-// first byte (n given by k's first byte, the store's table tag:
-// store/keys.go), or the first byte alone for tags with n = 0, or k whole
-// when k has fewer terminators (a key the store did not write, such as
-// the test suite's "k/a"). A string part of a store key is escaped (no
-// 0x00 0x01 inside it), so for the tags below the partition is the tag
-// and the resource type.
-//
-// partitionTags gives n per tag: c current, v version, t type history,
-// i index, x index list, u claim, l leaf index: the tag and the type.
-// Other tags (h system history, L log, M meta, X extensions) are one
-// partition each.
-var partitionTags = map[byte]int{'c': 1, 'v': 1, 't': 1, 'i': 1, 'x': 1, 'u': 1, 'l': 1}
-
-func partitionLua() string {
-	var b strings.Builder
-	b.WriteString("local NT = {")
-	for _, t := range "cvtixul" {
-		if n := partitionTags[byte(t)]; n > 0 {
-			b.WriteString("['" + string(t) + "']=" + strconv.Itoa(n) + ",")
-		}
-	}
-	b.WriteString(`}
-local TERM = string.char(0, 1)
-local function part(k)
-  if #k == 0 then return '' end
-  local t = string.sub(k, 1, 1)
-  local n = NT[t]
-  if not n then return t end
-  local pos = 2
-  for _ = 1, n do
-    local s = string.find(k, TERM, pos, true)
-    if not s then return k end
-    pos = s + 2
-  end
-  return string.sub(k, 1, pos - 1)
-end
-`)
-	return b.String()
-}
+// One order set, not one per key class: measured (BENCHMARKS.md §8,
+// "Layout 2"), sets per table tag and resource type made a create cost
+// Redis more CPU than one set (about 180 against 140 µs), because each
+// set is one more command in the script (a create writes 7 classes) and a
+// command's fixed cost (its arguments, lookup and AOF propagation) is
+// larger than the skip-list levels and compared bytes it saves at this
+// size.
 
 // commitSrc applies a batch atomically: conditions first (nothing is
 // written when one fails: the script returns 0), then ops in order, then
@@ -98,25 +50,25 @@ end
 // refuse it up front under maxmemory (OOM) rather than at its first write.
 //
 // Each command a script calls costs Redis a fixed overhead (argument
-// objects, command lookup, its propagation to the AOF) beyond its work
+// objects, command lookup, its propagation to the AOF) besides its work
 // per key, so the script first works out the final state of every key
-// the batch writes (the last op on a key wins, appends come after ops),
-// then writes them with as few commands as it can: one MSET for the
-// values, one ZADD per partition for the members (a create's 15 index
-// keys share one), one DEL for deletes. Commands carry at most chunk
-// arguments each (Lua's unpack has a stack limit; a batch may hold
-// DefaultLimits.MaxOps ops).
+// the batch writes (the last op on a key wins; appends come after ops),
+// then writes it with as few commands as it can: one MSET for the values,
+// one ZADD for the members, one DEL for the deletes, each cut in chunks
+// of at most 512 keys (Lua's unpack has a stack limit, and a batch may
+// hold DefaultLimits.MaxOps ops). A create is 4 commands (the condition's
+// ZSCORE, the log size's GET, MSET, ZADD) where layout 1 ran 44.
 //
 // ARGV: prefix, #conds, #ops, #appends, LogSizeKey, then per cond
 // (key, "a"|"v", value), per op (key, "s"|"d", value, ttl ms), per append
 // (data, "i"|"-", index key). Returns 1, or 0 when a condition failed.
-var commitSrc = "#!lua\n" + partitionLua() + `
+const commitSrc = `#!lua
 local p = ARGV[1]
 local nc, no, na = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local e, pp = p .. 'e', p .. 'p'
+local o, e = p .. 'o', p .. 'e'
 local chunk = 512
--- cmd key? list: the command on list, chunk elements per call; the sum
--- of the replies.
+-- cmd [key] list...: the command on list, chunk elements of step items
+-- per call; the sum of the replies.
 local function each(cmd, key, list, step)
   local n = 0
   for lo = 1, #list, chunk * step do
@@ -128,31 +80,30 @@ local function each(cmd, key, list, step)
   end
   return n
 end
--- ZADD z with score 0 for every member of ms: how many were new.
-local function zadd(z, ms)
-  local args = {}
-  for _, m in ipairs(ms) do
-    args[#args+1] = '0'
-    args[#args+1] = m
-  end
-  return each('ZADD', z, args, 2)
+local hasE
+local function ttls()
+  if hasE == nil then hasE = redis.call('EXISTS', e) == 1 end
+  return hasE
 end
--- the value of k (see the layout), or false.
-local function get(k)
+-- whether k is present, and its value (see the layout).
+local function get(k, wantValue)
+  if not wantValue then
+    -- a member that has no string and is in P "e" has expired
+    if not redis.call('ZSCORE', o, k) then return false end
+    if not ttls() or not redis.call('ZSCORE', e, k) then return true end
+  end
   local v = redis.call('GET', p .. 'k' .. k)
   if v then return v end
-  local q = part(k)
-  if redis.call('ZSCORE', p .. 'o' .. q, string.sub(k, #q + 1)) and not redis.call('ZSCORE', e, k) then
+  if redis.call('ZSCORE', o, k) and not (ttls() and redis.call('ZSCORE', e, k)) then
     return ''
   end
   return false
 end
 local i = 6
 for _ = 1, nc do
-  local v = get(ARGV[i])
   if ARGV[i+1] == 'a' then
-    if v then return 0 end
-  elseif v ~= ARGV[i+2] then
+    if get(ARGV[i], false) then return 0 end
+  elseif get(ARGV[i], true) ~= ARGV[i+2] then
     return 0
   end
   i = i + 3
@@ -197,86 +148,59 @@ if na > 0 then
   end
   note(sk, be(n), 0)
 end
--- group by partition: members with a string, members without (empty
--- values) and their keys, members deleted.
-local groups, qs = {}, {}
-local sets, dels, edel, ettl = {}, {}, {}, {}
-local now, ttls = nil, 0
+-- members with a string, members without (empty values), deletes
+local full, empty, sets, dels, gone, ettl = {}, {}, {}, {}, {}, {}
+local now
 for _, k in ipairs(order) do
   local v, ttl = st[k][1], st[k][2]
-  local q = part(k)
-  local g = groups[q]
-  if not g then
-    g = {{}, {}, {}, {}}
-    groups[q] = g
-    qs[#qs+1] = q
-  end
-  local m = string.sub(k, #q + 1)
   if v == false then
     dels[#dels+1] = p .. 'k' .. k
-    g[4][#g[4]+1] = m
-    edel[#edel+1] = k
+    gone[#gone+1] = k
   elseif ttl > 0 then
     if not now then
       local t = redis.call('TIME')
       now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
     end
     redis.call('SET', p .. 'k' .. k, v, 'PX', ttl)
-    g[1][#g[1]+1] = m
+    full[#full+1] = '0'
+    full[#full+1] = k
     ettl[#ettl+1] = now + ttl
     ettl[#ettl+1] = k
-    ttls = ttls + 1
   elseif v == '' then
-    g[2][#g[2]+1] = m
-    g[3][#g[3]+1] = k
+    empty[#empty+1] = '0'
+    empty[#empty+1] = k
   else
     sets[#sets+1] = p .. 'k' .. k
     sets[#sets+1] = v
-    g[1][#g[1]+1] = m
+    full[#full+1] = '0'
+    full[#full+1] = k
   end
 end
-local hasE = redis.call('EXISTS', e) == 1
 if #sets > 0 then each('MSET', nil, sets, 2) end
-if #dels > 0 then each('DEL', nil, dels, 1) end
-if hasE and #edel > 0 then each('ZREM', e, edel, 1) end
-local fresh = {}
-for _, q in ipairs(qs) do
-  local g = groups[q]
-  local z = p .. 'o' .. q
-  local added = 0
-  if #g[4] > 0 then each('ZREM', z, g[4], 1) end
-  if #g[1] > 0 then added = zadd(z, g[1]) end
-  if #g[2] > 0 then
-    local a = zadd(z, g[2])
-    added = added + a
-    if a < #g[2] then
-      -- Some were present (a new member has no string and no TTL entry,
-      -- by the invariants): drop their strings, and their TTL entries,
-      -- or a key with no string would read as expired.
-      local ks = {}
-      for j, k in ipairs(g[3]) do ks[j] = p .. 'k' .. k end
-      each('DEL', nil, ks, 1)
-      if hasE then each('ZREM', e, g[3], 1) end
-    end
-  end
-  if added > 0 then
-    fresh[#fresh+1] = '0'
-    fresh[#fresh+1] = q
-  elseif #g[4] > 0 and redis.call('EXISTS', z) == 0 then
-    redis.call('ZREM', pp, q)
-  end
+if #gone > 0 then
+  each('DEL', nil, dels, 1)
+  each('ZREM', o, gone, 1)
+  if ttls() then each('ZREM', e, gone, 1) end
 end
-if #fresh > 0 then each('ZADD', pp, fresh, 2) end
-if ttls > 0 then
+if #full > 0 then each('ZADD', o, full, 2) end
+if #empty > 0 and each('ZADD', o, empty, 2) < #empty / 2 then
+  -- Some were present (a new member has no string and no TTL entry, by
+  -- the invariants): drop their strings, and their TTL entries, or a key
+  -- with no string would read as expired.
+  local ks, ms = {}, {}
+  for j = 2, #empty, 2 do
+    ks[#ks+1] = p .. 'k' .. empty[j]
+    ms[#ms+1] = empty[j]
+  end
+  each('DEL', nil, ks, 1)
+  if ttls() then each('ZREM', e, ms, 1) end
+end
+if #ettl > 0 then
   each('ZADD', e, ettl, 2)
-  local old = redis.call('ZRANGEBYSCORE', e, '-inf', now, 'LIMIT', 0, 2 * ttls + 8)
+  local old = redis.call('ZRANGEBYSCORE', e, '-inf', now, 'LIMIT', 0, #ettl + 8)
   for _, k in ipairs(old) do
     if redis.call('EXISTS', p .. 'k' .. k) == 0 then
-      local q = part(k)
-      local z = p .. 'o' .. q
-      if redis.call('ZREM', z, string.sub(k, #q + 1)) == 1 and redis.call('EXISTS', z) == 0 then
-        redis.call('ZREM', pp, q)
-      end
+      redis.call('ZREM', o, k)
     end
     redis.call('ZREM', e, k)
   end
@@ -285,61 +209,27 @@ return 1
 `
 
 // scanSrc reads one page of a scan in one atomic step, so a page never
-// shows part of a commit. It walks the partitions that the range meets
-// in order (part is monotonic, so a partition below part(start) holds no
-// key >= start, one above part(end) none < end), reading members until
-// the page is full, then the values: one MGET, and for the keys without
-// a string one look in P "e" (an expired TTL key is skipped; any other is
-// present with an empty value).
-//
-// ARGV: prefix, start key, start mode ("-" none, "[" inclusive, "("
-// exclusive), end key, end mode ("+" none, "(" exclusive), "r" for
-// descending, page size. Returns the number of members read, the last
-// key read, then key, value pairs.
-var scanSrc = "#!lua flags=no-writes\n" + partitionLua() + `
-local p, sk, sm, ek, em = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local rev, n = ARGV[6] == 'r', tonumber(ARGV[7])
-local sq, eq = false, false
-if sm ~= '-' then sq = part(sk) end
-if em ~= '+' then eq = part(ek) end
-local keys = {}
--- the members of partition q in the range, up to the page's size.
-local function walk(q)
-  local lo, hi = '-', '+'
-  if q == sq then lo = sm .. string.sub(sk, #q + 1) end
-  if q == eq then hi = '(' .. string.sub(ek, #q + 1) end
-  local ms
-  if rev then
-    ms = redis.call('ZREVRANGEBYLEX', p .. 'o' .. q, hi, lo, 'LIMIT', 0, n - #keys)
-  else
-    ms = redis.call('ZRANGEBYLEX', p .. 'o' .. q, lo, hi, 'LIMIT', 0, n - #keys)
-  end
-  for _, m in ipairs(ms) do keys[#keys+1] = q .. m end
+// shows part of a commit: the page's members, then their values with one
+// MGET, and for the keys without a string one look in P "e" (an expired
+// TTL key is skipped; any other is present with an empty value). ARGV:
+// prefix, min, max (ZRANGEBYLEX syntax), "r" for descending, page size.
+// Returns the number of members read, the last one, then key, value
+// pairs.
+const scanSrc = `#!lua flags=no-writes
+local p = ARGV[1]
+local ks
+if ARGV[4] == 'r' then
+  ks = redis.call('ZREVRANGEBYLEX', p .. 'o', ARGV[3], ARGV[2], 'LIMIT', 0, tonumber(ARGV[5]))
+else
+  ks = redis.call('ZRANGEBYLEX', p .. 'o', ARGV[2], ARGV[3], 'LIMIT', 0, tonumber(ARGV[5]))
 end
-local plo, phi = '-', '+'
-if sq then plo = '[' .. sq end
-if eq then phi = '[' .. eq end
-while #keys < n do
-  local qs
-  if rev then
-    qs = redis.call('ZREVRANGEBYLEX', p .. 'p', phi, plo, 'LIMIT', 0, 16)
-  else
-    qs = redis.call('ZRANGEBYLEX', p .. 'p', plo, phi, 'LIMIT', 0, 16)
-  end
-  for _, q in ipairs(qs) do
-    walk(q)
-    if #keys >= n then break end
-  end
-  if #qs < 16 then break end
-  if rev then phi = '(' .. qs[#qs] else plo = '(' .. qs[#qs] end
-end
-local out = {#keys, keys[#keys] or ''}
-if #keys == 0 then return out end
+local out = {#ks, ks[#ks] or ''}
+if #ks == 0 then return out end
 local names = {}
-for j, k in ipairs(keys) do names[j] = p .. 'k' .. k end
+for j, k in ipairs(ks) do names[j] = p .. 'k' .. k end
 local vs = redis.call('MGET', unpack(names))
 local ttl = redis.call('EXISTS', p .. 'e') == 1
-for j, k in ipairs(keys) do
+for j, k in ipairs(ks) do
   local v = vs[j]
   if not v and not (ttl and redis.call('ZSCORE', p .. 'e', k)) then v = '' end
   if v then
@@ -351,9 +241,9 @@ return out
 `
 
 // getSrc reads keys at one instant, for the keys a GET or MGET found
-// without a string (absent, or present with an empty value): ARGV:
+// without a string (absent, or present with an empty value). ARGV:
 // prefix, keys. Returns their values, nil for an absent key.
-var getSrc = "#!lua flags=no-writes\n" + partitionLua() + `
+const getSrc = `#!lua flags=no-writes
 local p = ARGV[1]
 local names = {}
 for j = 2, #ARGV do names[j-1] = p .. 'k' .. ARGV[j] end
@@ -362,8 +252,7 @@ local ttl = redis.call('EXISTS', p .. 'e') == 1
 for j = 1, #names do
   if not vs[j] then
     local k = ARGV[j+1]
-    local q = part(k)
-    if redis.call('ZSCORE', p .. 'o' .. q, string.sub(k, #q + 1)) and not (ttl and redis.call('ZSCORE', p .. 'e', k)) then
+    if redis.call('ZSCORE', p .. 'o', k) and not (ttl and redis.call('ZSCORE', p .. 'e', k)) then
       vs[j] = ''
     end
   end
@@ -371,8 +260,37 @@ end
 return vs
 `
 
+// migrateSrc moves one page of a layout-1 keyspace to layout 2, in one
+// atomic step: up to ARGV[2] members of P "z" go to P "o", and the
+// strings of those whose value is empty (and that have no TTL) are
+// deleted; a TTL key keeps its string, and one Redis has expired stays a
+// member (with its P "e" entry, it reads as absent, as in layout 2). When
+// P "z" is empty the same step stamps P "f" with ARGV[3]. Each page
+// stands alone, so replicas that open the keyspace at once may migrate it
+// together, and a migration cut short resumes at the next open. ARGV:
+// prefix, page size, layout version. Returns the number of keys moved
+// and whether the migration is done.
+const migrateSrc = `#!lua
+local p = ARGV[1]
+local z, o = p .. 'z', p .. 'o'
+local ks = redis.call('ZRANGEBYLEX', z, '-', '+', 'LIMIT', 0, tonumber(ARGV[2]))
+for _, k in ipairs(ks) do
+  local sk = p .. 'k' .. k
+  local v = redis.call('GET', sk)
+  if v == '' and redis.call('PTTL', sk) == -1 then
+    redis.call('DEL', sk)
+  end
+  redis.call('ZADD', o, 0, k)
+  redis.call('ZREM', z, k)
+end
+if redis.call('EXISTS', z) == 1 then return {#ks, 0} end
+redis.call('SET', p .. 'f', ARGV[3])
+return {#ks, 1}
+`
+
 var (
-	commitScript = goredis.NewScript(commitSrc)
-	scanScript   = goredis.NewScript(scanSrc)
-	getScript    = goredis.NewScript(getSrc)
+	migrateScript = goredis.NewScript(migrateSrc)
+	commitScript  = goredis.NewScript(commitSrc)
+	scanScript    = goredis.NewScript(scanSrc)
+	getScript     = goredis.NewScript(getSrc)
 )
