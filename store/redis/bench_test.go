@@ -201,10 +201,24 @@ func searchPage(t *testing.T, ctx context.Context, db *DB, c *counter) {
 // list, a log append), from 64 concurrent clients, each commit fsynced
 // (appendfsync always). It reports Redis's CPU (all its threads, from
 // INFO cpu) and its used_memory growth per commit; the script's own time
-// per call (commandstats) is logged.
+// per call (commandstats) is logged. Group21 is a commit of 21 such
+// creates, the shape of the AuditEvent group commit (about 21 events per
+// commit under 64 clients, BENCHMARKS.md §8).
 //
 //	go test -run XXX -bench CommitScript -benchtime 5s ./store/redis
 func BenchmarkCommitScript(b *testing.B) {
+	benchCommit(b, []store.Write{patient(0)})
+}
+
+func BenchmarkCommitScriptGroup21(b *testing.B) {
+	var ws []store.Write
+	for i := range 21 {
+		ws = append(ws, patient(i))
+	}
+	benchCommit(b, ws)
+}
+
+func benchCommit(b *testing.B, ws []store.Write) {
 	ctx := context.Background()
 	srv := redistest.Start(b)
 	db, err := Open(ctx, Config{URL: srv.URL(), Prefix: redistest.Prefix(b), PoolSize: 64})
@@ -214,7 +228,7 @@ func BenchmarkCommitScript(b *testing.B) {
 	defer db.Close()
 	rec := &recorder{DB: db}
 	s := store.New(rec, store.Options{})
-	if err := s.Commit(ctx, []store.Write{patient(0)}); err != nil {
+	if err := s.Commit(ctx, ws); err != nil {
 		b.Fatal(err)
 	}
 	shape := rec.last
