@@ -34,12 +34,13 @@ import goredis "github.com/redis/go-redis/v9"
 // equal), and a Get must stay one GET.
 //
 // One order set, not one per key class: measured (BENCHMARKS.md §8,
-// "Layout 2"), sets per table tag and resource type made a create cost
-// Redis more CPU than one set (about 180 against 140 µs), because each
-// set is one more command in the script (a create writes 7 classes) and a
-// command's fixed cost (its arguments, lookup and AOF propagation) is
-// larger than the skip-list levels and compared bytes it saves at this
-// size.
+// "Layout 2"), sets per table tag and resource type (or per tag, or per
+// tag, type and parameter) made a create cost Redis more CPU than one set
+// (medians of 180-223 against 142-185 µs in three sessions), because each
+// set is one more command in the script (a create writes 7 classes) and
+// a command's fixed cost (its arguments, lookup and AOF propagation) is
+// larger than the skip-list levels and compared bytes a smaller set
+// saves at these sizes.
 
 // commitSrc applies a batch atomically: conditions first (nothing is
 // written when one fails: the script returns 0), then ops in order, then
