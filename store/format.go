@@ -20,7 +20,13 @@ import (
 // must not run on a format-2 store. Format-1 data is format-2 data
 // (records without the bits are HoldsUnknown), so a format-1 store is
 // upgraded in place at open.
-const FormatVersion = 2
+//
+// Format 3 changes nothing in the records: it marks Redis keyspaces in
+// store/redis's layout 2 (empty values kept only in the order set), which
+// a format-2 gateway would read as missing keys and write beside. Its
+// engine migrates the layout at open, before the stamp; Pebble stores
+// are stamped too, so that one number keeps meaning one release line.
+const FormatVersion = 3
 
 // formatKey holds the store's format version, in decimal.
 var formatKey = []byte{tagMeta, 'f', 'o', 'r', 'm', 'a', 't'}
@@ -30,14 +36,14 @@ var ErrFormat = errors.New("unknown store format")
 
 // CheckFormat is called at every open of an engine: on a store without a
 // format version (new, or written before versions existed: format 1) or
-// in format 1 it writes FormatVersion; on one with another version it
+// in format 1 or 2 it writes FormatVersion; on one with another version it
 // refuses with ErrFormat, naming both versions. Concurrent first opens (several
 // replicas on one new Redis) agree: the write is conditional.
 func CheckFormat(ctx context.Context, e Engine) error {
 	for range 3 {
 		b, err := e.Get(ctx, formatKey)
-		if errors.Is(err, ErrNotFound) || err == nil && string(b) == "1" {
-			// New, or format 1: stamp (upgrade to) this format.
+		if errors.Is(err, ErrNotFound) || err == nil && (string(b) == "1" || string(b) == "2") {
+			// New, or format 1 or 2: stamp (upgrade to) this format.
 			batch := Batch{}
 			batch.Require(formatKey, b)
 			batch.Set(formatKey, []byte(strconv.Itoa(FormatVersion)))

@@ -25,23 +25,26 @@ func TestCheckFormat(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if v, err := db.Get(ctx, []byte("Mformat")); err != nil || string(v) != "2" {
+	if v, err := db.Get(ctx, []byte("Mformat")); err != nil || string(v) != "3" {
 		t.Fatalf("format key %q, %v", v, err)
 	}
 	// A format-1 store (its records lack the holds flags, which format 2
-	// reads as unknown) is upgraded in place.
-	var up store.Batch
-	up.Set([]byte("Mformat"), []byte("1"))
-	if err := db.Apply(ctx, &up); err != nil {
-		t.Fatal(err)
+	// reads as unknown) and a format-2 one (format 3 marks Redis's layout
+	// 2 only) are upgraded in place.
+	for _, old := range []string{"1", "2"} {
+		var up store.Batch
+		up.Set([]byte("Mformat"), []byte(old))
+		if err := db.Apply(ctx, &up); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.CheckFormat(ctx, db); err != nil {
+			t.Fatalf("format %s: %v", old, err)
+		}
+		if v, err := db.Get(ctx, []byte("Mformat")); err != nil || string(v) != "3" {
+			t.Fatalf("format %s upgraded to %q, %v", old, v, err)
+		}
 	}
-	if err := store.CheckFormat(ctx, db); err != nil {
-		t.Fatalf("format 1: %v", err)
-	}
-	if v, err := db.Get(ctx, []byte("Mformat")); err != nil || string(v) != "2" {
-		t.Fatalf("format 1 upgraded to %q, %v", v, err)
-	}
-	for _, tc := range []struct{ stored, want string }{{"3", "newer"}, {"0", "is this a fhirgate store"}, {"x", "is this a fhirgate store"}} {
+	for _, tc := range []struct{ stored, want string }{{"4", "newer"}, {"0", "is this a fhirgate store"}, {"x", "is this a fhirgate store"}} {
 		var b store.Batch
 		b.Set([]byte("Mformat"), []byte(tc.stored))
 		if err := db.Apply(ctx, &b); err != nil {

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -434,7 +435,7 @@ func TestScanModel(t *testing.T) {
 			}
 		}
 	}
-	model := map[string]string{"Mformat": "2"}
+	model := map[string]string{"Mformat": strconv.Itoa(store.FormatVersion)}
 	for round := range 6 {
 		var b store.Batch
 		for range 40 {
@@ -540,8 +541,8 @@ func TestMigrateLayout1(t *testing.T) {
 			pipe.ZAdd(ctx, prefix+"e", goredis.Z{Score: float64(time.Now().Add(ttl).UnixMilli()), Member: k})
 		}
 	}
-	put("Mformat", "2", 0)
-	model["Mformat"] = "2"
+	put("Mformat", "2", 0) // a layout-1 keyspace of the previous release
+	model["Mformat"] = strconv.Itoa(store.FormatVersion)
 	for i := range 2*migratePage + 500 {
 		k := fmt.Sprintf("iT\x00\x01p\x00\x01%05d", i)
 		v := ""
@@ -651,7 +652,7 @@ func TestBatchShapes(t *testing.T) {
 	srv := redistest.Start(t)
 	db := open(t, srv, redistest.Prefix(t))
 	defer db.Close()
-	model := map[string]string{"Mformat": "2"}
+	model := map[string]string{"Mformat": strconv.Itoa(store.FormatVersion)}
 	check := func(step string) {
 		t.Helper()
 		var got []string
