@@ -12,6 +12,7 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 	gmath "github.com/ethereum/go-ethereum/common/math"
+	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/signer/core/apitypes"
 
@@ -88,15 +89,19 @@ func (re *relayEnv) revokeTD(patient common.Address, grantee, scope string, nonc
 func (re *relayEnv) waitStatus(t testing.TB, h common.Hash, want string) TxStatus {
 	t.Helper()
 	var st TxStatus
-	eventually(t, 10*time.Second, func() bool {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		var err error
 		st, err = re.relay.Status(testCtx(t), h)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return st.State == want
-	}, "status %s", want)
-	return st
+		if st.State == want {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for status %s: %+v", want, st)
+		}
+	}
 }
 
 // A patient without ether grants and revokes through the relay (via
@@ -274,19 +279,34 @@ func TestRelayFrontRun(t *testing.T) {
 	key, _ := crypto.GenerateKey()
 	patient := crypto.PubkeyToAddress(key.PublicKey)
 	re.fl.AddGrantees(testCtx(t), "Practitioner/ok")
-	td := re.grantTD(patient, "Practitioner/ok", "Observation.rs", forever, 0, time.Now().Unix()+600)
+	// One deadline for both: the rival's call must carry exactly what was
+	// signed. With two time.Now() calls, a second boundary crossed between
+	// them (about 1 run in 20) made the rival's signature invalid, so the
+	// rival reverted and the relay's transaction was confirmed.
+	deadline := time.Now().Unix() + 600
+	td := re.grantTD(patient, "Practitioner/ok", "Observation.rs", forever, 0, deadline)
 	sig := sign(t, key, td)
 	h, err := re.submit(t, request(t, td, sig))
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The relay sends from its queue in the background: wait until its
-	// transaction is in the pool, so both are in the one block mined.
+	// The relay sends from its queue in the background, and its record
+	// turns pending in the commit before the broadcast; the node's pool
+	// promotes what it is sent asynchronously. Both transactions must be
+	// pending in the pool before the one block is mined.
 	re.waitStatus(t, h, "pending")
+	var relayed *types.Transaction
+	eventually(t, 10*time.Second, func() bool {
+		tx, pending, err := re.c.TransactionByHash(testCtx(t), h)
+		relayed = tx
+		return err == nil && pending
+	}, "the relayed transaction in the pool")
+	re.waitPool(re.gw.Address(), relayed.Nonce()+1)
 	// Someone else relays the same signature, paying a higher tip.
-	data := regABI.PackGrantBySig(patient, consentsig.Grantee("Practitioner/ok"), consentsig.Scope("Observation.rs"), forever, big.NewInt(time.Now().Unix()+600), sig)
-	rival := re.account(7).Key
-	re.sendRaw(rival, 0, data)
+	data := regABI.PackGrantBySig(patient, consentsig.Grantee("Practitioner/ok"), consentsig.Scope("Observation.rs"), forever, big.NewInt(deadline), sig)
+	rival := re.account(7)
+	re.sendRaw(rival.Key, 0, data)
+	re.waitPool(rival.Address, 1)
 	re.mine()
 	st := re.waitStatus(t, h, "failed")
 	if st.Block == 0 || st.Error == "" {
