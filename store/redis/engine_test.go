@@ -590,21 +590,8 @@ func TestMigrateLayout1(t *testing.T) {
 	}
 	check := func(step string) {
 		t.Helper()
-		var got []string
-		if err := db.Scan(ctx, store.Range{}, func(k, v []byte) bool {
-			got = append(got, fmt.Sprintf("%q=%q", k, v))
-			return true
-		}); err != nil {
-			t.Fatal(err)
-		}
-		var want []string
+		scanIsModel(t, db, model, step)
 		keys := slices.Sorted(maps.Keys(model))
-		for _, k := range keys {
-			want = append(want, fmt.Sprintf("%q=%q", k, model[k]))
-		}
-		if fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Fatalf("%s: scan\n got %.400v\nwant %.400v", step, got, want)
-		}
 		bs := [][]byte{[]byte("n/gone")}
 		for _, k := range keys {
 			bs = append(bs, []byte(k))
@@ -655,20 +642,7 @@ func TestBatchShapes(t *testing.T) {
 	model := map[string]string{"Mformat": strconv.Itoa(store.FormatVersion)}
 	check := func(step string) {
 		t.Helper()
-		var got []string
-		if err := db.Scan(ctx, store.Range{}, func(k, v []byte) bool {
-			got = append(got, fmt.Sprintf("%q=%q", k, v))
-			return true
-		}); err != nil {
-			t.Fatal(err)
-		}
-		var want []string
-		for _, k := range slices.Sorted(maps.Keys(model)) {
-			want = append(want, fmt.Sprintf("%q=%q", k, model[k]))
-		}
-		if fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Fatalf("%s: scan\n got %.600v\nwant %.600v", step, got, want)
-		}
+		scanIsModel(t, db, model, step)
 		for k, w := range model {
 			if v, err := db.Get(ctx, []byte(k)); err != nil || string(v) != w {
 				t.Fatalf("%s: Get %q = %q, %v, want %q", step, k, v, err, w)
@@ -726,4 +700,24 @@ func TestBatchShapes(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("all deleted")
+}
+
+// scanIsModel fails t unless a scan of the whole keyspace reads exactly
+// model's keys and values, in key order.
+func scanIsModel(t *testing.T, db *DB, model map[string]string, step string) {
+	t.Helper()
+	var got []string
+	if err := db.Scan(context.Background(), store.Range{}, func(k, v []byte) bool {
+		got = append(got, fmt.Sprintf("%q=%q", k, v))
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, k := range slices.Sorted(maps.Keys(model)) {
+		want = append(want, fmt.Sprintf("%q=%q", k, model[k]))
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("%s: scan\n got %.600v\nwant %.600v", step, got, want)
+	}
 }
