@@ -208,14 +208,16 @@ func TestTTL(t *testing.T) {
 	prefix := redistest.Prefix(t)
 	db := open(t, srv, prefix)
 	defer db.Close()
-	b := &store.Batch{Ops: []store.Op{{Key: []byte("n/1"), Value: []byte("x"), TTL: 50 * time.Millisecond}, {Key: []byte("n/2"), Value: []byte("y")}}}
+	// A TTL long enough for the read before expiry on a loaded machine
+	// (50 ms was not), short enough for the test.
+	b := &store.Batch{Ops: []store.Op{{Key: []byte("n/1"), Value: []byte("x"), TTL: time.Second}, {Key: []byte("n/2"), Value: []byte("y")}}}
 	if err := db.Apply(ctx, b); err != nil {
 		t.Fatal(err)
 	}
 	if v, err := db.Get(ctx, []byte("n/1")); err != nil || string(v) != "x" {
 		t.Fatalf("before expiry: %q %v", v, err)
 	}
-	time.Sleep(120 * time.Millisecond)
+	time.Sleep(1100 * time.Millisecond)
 	if _, err := db.Get(ctx, []byte("n/1")); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("after expiry: %v", err)
 	}
