@@ -74,11 +74,17 @@ func listSources(paths []string) ([]source, error) {
 			}
 			continue
 		}
-		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+		// WalkDir does not follow a symbolic link given as the root.
+		root, err := filepath.EvalSymlinks(p)
+		if err != nil {
+			return nil, err
+		}
+		found := 0
+		err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err
 			}
-			if path != p && strings.HasPrefix(d.Name(), ".") {
+			if path != root && strings.HasPrefix(d.Name(), ".") {
 				if d.IsDir() {
 					return filepath.SkipDir
 				}
@@ -88,12 +94,20 @@ func listSources(paths []string) ([]source, error) {
 				return nil
 			}
 			if ok, isJSON, gz := isImportable(d.Name()); ok {
-				return add(path, path, isJSON, gz)
+				rel, err := filepath.Rel(root, path)
+				if err != nil {
+					return err
+				}
+				found++
+				return add(path, filepath.Join(p, rel), isJSON, gz)
 			}
 			return nil
 		})
 		if err != nil {
 			return nil, err
+		}
+		if found == 0 {
+			return nil, fmt.Errorf("%s: no .ndjson, .ndjson.gz, .json or .json.gz files in this directory", p)
 		}
 	}
 	return out, nil

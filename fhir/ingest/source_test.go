@@ -168,3 +168,50 @@ func TestTiers(t *testing.T) {
 		t.Errorf("phases: %v", ph)
 	}
 }
+
+// TestListSourcesDirectories: a directory given through a symbolic link
+// is walked (filepath.WalkDir alone does not follow a root link: the
+// import said "0 files" and succeeded), files are named as the user
+// wrote the path, hidden entries are skipped, and a directory with
+// nothing to import is an error, not an empty import.
+func TestListSourcesDirectories(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	for _, name := range []string{"Patient.ndjson", "sub/Obs.ndjson.gz", ".hidden/x.ndjson", "notes.txt"} {
+		p := filepath.Join(data, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("{}\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(data, link); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(dir, "empty")
+	os.MkdirAll(filepath.Join(empty, "deeper"), 0o755)
+	os.WriteFile(filepath.Join(empty, "readme.txt"), nil, 0o644)
+	for _, root := range []string{data, link} {
+		srcs, err := listSources([]string{root})
+		if err != nil {
+			t.Fatalf("%s: %v", root, err)
+		}
+		var names []string
+		for _, s := range srcs {
+			names = append(names, s.name)
+		}
+		want := []string{filepath.Join(root, "Patient.ndjson"), filepath.Join(root, "sub/Obs.ndjson.gz")}
+		if strings.Join(names, ",") != strings.Join(want, ",") {
+			t.Errorf("%s: %v, want %v", root, names, want)
+		}
+	}
+	if _, err := listSources([]string{empty}); err == nil || !strings.Contains(err.Error(), "no .ndjson") {
+		t.Errorf("a directory with nothing to import: %v", err)
+	}
+	// The same directory twice (directly and by its link) is one import.
+	if srcs, err := listSources([]string{data, link}); err != nil || len(srcs) != 2 {
+		t.Errorf("twice: %d sources, %v", len(srcs), err)
+	}
+}
