@@ -485,21 +485,29 @@ func (w *exportWorld) tokSubject(who string) string {
 // TestExportResumesAfterRestart: a gateway stopped in the middle of an
 // export resumes it when it starts again (the job and its files are in
 // the store): every resource exactly once, the manifest served.
+// stopAtDecision makes the export allow every resource and hang at its
+// n-th decision until the gateway stops (a replica dying mid-export);
+// the channel closes when it is reached.
+func (w *exportWorld) stopAtDecision(n int32) <-chan struct{} {
+	var seen atomic.Int32
+	stopped := make(chan struct{})
+	w.decide = func(*policy.Principal, *store.Version) policy.Decision {
+		if seen.Add(1) == n {
+			close(stopped)
+			<-w.ctx.Done() // the replica stops here
+		}
+		return policy.Decision{Allow: true}
+	}
+	return stopped
+}
+
 func TestExportResumesAfterRestart(t *testing.T) {
 	w := newExportWorld(t, bulk.Config{FileResources: 4, BlockBytes: 100})
 	var want []string
 	for i := range 12 {
 		want = append(want, w.observation("system", w.patient, fmt.Sprint("obs", i)))
 	}
-	var n atomic.Int32
-	stopped := make(chan struct{})
-	w.decide = func(p *policy.Principal, v *store.Version) policy.Decision {
-		if n.Add(1) == 7 {
-			close(stopped)
-			<-w.ctx.Done() // the replica stops here
-		}
-		return policy.Decision{Allow: true}
-	}
+	stopped := w.stopAtDecision(7)
 	status := w.kickoff("system", "/fhir/$export?_type=Observation")
 	<-stopped
 	code, h, _ := w.call("system", "GET", status)
@@ -1072,15 +1080,7 @@ func TestExportDeletedResumes(t *testing.T) {
 		}
 		gone = append(gone, ref)
 	}
-	var n atomic.Int32
-	stopped := make(chan struct{})
-	w.decide = func(p *policy.Principal, v *store.Version) policy.Decision {
-		if n.Add(1) == 7 {
-			close(stopped)
-			<-w.ctx.Done() // the replica stops here
-		}
-		return policy.Decision{Allow: true}
-	}
+	stopped := w.stopAtDecision(7)
 	status := w.kickoff("system", "/fhir/$export?_type=Observation&_since="+since)
 	<-stopped
 	w.stop()
