@@ -52,7 +52,8 @@ type Engine interface {
 	// Apply commits b atomically and durably: when it returns nil every
 	// operation is on stable storage (fsync, or AOF with appendfsync), and
 	// no reader ever sees part of b. If any condition fails nothing is
-	// written and the error is ErrConflict.
+	// written and the error is ErrConflict. b's Checks are read at the
+	// same instant, and Apply sets b.Stale.
 	Apply(ctx context.Context, b *Batch) error
 	// Close releases the engine.
 	Close() error
@@ -96,7 +97,7 @@ func GetMany(ctx context.Context, e Engine, keys [][]byte) ([][]byte, error) {
 // fails with ErrTooLarge before anything is sent. Engines that have
 // limits implement Limited; zero fields mean no limit.
 type Limits struct {
-	MaxOps   int // len(Conds) + len(Ops) + len(Appends)
+	MaxOps   int // len(Conds) + len(Ops) + len(Appends) + len(Checks)
 	MaxBytes int // sum of keys and values
 }
 
@@ -151,6 +152,15 @@ type Batch struct {
 	// concurrency). Each assigned index is also stored, 8 bytes big-endian,
 	// under the append's IndexKey.
 	Appends []Append
+	// Checks are read atomically with the commit (before its Ops) and
+	// never make it fail: when Apply returns nil, Stale holds the indexes
+	// (in order) of the checks that did not hold then. A reader that
+	// answered from a value it kept in memory proves with them, in the
+	// commit it makes anyway (the request's audit event), that the value
+	// was still current at a moment after the request began (see
+	// Store.Read and ReadSet).
+	Checks []Cond
+	Stale  []int
 }
 
 // Cond requires the value of Key to equal Value, or Key to be absent when

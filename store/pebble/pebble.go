@@ -168,6 +168,19 @@ func (d *DB) Scan(ctx context.Context, r store.Range, fn func(k, v []byte) bool)
 	return it.Close()
 }
 
+// holds reports whether c holds now.
+func (d *DB) holds(c store.Cond) (bool, error) {
+	v, closer, err := d.db.Get(c.Key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return c.Absent, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer closer.Close()
+	return !c.Absent && bytes.Equal(v, c.Value), nil
+}
+
 // Apply implements store.Engine.
 func (d *DB) Apply(ctx context.Context, b *store.Batch) error {
 	if err := ctx.Err(); err != nil {
@@ -186,29 +199,32 @@ func (d *DB) Apply(ctx context.Context, b *store.Batch) error {
 			return err
 		}
 	}
-	if len(b.Conds) == 0 && len(b.Appends) == 0 {
+	b.Stale = b.Stale[:0]
+	if len(b.Conds) == 0 && len(b.Appends) == 0 && len(b.Checks) == 0 {
 		return pb.Commit(pebble.Sync)
 	}
 
 	d.mu.Lock()
 	for _, c := range b.Conds {
-		v, closer, err := d.db.Get(c.Key)
-		if errors.Is(err, pebble.ErrNotFound) {
-			if !c.Absent {
-				d.mu.Unlock()
-				return store.ErrConflict
+		ok, err := d.holds(c)
+		if err != nil || !ok {
+			d.mu.Unlock()
+			if err == nil {
+				err = store.ErrConflict
 			}
-			continue
+			return err
 		}
+	}
+	// Under d.mu no conditional commit applies, and every write of a key
+	// a check reads (a current pointer) is conditional.
+	for i, c := range b.Checks {
+		ok, err := d.holds(c)
 		if err != nil {
 			d.mu.Unlock()
 			return err
 		}
-		same := !c.Absent && bytes.Equal(v, c.Value)
-		closer.Close()
-		if !same {
-			d.mu.Unlock()
-			return store.ErrConflict
+		if !ok {
+			b.Stale = append(b.Stale, i)
 		}
 	}
 	size := d.logSize

@@ -444,15 +444,9 @@ func (d *DB) Apply(ctx context.Context, b *store.Batch) error {
 	if err := d.check(b); err != nil {
 		return err
 	}
-	args := make([]any, 0, 5+3*len(b.Conds)+4*len(b.Ops)+3*len(b.Appends))
-	args = append(args, d.prefix, len(b.Conds), len(b.Ops), len(b.Appends), store.LogSizeKey)
-	for _, c := range b.Conds {
-		if c.Absent {
-			args = append(args, c.Key, "a", "")
-		} else {
-			args = append(args, c.Key, "v", nonNil(c.Value))
-		}
-	}
+	args := make([]any, 0, 6+3*len(b.Conds)+4*len(b.Ops)+3*len(b.Appends)+3*len(b.Checks))
+	args = append(args, d.prefix, len(b.Conds), len(b.Ops), len(b.Appends), store.LogSizeKey, len(b.Checks))
+	args = appendConds(args, b.Conds)
 	for _, op := range b.Ops {
 		if op.Delete {
 			args = append(args, op.Key, "d", "", 0)
@@ -471,25 +465,55 @@ func (d *DB) Apply(ctx context.Context, b *store.Batch) error {
 			args = append(args, nonNil(a.Data), "-", "")
 		}
 	}
-	ok, err := commitScript.Run(ctx, d.c, nil, args...).Int()
+	args = appendConds(args, b.Checks)
+	b.Stale = b.Stale[:0]
+	res, err := commitScript.Run(ctx, d.c, nil, args...).Result()
 	if err != nil {
 		return fmt.Errorf("redis: commit: %w", classify(err, true))
 	}
-	if ok != 1 {
-		return store.ErrConflict
+	switch r := res.(type) {
+	case int64:
+		if r != 1 {
+			return store.ErrConflict
+		}
+	case []any:
+		for _, x := range r {
+			j, ok := x.(int64)
+			if !ok || j < 0 || int(j) >= len(b.Checks) {
+				return fmt.Errorf("redis: commit: malformed reply: %w", store.ErrUnknownOutcome)
+			}
+			b.Stale = append(b.Stale, int(j))
+		}
+	default:
+		return fmt.Errorf("redis: commit: malformed reply: %w", store.ErrUnknownOutcome)
 	}
 	return nil
 }
 
+// appendConds appends the script arguments of conditions or checks.
+func appendConds(args []any, cs []store.Cond) []any {
+	for _, c := range cs {
+		if c.Absent {
+			args = append(args, c.Key, "a", "")
+		} else {
+			args = append(args, c.Key, "v", nonNil(c.Value))
+		}
+	}
+	return args
+}
+
 // check refuses a batch beyond the limits before anything is sent.
 func (d *DB) check(b *store.Batch) error {
-	n := len(b.Conds) + len(b.Ops) + len(b.Appends)
+	n := len(b.Conds) + len(b.Ops) + len(b.Appends) + len(b.Checks)
 	if d.limits.MaxOps > 0 && n > d.limits.MaxOps {
 		return fmt.Errorf("redis: %d operations in one commit, at most %d: %w", n, d.limits.MaxOps, store.ErrTooLarge)
 	}
 	if d.limits.MaxBytes > 0 {
 		size := 0
 		for _, c := range b.Conds {
+			size += len(c.Key) + len(c.Value)
+		}
+		for _, c := range b.Checks {
 			size += len(c.Key) + len(c.Value)
 		}
 		for _, op := range b.Ops {

@@ -60,12 +60,14 @@ import goredis "github.com/redis/go-redis/v9"
 // hold DefaultLimits.MaxOps ops). A create is 4 commands (the condition's
 // ZSCORE, the log size's GET, MSET, ZADD) where layout 1 ran 44.
 //
-// ARGV: prefix, #conds, #ops, #appends, LogSizeKey, then per cond
-// (key, "a"|"v", value), per op (key, "s"|"d", value, ttl ms), per append
-// (data, "i"|"-", index key). Returns 1, or 0 when a condition failed.
+// ARGV: prefix, #conds, #ops, #appends, LogSizeKey, #checks, then per
+// cond (key, "a"|"v", value), per op (key, "s"|"d", value, ttl ms), per
+// append (data, "i"|"-", index key), per check (key, "a"|"v", value).
+// Returns 1, or 0 when a condition failed, or, when some checks did not
+// hold (read before the writes), the array of their indexes (from 0).
 const commitSrc = `#!lua
 local p = ARGV[1]
-local nc, no, na = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local nc, no, na, nk = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[6])
 local o, e = p .. 'o', p .. 'e'
 local chunk = 512
 -- cmd [key] list...: the command on list, chunk elements of step items
@@ -100,7 +102,7 @@ local function get(k, wantValue)
   end
   return false
 end
-local i = 6
+local i = 7
 for _ = 1, nc do
   if ARGV[i+1] == 'a' then
     if get(ARGV[i], false) then return 0 end
@@ -108,6 +110,16 @@ for _ = 1, nc do
     return 0
   end
   i = i + 3
+end
+local stale = {}
+if nk > 0 then
+  local c = i + 4 * no + 3 * na
+  for j = 0, nk - 1 do
+    local v
+    if ARGV[c+1] == 'a' then v = get(ARGV[c], false) else v = get(ARGV[c], true) ~= ARGV[c+2] end
+    if v then stale[#stale+1] = j end
+    c = c + 3
+  end
 end
 -- the final state of every key written: {value or false, ttl ms}
 local order, st = {}, {}
@@ -206,6 +218,7 @@ if #ettl > 0 then
     redis.call('ZREM', e, k)
   end
 end
+if #stale > 0 then return stale end
 return 1
 `
 

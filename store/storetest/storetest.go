@@ -34,6 +34,7 @@ func Run(t *testing.T, newEngine NewEngine) {
 	t.Run("Reindex", func(t *testing.T) { runReindex(t, newEngine) })
 	t.Run("Leaves", func(t *testing.T) { runLeaves(t, newEngine) })
 	t.Run("GetMany", func(t *testing.T) { runGetMany(t, newEngine) })
+	t.Run("Checks", func(t *testing.T) { runChecks(t, newEngine) })
 }
 
 func open(t *testing.T, newEngine NewEngine) (store.Engine, *store.Store) {
@@ -848,5 +849,66 @@ func runGetMany(t *testing.T, newEngine NewEngine) {
 				t.Errorf("Read = %+v, %v; ReadMany %+v", r, err, v)
 			}
 		}
+	}
+}
+
+// runChecks: a batch's checks are read with the commit and never make it
+// fail; Stale names exactly those that did not hold (values, empty values,
+// absence), and a failed condition still fails the whole batch.
+func runChecks(t *testing.T, newEngine NewEngine) {
+	ctx := context.Background()
+	e, _ := open(t, newEngine)
+	var b store.Batch
+	b.Set([]byte("k/a"), []byte("1"))
+	b.Set([]byte("k/empty"), nil)
+	b.Set([]byte("k/b"), []byte("2"))
+	if err := e.Apply(ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		checks []store.Cond
+		stale  []int
+	}{
+		{"none", nil, nil},
+		{"all hold", []store.Cond{{Key: []byte("k/a"), Value: []byte("1")}, {Key: []byte("k/empty"), Value: []byte{}},
+			{Key: []byte("k/none"), Absent: true}}, nil},
+		{"some do not", []store.Cond{
+			{Key: []byte("k/a"), Value: []byte("2")},     // other value
+			{Key: []byte("k/b"), Value: []byte("2")},     // holds
+			{Key: []byte("k/none"), Value: []byte("1")},  // absent
+			{Key: []byte("k/a"), Absent: true},           // present
+			{Key: []byte("k/empty"), Value: []byte("x")}, // empty
+			{Key: []byte("k/empty"), Value: nil},         // holds (empty)
+		}, []int{0, 2, 3, 4}},
+		{"read before the writes", []store.Cond{{Key: []byte("k/w/read before the writes"), Absent: true}}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := store.Batch{Checks: tc.checks, Stale: []int{99}}
+			b.Set([]byte("k/w/"+tc.name), []byte(tc.name))
+			b.Appends = []store.Append{{Data: []byte(tc.name)}}
+			if err := e.Apply(ctx, &b); err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(b.Stale) != fmt.Sprint(tc.stale) && !(len(b.Stale) == 0 && len(tc.stale) == 0) {
+				t.Errorf("Stale = %v, want %v", b.Stale, tc.stale)
+			}
+			if v, err := e.Get(ctx, []byte("k/w/"+tc.name)); err != nil || string(v) != tc.name {
+				t.Errorf("the batch did not apply: %q, %v", v, err)
+			}
+			if err := e.Apply(ctx, &store.Batch{Checks: tc.checks}); err != nil {
+				t.Fatal(err) // a batch of checks alone
+			}
+		})
+	}
+	// A failed condition fails the batch, checks or not.
+	b = store.Batch{Checks: []store.Cond{{Key: []byte("k/a"), Value: []byte("9")}}}
+	b.Require([]byte("k/a"), []byte("9"))
+	b.Set([]byte("k/x"), []byte("x"))
+	if err := e.Apply(ctx, &b); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("a failed condition with checks: %v", err)
+	}
+	if _, err := e.Get(ctx, []byte("k/x")); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a conflicting batch wrote: %v", err)
 	}
 }
