@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fhirgate/fhirgate/policy"
+	"github.com/fhirgate/fhirgate/store"
 )
 
 // Outcome is the AuditEvent.outcome code.
@@ -52,6 +53,13 @@ type Event struct {
 	// it is written (the registration routes name it in a request's
 	// history). Only events that fit one AuditEvent set it.
 	Assigned *string
+	// Checks, if any, are read atomically with the commit that writes
+	// the event (store.Batch.Checks: a store.ReadSet's), and Stale is set
+	// to true when one did not hold: the request read something that may
+	// be older than a version already acknowledged, and must not answer
+	// it (see store.ReadSet).
+	Checks []store.Cond
+	Stale  *bool
 }
 
 // actions maps interactions to AuditEvent.action (C R U D E).

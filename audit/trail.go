@@ -87,6 +87,32 @@ type entries struct {
 
 func (es *entries) Len() int { return len(es.events) }
 
+// Checks implements store.JournalChecked: the events' checks, one after
+// another.
+func (es *entries) Checks() []store.Cond {
+	var cs []store.Cond
+	for i := range es.events {
+		cs = append(cs, es.events[i].Checks...)
+	}
+	return cs
+}
+
+// Stale implements store.JournalChecked: it marks the events whose
+// checks failed.
+func (es *entries) Stale(idx []int) {
+	k, start := 0, 0 // idx[k] the next failed check; start event i's first
+	for i := range es.events {
+		n := len(es.events[i].Checks)
+		for k < len(idx) && idx[k] < start+n {
+			if p := es.events[i].Stale; p != nil {
+				*p = true
+			}
+			k++
+		}
+		start += n
+	}
+}
+
 func (es *entries) Entry(i int, id string, at time.Time, rec []byte, ref func(fam byte, ref string)) ([]byte, []byte) {
 	e := &es.events[i]
 	if e.Assigned != nil {

@@ -40,6 +40,12 @@ import (
 //     of that version would return now.
 //
 // Hence Read returns what the uncached path would at the GET's moment.
+//
+// A read made for a ReadSet (a request that writes an audit event anyway)
+// skips that GET: it answers from the pointer record last seen and adds a
+// check to the set, which the request's audit commit reads atomically;
+// when the check fails the request is answered again from the engine
+// (see ReadSet).
 // storetest.RunShared checks it with two Stores, each with its own cache,
 // writing and reading alternately through one backend.
 type readCache struct {
@@ -168,6 +174,50 @@ func (c *readCache) putVersion(v Version) {
 		return
 	}
 	c.insert(s, k, v, size)
+}
+
+// Pointers (shared engines only) are the current pointer records last
+// seen, one per resource, kept under the resource's vid-0 key (which only
+// the exact cache of a one-process engine uses otherwise) with the record
+// in Body. They are hints, never trusted alone: Read answers from one
+// only for a ReadSet, whose checks prove it still current in the
+// request's audit commit (see ReadSet).
+
+// getPointer returns the pointer record last seen for typ/id.
+func (c *readCache) getPointer(typ, id string) ([]byte, bool) {
+	k := cacheKey{typ: typ, id: id}
+	s := c.shard(k)
+	s.mu.RLock()
+	v, ok := s.m[k]
+	s.mu.RUnlock()
+	return v.Body, ok
+}
+
+// putPointer keeps rec, the pointer record of version vid of typ/id, read
+// from the engine or just committed, unless one of a later version is
+// kept (versions only go forward, so that one is the fresher hint).
+func (c *readCache) putPointer(typ, id string, vid uint64, rec []byte) {
+	k := cacheKey{typ: strings.Clone(typ), id: strings.Clone(id)}
+	s := c.shard(k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v := Version{Type: k.typ, ID: k.id, VID: vid, Body: slices.Clip(rec)}
+	if old, ok := s.m[k]; ok {
+		if old.VID > vid {
+			return
+		}
+		s.bytes -= cost(&old)
+	}
+	c.insert(s, k, v, cost(&v))
+}
+
+// forgetPointer drops the pointer record kept for typ/id.
+func (c *readCache) forgetPointer(typ, id string) {
+	k := cacheKey{typ: typ, id: id}
+	s := c.shard(k)
+	s.mu.Lock()
+	s.forget(k)
+	s.mu.Unlock()
 }
 
 // begin forgets the resources ws are about to write and keeps them out

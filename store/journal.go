@@ -113,6 +113,15 @@ type JournalEntries interface {
 	Entry(i int, id string, at time.Time, rec []byte, ref func(fam byte, ref string)) ([]byte, []byte)
 }
 
+// JournalChecked is implemented by entries that carry checks to read
+// atomically with their append (Batch.Checks): those of the requests
+// whose reads a ReadSet answered. Stale is told, after the append is
+// durable, the indexes of the checks that did not hold.
+type JournalChecked interface {
+	Checks() []Cond
+	Stale(idx []int)
+}
+
 const (
 	// journalSegment bounds the entries of one segment, so that reading
 	// one entry decodes little.
@@ -356,7 +365,17 @@ func (j *Journal) appendAt(ctx context.Context, es JournalEntries, t0 int64, ts 
 		}
 		a.b.Set(posKey(j.seg, first), encodeSegment(recs, a.ends, tt, start))
 	}
-	return j.e.Apply(ctx, &a.b)
+	ck, _ := es.(JournalChecked)
+	if ck != nil {
+		a.b.Checks = ck.Checks()
+	}
+	if err := j.e.Apply(ctx, &a.b); err != nil {
+		return err
+	}
+	if ck != nil && len(a.b.Stale) > 0 {
+		ck.Stale(a.b.Stale)
+	}
+	return nil
 }
 
 // appender builds the batch of an append.

@@ -76,7 +76,9 @@ func (l *LegacyEngine) Apply(ctx context.Context, b *Batch) error {
 			nb.Ops = append(nb.Ops, op)
 		}
 	}
-	return l.Engine.Apply(ctx, &nb)
+	err := l.Engine.Apply(ctx, &nb)
+	b.Stale = nb.Stale
+	return err
 }
 
 // legacyLeafKey returns the 'l' key of the version whose system history

@@ -28,6 +28,11 @@ type note struct {
 	// hidden: the request was refused but answered as if the record did
 	// not exist (no existence oracle); the event records the refusal.
 	hidden bool
+	// optimistic: the request's reads may answer from what this replica
+	// last saw (store.ReadSet), proved current by the event's commit;
+	// reads holds what they took.
+	optimistic bool
+	reads      *store.ReadSet
 	// Room for the one entity of a read, an update or a create, so the
 	// common request appends without allocating.
 	entBuf [1]string
@@ -84,6 +89,7 @@ func contains(list []string, s string) bool {
 // other way round.
 func (s *Server) audited(c *fiber.Ctx) error {
 	n := newNote()
+	n.optimistic = s.cfg.Audit != nil && c.Locals(rereadKey{}) == nil
 	c.Locals(noteKey{}, n)
 	err := c.Next()
 	if s.cfg.Audit == nil || n.skip {
@@ -115,6 +121,10 @@ func (s *Server) audited(c *fiber.Ctx) error {
 		Entities: n.entities, Patients: n.patients, Query: n.query,
 		BreakGlass: n.breakGlass, Source: c.IP(),
 	}
+	var stale bool
+	if cs := n.reads.Checks(); len(cs) > 0 {
+		ev.Checks, ev.Stale = cs, &stale
+	}
 	var aerr error
 	if len(n.patients) <= 1 {
 		aerr = s.record(c, ev)
@@ -125,7 +135,46 @@ func (s *Server) audited(c *fiber.Ctx) error {
 		c.Response().Header.Reset()
 		return errAuditUnavailable
 	}
+	if stale {
+		return s.reread(c, n)
+	}
 	return err
+}
+
+// rereadKey marks the second pass of a request (reread).
+type rereadKey struct{}
+
+// reread answers a request again, from the store, after its audit commit
+// found that a version it read from this replica's memory was no longer
+// current (store.ReadSet): another replica had written a newer one, which
+// may have been acknowledged before this request began. Nothing of the
+// first pass is sent. The second pass runs the whole route again (its
+// authentication, its decision, its own AuditEvent) with every read asking
+// the store. The first pass's event stays in the trail: it names a
+// version the principal was allowed to read at the commit but was not
+// sent (the trail may hold events of answers that never left, never an
+// answer without its event). Only requests that write nothing read
+// optimistically, so running one twice changes nothing.
+func (s *Server) reread(c *fiber.Ctx, n *note) error {
+	n.reads.Forget()
+	s.metrics.rereads.Inc()
+	c.Locals(rereadKey{}, true)
+	c.Response().Reset()
+	return c.RestartRouting()
+}
+
+// readContext is the context a request's store reads use: with a
+// store.ReadSet for a request that may read optimistically (see note).
+func (s *Server) readContext(c *fiber.Ctx) context.Context {
+	ctx := c.UserContext()
+	n := noteOf(c)
+	if !n.optimistic || n.skip {
+		return ctx
+	}
+	if n.reads == nil {
+		n.reads = s.store.NewReadSet()
+	}
+	return store.WithReadSet(ctx, n.reads)
 }
 
 var errAuditUnavailable = errorf(fiber.StatusServiceUnavailable, "transient", "the request was not completed because it could not be audited; retry later")

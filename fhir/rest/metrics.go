@@ -21,6 +21,9 @@ type metrics struct {
 	// few allocations per request on the hot path. Routes, methods and
 	// codes are finite sets (route patterns, not paths), so it is bounded.
 	seen sync.Map // seriesKey -> *series
+	// rereads counts requests answered a second time because a version
+	// read from this replica's memory was no longer current (reread).
+	rereads prometheus.Counter
 }
 
 type seriesKey struct {
@@ -57,8 +60,12 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Help:    "HTTP request latency by route and method.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10},
 		}, []string{"route", "method"}),
+		rereads: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fhirgate_http_rereads_total",
+			Help: "Reads answered again from the store because the version this replica held was no longer current (shared store).",
+		}),
 	}
-	reg.MustRegister(m.requests, m.latency)
+	reg.MustRegister(m.requests, m.latency, m.rereads)
 	// Process and Go runtime figures help operators size the gateway; a
 	// registry shared with another server may have them already.
 	_ = reg.Register(collectors.NewGoCollector())
@@ -88,6 +95,9 @@ func NewCommitHistogram(reg *prometheus.Registry) func(time.Duration) {
 // id in the response (after the handlers: a failed audit resets the
 // response's headers).
 func (s *Server) observe(c *fiber.Ctx) error {
+	if c.Locals(rereadKey{}) != nil {
+		return c.Next() // a request's second pass (reread): observed once
+	}
 	start := time.Now()
 	id := requestID(c)
 	if err := c.Next(); err != nil {

@@ -101,7 +101,7 @@ func (s *Server) read(c *fiber.Ctx) error {
 	if err := policy.CheckScope(principal(c), policy.Read, typ); err != nil {
 		return err
 	}
-	v, err := s.store.Read(c.UserContext(), typ, id)
+	v, err := s.store.Read(s.readContext(c), typ, id)
 	if err != nil {
 		return err
 	}

@@ -26,6 +26,7 @@ func RunShared(t *testing.T, newPair NewPair) {
 	t.Run("IfMatchRace", func(t *testing.T) { runIfMatchRace(t, newPair) })
 	t.Run("LogAppends", func(t *testing.T) { runSharedLog(t, newPair) })
 	t.Run("UniqueRace", func(t *testing.T) { runUniqueRace(t, newPair) })
+	t.Run("ReadSetProof", func(t *testing.T) { runReadSetProof(t, newPair) })
 }
 
 func openPair(t *testing.T, newPair NewPair) [2]*store.Store {
@@ -332,5 +333,113 @@ func runUniqueRace(t *testing.T, newPair NewPair) {
 		if h, err := st.UniqueHolder(ctx, "wallet:0xabc"); err != nil || h != "Patient/"+won[0] {
 			t.Fatalf("handle %d: holder %q (%v), want Patient/%s", i, h, err, won[0])
 		}
+	}
+}
+
+// runReadSetProof: reads through a ReadSet answer from what the handle
+// last saw, and the commit that carries their checks (the request's
+// audit event) proves them current or reports them stale; following the
+// protocol (stale: Forget, read again without the set), hundreds of
+// alternating write-here/read-there pairs give zero stale answers, and
+// the check fails exactly when the other handle wrote in between.
+func runReadSetProof(t *testing.T, newPair NewPair) {
+	ctx := context.Background()
+	s := openPair(t, newPair)
+	if s[0].NewReadSet() == nil {
+		t.Fatal("a Store over a shared engine has no ReadSet")
+	}
+	ids := []string{"a", "b", "c"}
+	for _, id := range ids {
+		if err := s[0].Commit(ctx, []store.Write{{New: version("Patient", id, 1, t0, `"1"`)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// read answers as a request does: through a ReadSet, proved by a
+	// commit of its checks (with a log append, as an audit event has).
+	read := func(st *store.Store, id string) (store.Version, bool) {
+		t.Helper()
+		rs := st.NewReadSet()
+		v, err := st.Read(store.WithReadSet(ctx, rs), "Patient", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := store.Batch{Checks: rs.Checks(), Appends: []store.Append{{Data: []byte("event")}}}
+		if err := st.Engine().Apply(ctx, &b); err != nil {
+			t.Fatal(err)
+		}
+		if len(b.Stale) == 0 {
+			return v, false
+		}
+		rs.Forget()
+		v, err = st.Read(ctx, "Patient", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v, true
+	}
+	stale, rereads, optimistic := 0, 0, 0
+	for i := range 300 {
+		w, r := s[i%2], s[(i+1)%2]
+		id := ids[i%len(ids)]
+		before, _ := read(r, id) // r now holds the pointer it saw
+		cur, err := w.Current(ctx, "Patient", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cur.VID != before.VID {
+			t.Fatalf("pair %d: the writer sees version %d, the reader %d", i, cur.VID, before.VID)
+		}
+		body := fmt.Sprintf(`"%d"`, cur.VID+1)
+		if err := w.Commit(ctx, []store.Write{{Prev: &cur, New: version("Patient", id, cur.VID+1, t0.Add(time.Duration(i+1)*time.Second), body)}}); err != nil {
+			t.Fatal(err)
+		}
+		got, reread := read(r, id)
+		if reread {
+			rereads++
+		}
+		if got.VID != cur.VID+1 || string(got.Body) != body {
+			stale++
+			t.Errorf("pair %d: answered %s/%d %s after version %d was acknowledged on the other handle", i, id, got.VID, got.Body, cur.VID+1)
+		}
+		if stale > 5 {
+			t.FailNow()
+		}
+		// Unchanged since: answered from memory, proved current.
+		rs := r.NewReadSet()
+		again, err := r.Read(store.WithReadSet(ctx, rs), "Patient", id)
+		if err != nil || again.VID != got.VID {
+			t.Fatalf("pair %d: read again %d, %v", i, again.VID, err)
+		}
+		if len(rs.Checks()) == 1 {
+			optimistic++
+		}
+		b := store.Batch{Checks: rs.Checks()}
+		if err := r.Engine().Apply(ctx, &b); err != nil || len(b.Stale) != 0 {
+			t.Fatalf("pair %d: an unchanged resource's check: stale %v, %v", i, b.Stale, err)
+		}
+	}
+	// Every pair's second read found the other handle's write: each must
+	// have been caught by its check, and the reads after it answered from
+	// memory.
+	if rereads != 300 || optimistic != 300 {
+		t.Fatalf("%d of 300 stale reads caught by their check, %d of 300 unchanged reads answered from memory", rereads, optimistic)
+	}
+	// A handle's own commit is its freshest hint: read after it, no reread.
+	cur, _ := s[0].Current(ctx, "Patient", "a")
+	if err := s[0].Commit(ctx, []store.Write{{Prev: &cur, New: version("Patient", "a", cur.VID+1, t0.Add(time.Hour), `"own"`)}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, reread := read(s[0], "a"); reread || string(got.Body) != `"own"` {
+		t.Fatalf("read after its own commit: %s, reread %v", got.Body, reread)
+	}
+	// A delete on one side: the other's stale hint is caught, the tombstone
+	// answered.
+	read(s[1], "a")
+	cur, _ = s[0].Current(ctx, "Patient", "a")
+	if err := s[0].Commit(ctx, []store.Write{{Prev: &cur, New: version("Patient", "a", cur.VID+1, t0.Add(2*time.Hour), "")}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, reread := read(s[1], "a"); !reread || !got.Deleted {
+		t.Fatalf("after a delete on the other handle: %+v, reread %v", got, reread)
 	}
 }
