@@ -19,6 +19,7 @@ var refusedNames = [refusedReasons]string{"queue_full", "commit_failed", "shutti
 
 type metrics struct {
 	events, commits, failedCommits atomic.Int64
+	rode                           atomic.Int64 // events written in their interaction's commit (Ride)
 	refused                        [refusedReasons]atomic.Int64
 	commitSeconds                  prometheus.Histogram
 }
@@ -41,6 +42,8 @@ var (
 		"Commits of AuditEvents that failed (their requests answered 503).", nil, nil)
 	descRefused = prometheus.NewDesc("fhirgate_audit_refused_total",
 		"Requests that failed closed (503) because their AuditEvent could not be kept, by reason.", []string{"reason"}, nil)
+	descRode = prometheus.NewDesc("fhirgate_audit_events_in_write_commits_total",
+		"AuditEvents written in the commit of the write they record (Ride), not counted in fhirgate_audit_events_total.", nil, nil)
 	descGathering = prometheus.NewDesc("fhirgate_audit_gathering_events",
 		"Events waiting for the next commit.", nil, nil)
 )
@@ -52,7 +55,7 @@ func (r *Recorder) Collector() prometheus.Collector { return recorderCollector{r
 type recorderCollector struct{ r *Recorder }
 
 func (c recorderCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descEvents, descCommits, descFailed, descRefused, descGathering} {
+	for _, d := range []*prometheus.Desc{descEvents, descCommits, descFailed, descRefused, descRode, descGathering} {
 		ch <- d
 	}
 	c.r.metrics.commitSeconds.Describe(ch)
@@ -63,6 +66,7 @@ func (c recorderCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descEvents, prometheus.CounterValue, float64(m.events.Load()))
 	ch <- prometheus.MustNewConstMetric(descCommits, prometheus.CounterValue, float64(m.commits.Load()))
 	ch <- prometheus.MustNewConstMetric(descFailed, prometheus.CounterValue, float64(m.failedCommits.Load()))
+	ch <- prometheus.MustNewConstMetric(descRode, prometheus.CounterValue, float64(m.rode.Load()))
 	for i, name := range refusedNames {
 		ch <- prometheus.MustNewConstMetric(descRefused, prometheus.CounterValue, float64(m.refused[i].Load()), name)
 	}

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/fhirgate/fhirgate/store"
 )
 
 // ErrUnavailable: the audit trail cannot keep the event, so the request
@@ -174,6 +176,42 @@ func (r *Recorder) record(ctx context.Context, e Event, parts []Event) error {
 		return fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
 	}
 }
+
+// Ride returns the events es of one interaction (as Record or RecordAll
+// would write them) to be added to a commit the caller makes of engine e:
+// store.Store.CommitWith(ctx, ws, riding.Add), where a write and its
+// AuditEvents are then one atomic, durable commit instead of two in a row
+// (neither can be kept without the other). It returns nil when the trail
+// is not kept in e, or the recorder is closing; the caller then records as
+// usual. Call Done once that commit succeeded.
+func (r *Recorder) Ride(e store.Engine, es []Event) *Riding {
+	if r.trail.Engine() != e {
+		return nil
+	}
+	r.mu.Lock()
+	closed := r.closed
+	r.mu.Unlock()
+	if closed {
+		return nil
+	}
+	var parts []Event
+	for i := range es {
+		parts = es[i].appendParts(parts)
+	}
+	return &Riding{r: r, parts: parts}
+}
+
+// Riding is events on their way into another commit (Ride).
+type Riding struct {
+	r     *Recorder
+	parts []Event
+}
+
+// Add adds the events to b.
+func (rd *Riding) Add(b *store.Batch) error { return rd.r.trail.addTo(b, rd.parts, rd.r.opts.NoLog) }
+
+// Done counts the events written, once the commit succeeded.
+func (rd *Riding) Done() { rd.r.metrics.rode.Add(int64(len(rd.parts))) }
 
 // Healthy returns nil unless the last commit failed.
 func (r *Recorder) Healthy() error {

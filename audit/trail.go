@@ -72,6 +72,17 @@ func (t *Trail) write(ctx context.Context, events []Event, noLog bool) error {
 	return t.Append(ctx, es)
 }
 
+// addTo adds events to b (Recorder.Ride).
+func (t *Trail) addTo(b *store.Batch, events []Event, noLog bool) error {
+	es := &entries{events: events, noLog: noLog}
+	if !noLog {
+		bp := jsonBufs.Get().(*[]byte)
+		es.buf = (*bp)[:0]
+		defer func() { *bp = es.buf[:0]; jsonBufs.Put(bp) }()
+	}
+	return t.AddTo(b, es)
+}
+
 // jsonBufs holds the buffers events' JSON is written into to be hashed:
 // a search's event (its query, its entities) outgrows any fixed size, and
 // a buffer per commit was a tenth of the gateway's allocations under a

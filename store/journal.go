@@ -332,14 +332,49 @@ func (j *Journal) AppendAt(ctx context.Context, es JournalEntries, ts []int64) e
 	return j.appendAt(ctx, es, 0, ts)
 }
 
+// AddTo adds es to b, to be written by the caller's commit of b exactly
+// as Append would write them (the same keys and log leaves), atomically
+// with whatever else b holds: an interaction's event in the commit of the
+// version it wrote. b must be applied to this journal's engine.
+func (j *Journal) AddTo(b *Batch, es JournalEntries) error {
+	n := es.Len()
+	if n == 0 {
+		return nil
+	}
+	return j.fill(b, es, entryTimes{t0: j.times(n)})
+}
+
+// Engine returns the engine the journal is kept in.
+func (j *Journal) Engine() Engine { return j.e }
+
 // appendAt appends es at times ts, or t0, t0+1, ... when ts is nil.
 func (j *Journal) appendAt(ctx context.Context, es JournalEntries, t0 int64, ts []int64) error {
 	n := es.Len()
-	tt := entryTimes{t0, ts}
-	a := &appender{j: j, b: Batch{Ops: make([]Op, 0, 4*n+2)}, keys: make([]byte, 0, 104*n)}
+	b := Batch{Ops: make([]Op, 0, 4*n+2)}
+	if err := j.fill(&b, es, entryTimes{t0, ts}); err != nil {
+		return err
+	}
+	ck, _ := es.(JournalChecked)
+	if ck != nil {
+		b.Checks = ck.Checks()
+	}
+	if err := j.e.Apply(ctx, &b); err != nil {
+		return err
+	}
+	if ck != nil && len(b.Stale) > 0 {
+		ck.Stale(b.Stale)
+	}
+	return nil
+}
+
+// fill adds the keys and log appends of es at times tt to b.
+func (j *Journal) fill(b *Batch, es JournalEntries, tt entryTimes) error {
+	n := es.Len()
+	a := &appender{j: j, b: b, keys: make([]byte, 0, 104*n)}
 	a.ends = a.endsBuf[:0]
 	ref := a.ref
 	recs := make([]byte, 0, 256*min(n, journalSegment))
+	leaves := 0 // entries with a leaf
 	for start := 0; start < n; start += journalSegment {
 		end := min(start+journalSegment, n)
 		first := jpos{tt.at(start), j.w}
@@ -349,31 +384,19 @@ func (j *Journal) appendAt(ctx context.Context, es JournalEntries, t0 int64, ts 
 			var leaf []byte
 			recs, leaf = es.Entry(i, j.id(a.at), unixMicro(a.at.t), recs, ref)
 			a.ends = append(a.ends, len(recs))
-			if i == 0 && leaf != nil {
-				a.b.Appends = make([]Append, 0, n)
-			}
-			if (leaf != nil) != (a.b.Appends != nil) {
+			if leaf != nil && leaves != i || leaf == nil && leaves != 0 {
 				return errors.New("store: journal entries with and without log leaves in one append")
 			}
 			if leaf != nil {
+				leaves++
 				ap := Append{Data: leaf}
 				if i == start {
 					ap.IndexKey = posKey(j.leaf, first)
 				}
-				a.b.Appends = append(a.b.Appends, ap)
+				b.Appends = append(b.Appends, ap)
 			}
 		}
-		a.b.Set(posKey(j.seg, first), encodeSegment(recs, a.ends, tt, start))
-	}
-	ck, _ := es.(JournalChecked)
-	if ck != nil {
-		a.b.Checks = ck.Checks()
-	}
-	if err := j.e.Apply(ctx, &a.b); err != nil {
-		return err
-	}
-	if ck != nil && len(a.b.Stale) > 0 {
-		ck.Stale(a.b.Stale)
+		b.Set(posKey(j.seg, first), encodeSegment(recs, a.ends, tt, start))
 	}
 	return nil
 }
@@ -381,7 +404,7 @@ func (j *Journal) appendAt(ctx context.Context, es JournalEntries, t0 int64, ts 
 // appender builds the batch of an append.
 type appender struct {
 	j *Journal
-	b Batch
+	b *Batch
 	// The index keys of all the entries, back to back in one buffer (the
 	// engine copies them at Apply).
 	keys    []byte

@@ -390,6 +390,14 @@ func (s *Store) ClaimOwner(ctx context.Context, typ, name string) (string, error
 // with its history and index entries is on disk, or nothing is. It returns
 // ErrConflict (wrapped) when any resource changed since its Prev was read.
 func (s *Store) Commit(ctx context.Context, ws []Write) error {
+	return s.CommitWith(ctx, ws, nil)
+}
+
+// CommitWith is Commit with more in the same commit: add, if not nil, adds
+// to the batch after the writes (the interaction's audit event:
+// Journal.AddTo), and what it adds is written exactly when they are. The
+// engine must be the one add writes for.
+func (s *Store) CommitWith(ctx context.Context, ws []Write, add func(*Batch) error) error {
 	start := time.Now()
 	var b Batch
 	var feed []UniqueChange // unique names taken or released (see changes.go)
@@ -398,6 +406,11 @@ func (s *Store) Commit(ctx context.Context, ws []Write) error {
 			return readOnly(ws[i].New.Type)
 		}
 		if err := s.addWrite(ctx, &b, &ws[i], &feed); err != nil {
+			return err
+		}
+	}
+	if add != nil {
+		if err := add(&b); err != nil {
 			return err
 		}
 	}

@@ -33,6 +33,11 @@ type note struct {
 	// reads holds what they took.
 	optimistic bool
 	reads      *store.ReadSet
+	// audited: the audited middleware runs for this request; rode: the
+	// entities the event written in the request's write commit names
+	// (s.ride), 0 when none was.
+	audited bool
+	rode    int
 	// Room for the one entity of a read, an update or a create, so the
 	// common request appends without allocating.
 	entBuf [1]string
@@ -89,7 +94,8 @@ func contains(list []string, s string) bool {
 // other way round.
 func (s *Server) audited(c *fiber.Ctx) error {
 	n := newNote()
-	n.optimistic = s.cfg.Audit != nil && c.Locals(rereadKey{}) == nil
+	n.audited = s.cfg.Audit != nil
+	n.optimistic = n.audited && c.Locals(rereadKey{}) == nil
 	c.Locals(noteKey{}, n)
 	err := c.Next()
 	if s.cfg.Audit == nil || n.skip {
@@ -108,19 +114,10 @@ func (s *Server) audited(c *fiber.Ctx) error {
 		// the patient's trail says so, with the decision's reason.
 		status = fiber.StatusForbidden
 	}
-	interaction := n.interaction
-	if interaction == "" {
-		// Refused before a handler named the interaction (406, no such
-		// endpoint): the request line says what was tried.
-		interaction = "operation"
-		reason = requestLine(c, reason)
+	if n.rode > 0 && n.rode == len(n.entities) && status < 300 {
+		return err // its event was written with the write (ride)
 	}
-	ev := audit.Event{
-		Time: s.now(), Principal: principal(c), Interaction: interaction,
-		Outcome: audit.OutcomeOf(status), Reason: reason,
-		Entities: n.entities, Patients: n.patients, Query: n.query,
-		BreakGlass: n.breakGlass, Source: c.IP(),
-	}
+	ev := s.event(c, n, status, reason)
 	var stale bool
 	if cs := n.reads.Checks(); len(cs) > 0 {
 		ev.Checks, ev.Stale = cs, &stale
@@ -175,6 +172,56 @@ func (s *Server) readContext(c *fiber.Ctx) context.Context {
 		n.reads = s.store.NewReadSet()
 	}
 	return store.WithReadSet(ctx, n.reads)
+}
+
+// event is the AuditEvent of the request n notes, answered with status.
+func (s *Server) event(c *fiber.Ctx, n *note, status int, reason string) audit.Event {
+	interaction := n.interaction
+	if interaction == "" {
+		// Refused before a handler named the interaction (406, no such
+		// endpoint): the request line says what was tried.
+		interaction = "operation"
+		reason = requestLine(c, reason)
+	}
+	return audit.Event{
+		Time: s.now(), Principal: principal(c), Interaction: interaction,
+		Outcome: audit.OutcomeOf(status), Reason: reason,
+		Entities: n.entities, Patients: n.patients, Query: n.query,
+		BreakGlass: n.breakGlass, Source: c.IP(),
+	}
+}
+
+// ride returns the AuditEvent of a request whose one write is v, ready to
+// be written in v's own commit (audit.Recorder.Ride): one durable commit
+// for the write and its event instead of two in a row, and neither kept
+// without the other. The event is the one the audited middleware would
+// write after a successful answer (a 2xx outcome: once the write is
+// committed the interaction succeeded). nil when the request is not
+// audited here, or has touched a record already (its event is written by
+// the middleware as before). After the commit, call rodeWith.
+func (s *Server) ride(c *fiber.Ctx, v *store.Version) *audit.Riding {
+	n := noteOf(c)
+	if !n.audited || n.skip || n.hidden || len(n.entities) > 0 || n.interaction == "" {
+		return nil
+	}
+	tmp := newNote()
+	tmp.interaction, tmp.reason, tmp.breakGlass, tmp.query = n.interaction, n.reason, n.breakGlass, n.query
+	tmp.touch(v)
+	ev := s.event(c, tmp, fiber.StatusOK, tmp.reason)
+	evs := []audit.Event{ev}
+	if len(tmp.patients) > 1 {
+		evs = tmp.perPatient(ev)
+	}
+	return s.cfg.Audit.Ride(s.store.Engine(), evs)
+}
+
+// rodeWith notes that rd's event, naming v, was written by v's commit.
+func rodeWith(c *fiber.Ctx, rd *audit.Riding) {
+	if rd == nil {
+		return
+	}
+	rd.Done()
+	noteOf(c).rode = 1
 }
 
 var errAuditUnavailable = errorf(fiber.StatusServiceUnavailable, "transient", "the request was not completed because it could not be audited; retry later")

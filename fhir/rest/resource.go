@@ -196,9 +196,15 @@ func (s *Server) commit(c *fiber.Ctx, res *fhir.Resource, id string, prev *store
 		return store.Version{}, err
 	}
 	w.Claim = claim
-	if err := s.store.Commit(c.UserContext(), []store.Write{w}); err != nil {
+	var add func(*store.Batch) error
+	rd := s.ride(c, &w.New)
+	if rd != nil {
+		add = rd.Add
+	}
+	if err := s.store.CommitWith(c.UserContext(), []store.Write{w}, add); err != nil {
 		return store.Version{}, err
 	}
+	rodeWith(c, rd)
 	s.afterCommit([]store.Write{w})
 	noteOf(c).touch(&w.New)
 	return w.New, nil
