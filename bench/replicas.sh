@@ -20,7 +20,10 @@
 # Summary table: bash bench/replicas-summary.sh /tmp/fb15/replicas.out
 # Knobs: FB (binaries, /tmp/fb15), ROUNDS (3; 0: only the round trips and
 # Redis CPU per request), DUR (10s), WARM (2s), C (64),
-# PHASES ("crud practitioner"), RT (1: count round trips; 0: skip).
+# PHASES ("crud practitioner"), RT (1: count round trips; 0: skip),
+# REDIS_ARGS (more redis-server options, e.g. "--auto-aof-rewrite-percentage 0":
+# no automatic AOF rewrite, whose fork and child otherwise land in the
+# Redis phases, since those are what doubles the AOF).
 set -u
 FB=${FB:-/tmp/fb15}
 ROUNDS=${ROUNDS:-3}
@@ -29,6 +32,7 @@ WARM=${WARM:-2s}
 C=${C:-64}
 PHASES=${PHASES:-crud practitioner}
 RT=${RT:-1}
+REDIS_ARGS=${REDIS_ARGS:-}
 RUN=$FB/run
 SRC=${SRC:-$(cd "$(dirname "$0")/.." && pwd)/store/redis/scripts.go}
 HALF=$((C / 2))
@@ -56,7 +60,7 @@ trap cleanup EXIT
   --authrpc.port 18641 --ipcdisable --nodiscover --maxpeers 0 --verbosity 2 > "$RUN/geth.log" 2>&1 &
 GETH=$!; PIDS+=($GETH)
 redis-server --port $REDISP --bind 127.0.0.1 --dir "$RUN/redis" --daemonize no --logfile "" \
-  --appendonly yes --appendfsync always --save "" --latency-monitor-threshold 1 > "$RUN/redis.log" 2>&1 &
+  --appendonly yes --appendfsync always --save "" --latency-monitor-threshold 1 $REDIS_ARGS > "$RUN/redis.log" 2>&1 &
 REDIS=$!; PIDS+=($REDIS)
 for i in $(seq 60); do
   redis-cli -p $REDISP ping 2>/dev/null | grep -q PONG &&
@@ -85,16 +89,18 @@ aud() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^fhirgate_audit_events_tot
 snap() {
   echo "$(cpu $P) $(cpu $R1) $(cpu $R2) $(cpu $REDIS) $(cpu $GETH)" \
     "$(awk '{print $1+$2+$3+$4+$5+$6+$7+$8, $4}' <(head -1 /proc/stat | cut -d' ' -f3-))" \
-    "$(awk '{print $1, $2}' /proc/$REDIS/schedstat) $(aud $PP) $(aud $R1P) $(aud $R2P) $(date +%s.%N)"
+    "$(awk '{print $1, $2}' /proc/$REDIS/schedstat) $(aud $PP) $(aud $R1P) $(aud $R2P) $(date +%s.%N)" \
+    "$(redis-cli -p $REDISP info persistence | tr -d '\r' | awk -F: '/^aof_rewrites:/{r=$2} /^aof_rewrite_in_progress:/{p=$2} END{printf "%d %d", r, p}')"
 }
 report() { # $1 label, $2 before, $3 after
   redis-cli -p $REDISP latency latest | paste - - - - | awk '$1=="aof-fsync-always"{m=$4} END{print (m == "" ? "<1" : m)}' > "$RUN/lat"
   redis-cli -p $REDISP latency reset > /dev/null
   echo "$2" "$3" "$(cat "$RUN/lat")" "$(cut -d' ' -f1-3 /proc/loadavg)" | awk -v l="$1" '{
-    n = 16; for (i = 1; i <= n; i++) d[i] = $(i + n) - $i
+    n = 18; for (i = 1; i <= n; i++) d[i] = $(i + n) - $i
     printf "--- %s CPU s: P %.1f R1 %.1f R2 %.1f redis %.1f geth %.1f · machine busy %.0f%% · redis on CPU %.0f%%, waiting for a CPU %.0f%% of the wall time", l, d[1], d[2], d[3], d[4], d[5], 100 * (d[6] - d[7]) / d[6], d[8] / 1e7 / d[16], d[9] / 1e7 / d[16]
     printf " · audit events/commit P %.1f R1 %.1f R2 %.1f (commits/s P %.0f R1 %.0f R2 %.0f)", d[10] / (d[11] + 1e-9), d[12] / (d[13] + 1e-9), d[14] / (d[15] + 1e-9), d[11] / d[16], d[13] / d[16], d[15] / d[16]
-    printf " · redis AOF fsync max %s ms · load %s %s %s\n", $33, $34, $35, $36 }'
+    printf " · redis AOF fsync max %s ms · AOF rewrites %d started, %s running at the start, %s at the end", $37, d[17] + $36 - $18, ($18 ? "one" : "none"), ($36 ? "one" : "none")
+    printf " · load %s %s %s\n", $38, $39, $40 }'
 }
 crud() { ./fhirbench crud -base "$1" -token "$2" -clients "$3" -duration $DUR -warmup $WARM -pid "$4" 2>&1 | grep -E '^(create|read|update)'; }
 prac() { ./fhirbench practitioner-read -base "$1" -token "$2" -clients "$3" -duration $DUR -warmup $WARM -pid "$4" -system-same=false 2>&1 | grep -E '^read-'; }

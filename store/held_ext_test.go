@@ -25,10 +25,11 @@ func (e *heldGets) Get(ctx context.Context, key []byte) ([]byte, error) {
 	return e.Engine.Get(ctx, key)
 }
 
-// A resource's first version holds nothing yet, so its write does not read
-// the held list (one round trip less per create on Redis); later versions
-// do, names are still taken and released, and the absence the first write
-// assumed is still a condition of its commit.
+// A resource's first version holds nothing yet, and neither does one whose
+// current version holds no name, so their writes do not read the held
+// list (one round trip less per create or such update on Redis); writes
+// after a version that holds names do, names are still taken and
+// released, and the absence assumed is still a condition of the commit.
 func TestHoldUniqueFirstVersionReadsNoHeldList(t *testing.T) {
 	ctx := context.Background()
 	db, err := pebble.New(ctx, pebble.Config{Dir: t.TempDir(), CacheBytes: 8 << 20})
@@ -64,7 +65,8 @@ func TestHoldUniqueFirstVersionReadsNoHeldList(t *testing.T) {
 		{"create holding nothing", func() error { return write("p2", nil) }, nil, 0},
 		{"create taking a held name", func() error { return write("p3", nil, "wallet:0xa") }, store.ErrTaken, 0},
 		{"update releasing it", func() error { return write("p1", current("p1")) }, nil, 1},
-		{"update taking it", func() error { return write("p2", current("p2"), "wallet:0xa") }, nil, 1},
+		{"update taking it, after a version holding none", func() error { return write("p2", current("p2"), "wallet:0xa") }, nil, 0},
+		{"update after a version holding it", func() error { return write("p2", current("p2"), "wallet:0xa") }, nil, 1},
 	}
 	for _, st := range steps {
 		before := e.n.Load()
@@ -85,5 +87,14 @@ func TestHoldUniqueFirstVersionReadsNoHeldList(t *testing.T) {
 	}
 	if err := write("p4", nil); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("first write over a stray held list: %v, want ErrConflict", err)
+	}
+	// So does the write after a version holding none (p1 released its name).
+	b = store.Batch{}
+	b.Set([]byte("u#held\x00\x01Patient/p1\x00\x01"), []byte("wallet:0xb"))
+	if err := db.Apply(ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	if err := write("p1", current("p1")); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("update over a stray held list: %v, want ErrConflict", err)
 	}
 }

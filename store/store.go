@@ -482,7 +482,10 @@ func (s *Store) addWrite(ctx context.Context, b *Batch, w *Write, feed *[]Unique
 		b.Set(k, []byte(v.ID))
 	}
 	if w.HoldsUnique {
-		if err := s.holdUnique(ctx, b, v, w.Unique, feed, w.Prev == nil); err != nil {
+		// A resource whose current version holds no name has no list
+		// (holdUnique deletes an emptied one): its next write need not
+		// read it either.
+		if err := s.holdUnique(ctx, b, v, w.Unique, feed, w.Prev == nil || w.Prev.Holds == HoldsNone); err != nil {
 			return err
 		}
 		v.Holds = HoldsNone
@@ -512,10 +515,11 @@ func (s *Store) addWrite(ctx context.Context, b *Batch, w *Write, feed *[]Unique
 // holdUnique adds to b what makes v's resource hold exactly names (none
 // once deleted): each new name must be free, each dropped one is
 // released. The conditions make a concurrent taker fail the commit. The
-// names taken or released are noted in feed. first says the resource has
-// no version yet (the write requires its current pointer absent): it holds
-// nothing, so the held list is not read (one round trip less per create
-// on a network engine); the condition that it is absent stays.
+// names taken or released are noted in feed. first says the resource
+// holds nothing yet (no version, or a current version that holds no name;
+// the write requires that pointer): the held list is not read (one round
+// trip less per create or update on a network engine); the condition
+// that it is absent stays, so a stray list makes the write conflict.
 func (s *Store) holdUnique(ctx context.Context, b *Batch, v *Version, names []string, feed *[]UniqueChange, first bool) error {
 	self := v.Type + "/" + v.ID
 	hk := heldKey(self)
