@@ -210,12 +210,20 @@ func (f *Follower) relink(ctx context.Context, c store.UniqueChange) error {
 // other replicas read the same feed within IdentityPoll. A new
 // Practitioner or Organization becomes a known grantee, and its hash's
 // preimage is kept in the store for the other replicas.
-func (f *Follower) Noticed(v store.Version) {
+//
+// A Patient write that cannot have taken or released a wallet's unique
+// name (store.Write.MayChangeUnique: it links none, and its previous
+// version linked none) changed no link, and reads nothing: the feed has
+// no entry for it, and reading the feed's sequence on every such update,
+// one at a time, made concurrent updates of Patients queue behind each
+// other (BENCHMARKS.md §8).
+func (f *Follower) Noticed(w *store.Write) {
 	ctx := context.Background()
+	v := &w.New
 	switch v.Type {
 	case "Patient":
-		if v.VID == 1 && (f.cfg.WalletsOf == nil || f.cfg.WalletsOf(v.Body) == nil) {
-			return // links no wallet, and nothing before it
+		if !w.MayChangeUnique() {
+			return
 		}
 		if err := f.SyncIdentities(ctx); err != nil {
 			f.log.Warn("consent: reading wallet links", "err", err)

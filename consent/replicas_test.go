@@ -142,10 +142,11 @@ func (r *replica) write(t *testing.T, typ, id string, wallets ...common.Address)
 	}
 	body += "}"
 	v := store.Version{Type: typ, ID: id, VID: vid, LastUpdated: time.Now(), Method: store.MethodUpdate, Body: []byte(body)}
-	if err := r.st.Commit(ctx, []store.Write{{Prev: prev, New: v, HoldsUnique: typ == "Patient" || typ == "Practitioner", Unique: names}}); err != nil {
+	w := store.Write{Prev: prev, New: v, HoldsUnique: typ == "Patient" || typ == "Practitioner", Unique: names}
+	if err := r.st.Commit(ctx, []store.Write{w}); err != nil {
 		t.Fatal(err)
 	}
-	r.fl.Noticed(v)
+	r.fl.Noticed(&w)
 }
 
 // resume runs a stopped follower again, with the memory it stopped with.

@@ -98,3 +98,29 @@ func TestHoldUniqueFirstVersionReadsNoHeldList(t *testing.T) {
 		t.Fatalf("update over a stray held list: %v, want ErrConflict", err)
 	}
 }
+
+// MayChangeUnique is false exactly for writes that leave every unique
+// name where it was: no names set, or none named over a version that
+// held none.
+func TestMayChangeUnique(t *testing.T) {
+	none := &store.Version{VID: 1, Holds: store.HoldsNone}
+	some := &store.Version{VID: 1, Holds: store.HoldsSome}
+	unknown := &store.Version{VID: 1, Holds: store.HoldsUnknown}
+	for _, tc := range []struct {
+		name string
+		w    store.Write
+		want bool
+	}{
+		{"names left alone", store.Write{Prev: some}, false},
+		{"first version, no names", store.Write{HoldsUnique: true}, false},
+		{"first version with a name", store.Write{HoldsUnique: true, Unique: []string{"wallet:0xa"}}, true},
+		{"none over none", store.Write{Prev: none, HoldsUnique: true}, false},
+		{"a name over none", store.Write{Prev: none, HoldsUnique: true, Unique: []string{"wallet:0xa"}}, true},
+		{"none over some: released", store.Write{Prev: some, HoldsUnique: true}, true},
+		{"none over a version of before the flag", store.Write{Prev: unknown, HoldsUnique: true}, true},
+	} {
+		if got := tc.w.MayChangeUnique(); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -341,6 +341,20 @@ type Write struct {
 	HoldsUnique bool
 }
 
+// MayChangeUnique reports whether w can take or release a unique name:
+// it sets the resource's names, and names some or replaces a version that
+// held some (or one written before the store kept that). A write for
+// which it is false leaves every unique name where it was.
+func (w *Write) MayChangeUnique() bool {
+	switch {
+	case !w.HoldsUnique:
+		return false
+	case len(w.Unique) > 0:
+		return true
+	}
+	return w.Prev != nil && w.Prev.Holds != HoldsNone
+}
+
 // ErrTaken: a unique name is held by another resource (errors.Is; the
 // error is a *TakenError naming the holder).
 var ErrTaken = errors.New("unique name taken")

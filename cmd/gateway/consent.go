@@ -47,7 +47,7 @@ func setupConsent(ctx context.Context, chn *chainSetup, st *store.Store, sendLea
 
 // onWrite tells the follower of this replica's committed versions (it
 // reads wallet changes back from the store at once).
-func (cw *consentWiring) onWrite(v store.Version) { cw.follower.Noticed(v) }
+func (cw *consentWiring) onWrite(w *store.Write) { cw.follower.Noticed(w) }
 
 // projector writes the Consent resources the follower projects from the
 // chain through the server, once it is up.

@@ -84,6 +84,6 @@ func (s *Server) afterCommit(ws []store.Write) {
 		return
 	}
 	for i := range ws {
-		s.cfg.OnWrite(ws[i].New)
+		s.cfg.OnWrite(&ws[i])
 	}
 }

@@ -78,7 +78,7 @@ type Config struct {
 	Web fs.FS
 	// OnWrite, if set, is called with every committed version (from the
 	// request's goroutine: keep it short).
-	OnWrite func(store.Version)
+	OnWrite func(*store.Write)
 	// Relay serves POST /consent/relay and RelayStatus GET
 	// /consent/relay/:tx for the signed-in patient: they return the HTTP
 	// status and the JSON body. Nil: not served.
