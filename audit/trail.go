@@ -63,24 +63,28 @@ func OpenTrail(ctx context.Context, e store.Engine) (*Trail, error) {
 // write stores events in one durable commit, each with its log leaf
 // unless noLog. It is never retried (store.Journal.Append).
 func (t *Trail) write(ctx context.Context, events []Event, noLog bool) error {
-	es := &entries{events: events, noLog: noLog}
-	if !noLog {
-		bp := jsonBufs.Get().(*[]byte)
-		es.buf = (*bp)[:0]
-		defer func() { *bp = es.buf[:0]; jsonBufs.Put(bp) }()
-	}
+	es, done := newEntries(events, noLog)
+	defer done()
 	return t.Append(ctx, es)
 }
 
 // addTo adds events to b (Recorder.Ride).
 func (t *Trail) addTo(b *store.Batch, events []Event, noLog bool) error {
-	es := &entries{events: events, noLog: noLog}
-	if !noLog {
-		bp := jsonBufs.Get().(*[]byte)
-		es.buf = (*bp)[:0]
-		defer func() { *bp = es.buf[:0]; jsonBufs.Put(bp) }()
-	}
+	es, done := newEntries(events, noLog)
+	defer done()
 	return t.AddTo(b, es)
+}
+
+// newEntries returns events as journal entries, with a buffer from
+// jsonBufs unless noLog; done returns it once the batch is built.
+func newEntries(events []Event, noLog bool) (*entries, func()) {
+	es := &entries{events: events, noLog: noLog}
+	if noLog {
+		return es, func() {}
+	}
+	bp := jsonBufs.Get().(*[]byte)
+	es.buf = (*bp)[:0]
+	return es, func() { *bp = es.buf[:0]; jsonBufs.Put(bp) }
 }
 
 // jsonBufs holds the buffers events' JSON is written into to be hashed:

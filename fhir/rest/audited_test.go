@@ -54,7 +54,11 @@ type auditedParts struct {
 	key  *auth.Key
 }
 
-func newAuditedParts(t testing.TB) *auditedParts {
+func newAuditedParts(t testing.TB) *auditedParts { return newAuditedPartsOver(t, nil) }
+
+// newAuditedPartsOver is newAuditedParts with the trail and the store
+// over wrap(the Pebble engine) when wrap is not nil.
+func newAuditedPartsOver(t testing.TB, wrap func(store.Engine) store.Engine) *auditedParts {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -62,15 +66,19 @@ func newAuditedParts(t testing.TB) *auditedParts {
 	if err != nil {
 		t.Fatal(err)
 	}
-	trail, err := audit.OpenTrail(ctx, db)
+	var e store.Engine = db
+	if wrap != nil {
+		e = wrap(db)
+	}
+	trail, err := audit.OpenTrail(ctx, e)
 	if err != nil {
 		t.Fatal(err)
 	}
-	repo, err := audit.OpenRepository(ctx, db)
+	repo, err := audit.OpenRepository(ctx, e)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := store.New(db, store.Options{Shared: search.Shared, Virtual: map[string]store.Virtual{"AuditEvent": audit.Journals(trail, repo)}})
+	st := store.New(e, store.Options{Shared: search.Shared, Virtual: map[string]store.Virtual{"AuditEvent": audit.Journals(trail, repo)}})
 	t.Cleanup(func() { st.Close() })
 	rec := audit.NewRecorder(trail, audit.Options{})
 	go rec.Run(ctx)

@@ -7,11 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fhirgate/fhirgate/audit"
 	"github.com/fhirgate/fhirgate/auth"
-	"github.com/fhirgate/fhirgate/fhir/search"
 	"github.com/fhirgate/fhirgate/store"
-	"github.com/fhirgate/fhirgate/store/pebble"
 )
 
 // countingEngine counts commits, and fails the next one when told to.
@@ -35,33 +32,12 @@ func (e *countingEngine) Apply(ctx context.Context, b *store.Batch) error {
 // neither, and its refusal is recorded as before; reads are recorded by
 // the group commit.
 func TestWriteRidesItsEvent(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	db, err := pebble.New(ctx, pebble.Config{Dir: dir + "/store", CacheBytes: 8 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &countingEngine{Engine: db}
-	trail, err := audit.OpenTrail(ctx, e)
-	if err != nil {
-		t.Fatal(err)
-	}
-	repo, err := audit.OpenRepository(ctx, e)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := store.New(e, store.Options{Shared: search.Shared, Virtual: map[string]store.Virtual{"AuditEvent": audit.Journals(trail, repo)}})
-	t.Cleanup(func() { st.Close() })
-	rec := audit.NewRecorder(trail, audit.Options{})
-	go rec.Run(ctx)
-	t.Cleanup(func() { rec.Close(ctx) })
-	key, err := auth.LoadOrCreateKey(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := New(Config{Store: st, Verifier: auth.NewVerifier(key), BaseURL: "http://test/fhir", Indexer: search.Extract, Audit: rec, Recorded: repo})
+	e := &countingEngine{}
+	a := newAuditedPartsOver(t, func(db store.Engine) store.Engine { e.Engine = db; return e })
+	s := New(a.config(Config{}))
 	s.SetReady(true)
-	tok, err := key.Mint(auth.Grant{Scope: "system/*.cruds", TTL: time.Hour}, time.Now())
+	rec := a.rec
+	tok, err := a.key.Mint(auth.Grant{Scope: "system/*.cruds", TTL: time.Hour}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

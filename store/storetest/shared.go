@@ -74,17 +74,7 @@ func runReadYourWrites(t *testing.T, newPair NewPair) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cur, err := w.Current(ctx, "Patient", id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if cur.VID != before.VID {
-			t.Fatalf("pair %d: the writer sees version %d, the reader %d", i, cur.VID, before.VID)
-		}
-		body := fmt.Sprintf(`"%d"`, cur.VID+1)
-		if err := w.Commit(ctx, []store.Write{{Prev: &cur, New: version("Patient", id, cur.VID+1, t0.Add(time.Duration(i+1)*time.Second), body)}}); err != nil {
-			t.Fatal(err)
-		}
+		cur, body := writePair(t, w, id, i, before.VID)
 		got, err := r.Read(ctx, "Patient", id)
 		if err != nil {
 			t.Fatal(err)
@@ -106,6 +96,26 @@ func runReadYourWrites(t *testing.T, newPair NewPair) {
 	if got, err := s[1].Read(ctx, "Patient", "a"); err != nil || !got.Deleted {
 		t.Fatalf("after a delete on the other handle: %+v, %v", got, err)
 	}
+}
+
+// writePair writes the next version of Patient id through w, for pair i
+// of a write-here/read-there test, after checking that w sees the version
+// the reader saw (seen); it returns what w replaced and the new body.
+func writePair(t *testing.T, w *store.Store, id string, i int, seen uint64) (store.Version, string) {
+	t.Helper()
+	ctx := context.Background()
+	cur, err := w.Current(ctx, "Patient", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cur.VID != seen {
+		t.Fatalf("pair %d: the writer sees version %d, the reader %d", i, cur.VID, seen)
+	}
+	body := fmt.Sprintf(`"%d"`, cur.VID+1)
+	if err := w.Commit(ctx, []store.Write{{Prev: &cur, New: version("Patient", id, cur.VID+1, t0.Add(time.Duration(i+1)*time.Second), body)}}); err != nil {
+		t.Fatal(err)
+	}
+	return cur, body
 }
 
 // runCreateRace: conditional creates with the same criteria on both
@@ -382,17 +392,7 @@ func runReadSetProof(t *testing.T, newPair NewPair) {
 		w, r := s[i%2], s[(i+1)%2]
 		id := ids[i%len(ids)]
 		before, _ := read(r, id) // r now holds the pointer it saw
-		cur, err := w.Current(ctx, "Patient", id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if cur.VID != before.VID {
-			t.Fatalf("pair %d: the writer sees version %d, the reader %d", i, cur.VID, before.VID)
-		}
-		body := fmt.Sprintf(`"%d"`, cur.VID+1)
-		if err := w.Commit(ctx, []store.Write{{Prev: &cur, New: version("Patient", id, cur.VID+1, t0.Add(time.Duration(i+1)*time.Second), body)}}); err != nil {
-			t.Fatal(err)
-		}
+		cur, body := writePair(t, w, id, i, before.VID)
 		got, reread := read(r, id)
 		if reread {
 			rereads++
