@@ -156,6 +156,10 @@ func (s *Server) reread(c *fiber.Ctx, n *note) error {
 	n.reads.Forget()
 	s.metrics.rereads.Inc()
 	c.Locals(rereadKey{}, true)
+	// What the first pass's handlers kept for the request goes with it
+	// (the principal, the note and the format are set again by the
+	// second pass's middleware; a break-glass pin only by its handler).
+	c.Locals(glassKey{}, nil)
 	c.Response().Reset()
 	return c.RestartRouting()
 }
