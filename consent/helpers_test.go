@@ -111,6 +111,13 @@ func (e *env) reopenEngine() {
 // sendGrant or sendRevoke is still unmined.
 func (e *env) mine() *types.Header {
 	e.t.Helper()
+	// The senders hand transactions to the node on their own goroutines:
+	// wait until the pool has every one sent, or a loaded machine seals a
+	// block before the last arrives (a test of two transactions in one
+	// block then saw them in two).
+	for deadline := time.Now().Add(5 * time.Second); e.unpooled() && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	var h *types.Header
 	for i := 0; i < 5; i++ {
 		var err error
@@ -131,6 +138,20 @@ func (e *env) unmined() bool {
 	defer e.mu.Unlock()
 	for addr, next := range e.sent {
 		n, err := e.c.NonceAt(testCtx(e.t), addr, nil)
+		if err != nil || n < next {
+			return true
+		}
+	}
+	return false
+}
+
+// unpooled reports whether a transaction sent through sendGrant or
+// sendRevoke has not reached the node's pool yet.
+func (e *env) unpooled() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for addr, next := range e.sent {
+		n, err := e.c.PendingNonceAt(testCtx(e.t), addr)
 		if err != nil || n < next {
 			return true
 		}
