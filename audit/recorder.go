@@ -34,6 +34,13 @@ type Options struct {
 	// batch sent early would take the next sync with a few events and
 	// leave the events arriving behind it for the one after. Default 2.
 	Writers int
+	// CommitEvents bounds the events of one engine commit: a larger
+	// group is written in several commits, one after another. An event is
+	// a few engine operations (its index keys, its log leaf, a read's
+	// check), and an engine refuses a batch beyond its limits (store/redis:
+	// 50,000 operations), which would fail every request of the group.
+	// Default 2,048.
+	CommitEvents int
 	// NoLog leaves audit events out of the anchored log (benchmarking).
 	NoLog  bool
 	Logger *slog.Logger
@@ -94,6 +101,9 @@ func NewRecorder(trail *Trail, opts Options) *Recorder {
 	}
 	if opts.Writers <= 0 {
 		opts.Writers = 2
+	}
+	if opts.CommitEvents <= 0 {
+		opts.CommitEvents = 2048
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -292,7 +302,12 @@ func (r *Recorder) writer(ctx context.Context) {
 // commit writes a group in one synced commit and tells its requests.
 func (r *Recorder) commit(ctx context.Context, g *group) {
 	start := time.Now()
-	err := r.trail.write(ctx, g.events, r.opts.NoLog)
+	var err error
+	commits := 0
+	for lo := 0; lo < len(g.events) && err == nil; lo += r.opts.CommitEvents {
+		err = r.trail.write(ctx, g.events[lo:min(lo+r.opts.CommitEvents, len(g.events))], r.opts.NoLog)
+		commits++
+	}
 	r.metrics.commitSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
 		e := fmt.Errorf("%w: %v", ErrUnavailable, err)
@@ -305,7 +320,7 @@ func (r *Recorder) commit(ctx context.Context, g *group) {
 			r.failing.Store(nil)
 		}
 		r.metrics.events.Add(int64(len(g.events)))
-		r.metrics.commits.Add(1)
+		r.metrics.commits.Add(int64(commits))
 	}
 	close(g.done)
 }

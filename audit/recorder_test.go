@@ -226,6 +226,87 @@ func TestRecorderGroupCommits(t *testing.T) {
 	}
 }
 
+// limitEngine refuses a batch of more than max operations, as an engine
+// with Limits does.
+type limitEngine struct {
+	store.Engine
+	max     int
+	largest atomic.Int64
+}
+
+func (l *limitEngine) Apply(ctx context.Context, b *store.Batch) error {
+	n := len(b.Conds) + len(b.Ops) + len(b.Appends) + len(b.Checks)
+	if n > l.max {
+		return store.ErrTooLarge
+	}
+	for {
+		m := l.largest.Load()
+		if int64(n) <= m || l.largest.CompareAndSwap(m, int64(n)) {
+			break
+		}
+	}
+	return l.Engine.Apply(ctx, b)
+}
+
+// TestRecorderBoundsEachCommit: the events that gathered behind a commit
+// in flight are written in commits of at most CommitEvents, so that no
+// commit exceeds the engine's limits; without the bound the same gathering
+// is refused whole (every request of it failing closed).
+func TestRecorderBoundsEachCommit(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		bound   int
+		refused bool
+	}{{"bounded", 8, false}, {"unbounded", 1 << 20, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			se := newSlowEngine(t, 0)
+			se.gate = make(chan struct{})
+			le := &limitEngine{Engine: se, max: 60}
+			_, tr := openTrail(t, le)
+			r := NewRecorder(tr, Options{CommitEvents: tc.bound})
+			run(t, r)
+			ctx := context.Background()
+			first := make(chan error, 1)
+			go func() { first <- r.Record(ctx, readEvent(0)) }()
+			for se.inflight.Load() == 0 { // the first commit holds the engine
+				time.Sleep(time.Millisecond)
+			}
+			const requests = 200
+			var failed atomic.Int32
+			var wg sync.WaitGroup
+			for i := range requests {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if err := r.Record(ctx, readEvent(i+1)); err != nil {
+						failed.Add(1)
+					}
+				}()
+			}
+			for {
+				r.mu.Lock()
+				n := len(r.cur.events)
+				r.mu.Unlock()
+				if n == requests {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+			close(se.gate)
+			wg.Wait()
+			if err := <-first; err != nil {
+				t.Fatal(err)
+			}
+			if got := failed.Load() > 0; got != tc.refused {
+				t.Fatalf("%d of %d requests failed; refused %v, want %v", failed.Load(), requests, got, tc.refused)
+			}
+			if !tc.refused && le.largest.Load() > int64(le.max) {
+				t.Fatalf("a commit of %d operations", le.largest.Load())
+			}
+		})
+	}
+}
+
 // TestRecorderPipelinesFullBatches: while a commit is in flight, a
 // second writer commits as soon as a full batch gathered, and never more
 // than Writers commits run at once.
