@@ -350,7 +350,7 @@ func (j *Journal) Engine() Engine { return j.e }
 // appendAt appends es at times ts, or t0, t0+1, ... when ts is nil.
 func (j *Journal) appendAt(ctx context.Context, es JournalEntries, t0 int64, ts []int64) error {
 	n := es.Len()
-	b := Batch{Ops: make([]Op, 0, 4*n+2)}
+	b := Batch{Ops: make([]Op, 0, 4*n+2), Appends: make([]Append, 0, n)}
 	if err := j.fill(&b, es, entryTimes{t0, ts}); err != nil {
 		return err
 	}

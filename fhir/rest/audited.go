@@ -34,10 +34,9 @@ type note struct {
 	optimistic bool
 	reads      *store.ReadSet
 	// audited: the audited middleware runs for this request; rode: the
-	// entities the event written in the request's write commit names
-	// (s.ride), 0 when none was.
+	// event of its one write was written in that write's commit (s.ride).
 	audited bool
-	rode    int
+	rode    bool
 	// Room for the one entity of a read, an update or a create, so the
 	// common request appends without allocating.
 	entBuf [1]string
@@ -114,7 +113,7 @@ func (s *Server) audited(c *fiber.Ctx) error {
 		// the patient's trail says so, with the decision's reason.
 		status = fiber.StatusForbidden
 	}
-	if n.rode > 0 && n.rode == len(n.entities) && status < 300 {
+	if n.rode && len(n.entities) == 1 && status < 300 {
 		return err // its event was written with the write (ride)
 	}
 	ev := s.event(c, n, status, reason)
@@ -225,7 +224,7 @@ func rodeWith(c *fiber.Ctx, rd *audit.Riding) {
 		return
 	}
 	rd.Done()
-	noteOf(c).rode = 1
+	noteOf(c).rode = true
 }
 
 var errAuditUnavailable = errorf(fiber.StatusServiceUnavailable, "transient", "the request was not completed because it could not be audited; retry later")
